@@ -1,0 +1,242 @@
+//! The one error type of the crate.
+
+use std::ffi::CStr;
+use std::fmt;
+
+/// What went wrong, coarsely enough to match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request was rejected before it started: bad URL, NUL byte, malformed header.
+    InvalidInput,
+    /// The host name could not be resolved.
+    Dns,
+    /// No connection could be made (refused, unreachable).
+    Connect,
+    /// A connect, total or low-speed timeout expired.
+    Timeout,
+    /// TLS handshake or certificate verification failed.
+    Tls,
+    /// More redirects than allowed.
+    TooManyRedirects,
+    /// The URL, or a redirect, uses a scheme this request does not allow.
+    UnsupportedProtocol,
+    /// The connection broke during the transfer (reset, short body, nothing received).
+    Transfer,
+    /// The server broke the HTTP protocol (malformed reply, HTTP/2 error).
+    Protocol,
+    /// The upload body could not be read.
+    Upload,
+    /// The transfer was cancelled, or its `Multi` was closed while it ran.
+    Cancelled,
+    /// A data callback asked to stop the transfer.
+    Aborted,
+    /// A user callback panicked; the payload's message is in the error text.
+    CallbackPanic,
+    /// The `Multi` (or `Loop`) is closed; nothing can be started on it.
+    Closed,
+    /// The call is not allowed in this state (for example, a loop that is already running).
+    InvalidState,
+    /// libcurl's multi handle or libuv failed; the driver stopped.
+    Driver,
+    /// Any other libcurl failure; see [`Error::curl_code`].
+    Other,
+}
+
+/// An error from uvcurl, libcurl or libuv.
+///
+/// Carries a [`ErrorKind`] to match on, libcurl's or libuv's code when there is
+/// one, and a message that includes libcurl's own error-buffer text.
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    curl_code: Option<i32>,
+    multi_code: Option<i32>,
+    uv_code: Option<i32>,
+    message: String,
+}
+
+impl Error {
+    /// A new error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            curl_code: None,
+            multi_code: None,
+            uv_code: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error for a failed transfer's `CURLcode`, with libcurl's error-buffer text
+    /// (`detail`, may be empty).
+    pub fn from_curl(code: curl_sys::CURLcode, detail: &str) -> Error {
+        let generic = curl_strerror(code);
+        let message = if detail.is_empty() || detail == generic {
+            generic
+        } else {
+            format!("{generic}: {detail}")
+        };
+        Error {
+            curl_code: Some(code as i32),
+            ..Error::new(kind_of_curl_code(code), message)
+        }
+    }
+
+    /// An error for a failed `curl_multi_*` call.
+    pub fn from_multi(code: curl_sys::CURLMcode, call: &str) -> Error {
+        // SAFETY: curl_multi_strerror returns a static NUL-terminated string for any code.
+        let text = unsafe { CStr::from_ptr(curl_sys::curl_multi_strerror(code)) };
+        Error {
+            multi_code: Some(code as i32),
+            ..Error::new(
+                ErrorKind::Driver,
+                format!("{call} failed: {}", text.to_string_lossy()),
+            )
+        }
+    }
+
+    /// An error for a failed libuv call returning `code` (a negative errno).
+    pub fn from_uv(code: i32, call: &str) -> Error {
+        // SAFETY: uv_strerror returns a static NUL-terminated string, even for unknown codes
+        // (it leaks a small allocation once per unknown code, which negative errnos are not).
+        let text = unsafe { CStr::from_ptr(libuv_sys2::uv_strerror(code)) };
+        Error {
+            uv_code: Some(code),
+            ..Error::new(
+                ErrorKind::Driver,
+                format!("{call} failed: {}", text.to_string_lossy()),
+            )
+        }
+    }
+
+    /// A transfer that was cancelled.
+    pub(crate) fn cancelled() -> Error {
+        Error::new(ErrorKind::Cancelled, "transfer cancelled")
+    }
+
+    /// A call on a closed `Multi`.
+    pub(crate) fn closed() -> Error {
+        Error::new(ErrorKind::Closed, "the Multi is closed")
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// The kind, to match on.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// libcurl's `CURLcode` for a failed transfer, if that is what failed.
+    pub fn curl_code(&self) -> Option<i32> {
+        self.curl_code
+    }
+
+    /// libcurl's `CURLMcode`, if a multi call failed.
+    pub fn multi_code(&self) -> Option<i32> {
+        self.multi_code
+    }
+
+    /// libuv's (negative) error code, if a libuv call failed.
+    pub fn uv_code(&self) -> Option<i32> {
+        self.uv_code
+    }
+
+    /// The message: libcurl's description plus its error-buffer text, or ours.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind);
+        if let Some(c) = self.curl_code {
+            d.field("curl_code", &c);
+        }
+        if let Some(c) = self.multi_code {
+            d.field("multi_code", &c);
+        }
+        if let Some(c) = self.uv_code {
+            d.field("uv_code", &c);
+        }
+        d.field("message", &self.message).finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn curl_strerror(code: curl_sys::CURLcode) -> String {
+    // SAFETY: curl_easy_strerror returns a static NUL-terminated string for any code.
+    let text = unsafe { CStr::from_ptr(curl_sys::curl_easy_strerror(code)) };
+    text.to_string_lossy().into_owned()
+}
+
+/// Sorts a `CURLcode` into an [`ErrorKind`].
+pub(crate) fn kind_of_curl_code(code: curl_sys::CURLcode) -> ErrorKind {
+    use curl_sys::*;
+    match code {
+        CURLE_UNSUPPORTED_PROTOCOL => ErrorKind::UnsupportedProtocol,
+        CURLE_URL_MALFORMAT | CURLE_BAD_FUNCTION_ARGUMENT => ErrorKind::InvalidInput,
+        CURLE_COULDNT_RESOLVE_PROXY | CURLE_COULDNT_RESOLVE_HOST => ErrorKind::Dns,
+        CURLE_COULDNT_CONNECT => ErrorKind::Connect,
+        CURLE_OPERATION_TIMEDOUT => ErrorKind::Timeout,
+        CURLE_SSL_CONNECT_ERROR
+        | CURLE_PEER_FAILED_VERIFICATION
+        | CURLE_SSL_ENGINE_NOTFOUND
+        | CURLE_SSL_ENGINE_SETFAILED
+        | CURLE_SSL_CERTPROBLEM
+        | CURLE_SSL_CIPHER
+        | CURLE_SSL_CACERT_BADFILE
+        | CURLE_SSL_SHUTDOWN_FAILED
+        | CURLE_SSL_CRL_BADFILE
+        | CURLE_SSL_ISSUER_ERROR
+        | CURLE_SSL_PINNEDPUBKEYNOTMATCH
+        | CURLE_SSL_INVALIDCERTSTATUS
+        | CURLE_USE_SSL_FAILED => ErrorKind::Tls,
+        CURLE_TOO_MANY_REDIRECTS => ErrorKind::TooManyRedirects,
+        CURLE_PARTIAL_FILE | CURLE_RECV_ERROR | CURLE_SEND_ERROR | CURLE_GOT_NOTHING => {
+            ErrorKind::Transfer
+        }
+        CURLE_FTP_WEIRD_SERVER_REPLY | CURLE_HTTP2 | CURLE_HTTP2_STREAM | CURLE_BAD_CONTENT_ENCODING => {
+            ErrorKind::Protocol
+        }
+        CURLE_READ_ERROR => ErrorKind::Upload,
+        CURLE_ABORTED_BY_CALLBACK | CURLE_WRITE_ERROR => ErrorKind::Aborted,
+        _ => other_kind(code),
+    }
+}
+
+/// Codes curl-sys does not name.
+fn other_kind(code: curl_sys::CURLcode) -> ErrorKind {
+    const CURLE_TOO_LARGE: curl_sys::CURLcode = 100;
+    const CURLE_HTTP3: curl_sys::CURLcode = 95;
+    match code {
+        CURLE_TOO_LARGE | CURLE_HTTP3 => ErrorKind::Protocol,
+        _ => ErrorKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curl_codes_sort_into_kinds() {
+        assert_eq!(kind_of_curl_code(curl_sys::CURLE_COULDNT_CONNECT), ErrorKind::Connect);
+        assert_eq!(kind_of_curl_code(curl_sys::CURLE_OPERATION_TIMEDOUT), ErrorKind::Timeout);
+        let e = Error::from_curl(curl_sys::CURLE_COULDNT_RESOLVE_HOST, "no such host");
+        assert_eq!(e.kind(), ErrorKind::Dns);
+        assert_eq!(e.curl_code(), Some(6));
+        assert!(e.message().contains("no such host"), "{e}");
+    }
+}

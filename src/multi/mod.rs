@@ -1,0 +1,307 @@
+//! [`Multi`]: many concurrent transfers on one libuv loop.
+
+mod driver;
+mod sockets;
+
+use crate::error::Error;
+use crate::request::Request;
+use crate::response::Response;
+use crate::transfer::Completion;
+use crate::uv::Loop;
+use driver::{Driver, MultiOptions};
+use std::fmt;
+use std::rc::{Rc, Weak};
+
+/// A curl multi handle driven by a libuv [`Loop`]: starts transfers and
+/// completes each of them exactly once.
+///
+/// Dropping the `Multi` (or [`close`](Multi::close)) cancels every transfer
+/// still running — each completion then reports
+/// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) — and closes every
+/// libuv handle it opened, so the loop can finish.
+///
+/// ```no_run
+/// use uvcurl::{Loop, Multi, Request};
+///
+/// let uv = Loop::new()?;
+/// let multi = Multi::new(&uv)?;
+/// multi.start(Request::get("http://127.0.0.1:8080/"), |result| match result {
+///     Ok(response) => println!("{} bytes", response.body().len()),
+///     Err(error) => eprintln!("failed: {error}"),
+/// })?;
+/// uv.run()?;
+/// # Ok::<(), uvcurl::Error>(())
+/// ```
+pub struct Multi {
+    driver: Rc<Driver>,
+}
+
+/// Options for a [`Multi`], from [`Multi::builder`].
+#[derive(Debug, Clone)]
+pub struct MultiBuilder {
+    options: MultiOptions,
+}
+
+impl MultiBuilder {
+    /// Most connections open at once, over all hosts (0: no limit, the default).
+    pub fn max_total_connections(mut self, max: usize) -> MultiBuilder {
+        self.options.max_total_connections = max;
+        self
+    }
+
+    /// Most connections open at once to one host (0: no limit, the default).
+    pub fn max_host_connections(mut self, max: usize) -> MultiBuilder {
+        self.options.max_host_connections = max;
+        self
+    }
+
+    /// Multiplexes HTTP/2 transfers over shared connections (on by default).
+    pub fn multiplex(mut self, multiplex: bool) -> MultiBuilder {
+        self.options.multiplex = multiplex;
+        self
+    }
+
+    /// Creates the `Multi` on `uv`.
+    ///
+    /// # Errors
+    /// If libcurl or libuv cannot create their handles.
+    pub fn build(self, uv: &Loop) -> Result<Multi, Error> {
+        Ok(Multi {
+            driver: Driver::new(uv, self.options)?,
+        })
+    }
+}
+
+impl Multi {
+    /// A `Multi` on `uv` with default options.
+    ///
+    /// # Errors
+    /// If libcurl or libuv cannot create their handles.
+    pub fn new(uv: &Loop) -> Result<Multi, Error> {
+        Multi::builder().build(uv)
+    }
+
+    /// Options for a new `Multi`.
+    pub fn builder() -> MultiBuilder {
+        MultiBuilder {
+            options: MultiOptions {
+                max_total_connections: 0,
+                max_host_connections: 0,
+                multiplex: true,
+            },
+        }
+    }
+
+    /// Starts `request`; `on_done` runs exactly once, on the loop thread, with
+    /// the response (any status) or the error. It may start, cancel or close
+    /// freely.
+    ///
+    /// # Errors
+    /// Bad input (invalid URL, a scheme not allowed, a NUL byte, a malformed
+    /// header) and a closed `Multi` are reported here, and `on_done` is then
+    /// never called.
+    pub fn start(
+        &self,
+        request: Request,
+        on_done: impl FnOnce(Result<Response, Error>) + 'static,
+    ) -> Result<Transfer, Error> {
+        start(&self.driver, request, on_done)
+    }
+
+    /// Runs a caller-configured easy handle: uvcurl only drives it and sets no
+    /// option on it; the handle stays the caller's. `on_done` runs exactly once
+    /// with the result (libcurl's code is in [`Error::curl_code`]).
+    ///
+    /// # Errors
+    /// A null handle, one already running on this `Multi`, or a closed `Multi`.
+    ///
+    /// # Safety
+    /// `easy` must be a valid easy handle that is not in any other multi and is
+    /// neither cleaned up nor reconfigured until `on_done` has run.
+    pub unsafe fn start_raw(
+        &self,
+        easy: *mut curl_sys::CURL,
+        on_done: impl FnOnce(Result<(), Error>) + 'static,
+    ) -> Result<Transfer, Error> {
+        // SAFETY: forwarded contract.
+        let (key, id) = unsafe { self.driver.start_foreign(easy, Completion::Raw(Box::new(on_done)))? };
+        Ok(Transfer::new(&self.driver, key, id))
+    }
+
+    /// A handle that can start transfers and close this `Multi` from callbacks
+    /// without keeping it alive.
+    pub fn handle(&self) -> MultiHandle {
+        MultiHandle {
+            driver: Rc::downgrade(&self.driver),
+        }
+    }
+
+    /// Cancels every transfer and releases every handle. Idempotent.
+    pub fn close(&self) {
+        self.driver.close();
+    }
+
+    /// Whether the `Multi` is closed.
+    pub fn is_closed(&self) -> bool {
+        self.driver.is_closed()
+    }
+
+    /// Transfers started and not yet completed.
+    pub fn active_transfers(&self) -> usize {
+        self.driver.active()
+    }
+
+    /// Sockets currently watched with a `uv_poll_t`.
+    pub fn watched_sockets(&self) -> usize {
+        self.driver.sockets.len()
+    }
+
+    /// How often the uv timer that drives libcurl's timeouts has fired.
+    pub fn timer_fires(&self) -> u64 {
+        self.driver.timer_fires()
+    }
+
+    /// Whether libcurl currently has a timeout armed on the loop.
+    pub fn timer_pending(&self) -> bool {
+        self.driver.timer_pending()
+    }
+
+    /// The loop this `Multi` runs on.
+    pub fn uv(&self) -> &Loop {
+        self.driver.uv()
+    }
+
+    /// The underlying `CURLM*`, for `curl_multi_setopt` calls uvcurl does not
+    /// wrap. Null once closed. Do not change the socket or timer callbacks.
+    pub fn as_raw(&self) -> *mut curl_sys::CURLM {
+        self.driver.raw()
+    }
+}
+
+impl Drop for Multi {
+    fn drop(&mut self) {
+        self.driver.close();
+    }
+}
+
+impl fmt::Debug for Multi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Multi")
+            .field("active_transfers", &self.active_transfers())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+fn start(
+    driver: &Rc<Driver>,
+    request: Request,
+    on_done: impl FnOnce(Result<Response, Error>) + 'static,
+) -> Result<Transfer, Error> {
+    let (key, id) = driver.start(request, Completion::Response(Box::new(on_done)))?;
+    Ok(Transfer::new(driver, key, id))
+}
+
+/// A weak handle to a [`Multi`], for use inside callbacks: it does not keep
+/// the `Multi` open, and its calls fail with
+/// [`ErrorKind::Closed`](crate::ErrorKind::Closed) once it is closed.
+#[derive(Clone)]
+pub struct MultiHandle {
+    driver: Weak<Driver>,
+}
+
+impl MultiHandle {
+    fn driver(&self) -> Result<Rc<Driver>, Error> {
+        self.driver.upgrade().ok_or_else(Error::closed)
+    }
+
+    /// Like [`Multi::start`].
+    ///
+    /// # Errors
+    /// As for [`Multi::start`].
+    pub fn start(
+        &self,
+        request: Request,
+        on_done: impl FnOnce(Result<Response, Error>) + 'static,
+    ) -> Result<Transfer, Error> {
+        start(&self.driver()?, request, on_done)
+    }
+
+    /// Like [`Multi::close`]; does nothing if it is already gone.
+    pub fn close(&self) {
+        if let Ok(driver) = self.driver() {
+            driver.close();
+        }
+    }
+
+    /// Whether the `Multi` is closed or gone.
+    pub fn is_closed(&self) -> bool {
+        self.driver().map_or(true, |d| d.is_closed())
+    }
+
+    /// Transfers started and not yet completed (0 once gone).
+    pub fn active_transfers(&self) -> usize {
+        self.driver().map_or(0, |d| d.active())
+    }
+}
+
+/// A running transfer: cancel, pause or resume it. Cheap to clone; it does
+/// not keep the transfer or the `Multi` alive.
+#[derive(Clone)]
+pub struct Transfer {
+    driver: Weak<Driver>,
+    key: usize,
+    id: u64,
+}
+
+impl Transfer {
+    fn new(driver: &Rc<Driver>, key: usize, id: u64) -> Transfer {
+        Transfer {
+            driver: Rc::downgrade(driver),
+            key,
+            id,
+        }
+    }
+
+    /// A number that identifies the transfer within its `Multi`.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Cancels the transfer: its completion reports
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled). Allowed from any
+    /// callback, its own included. Returns false if it had already completed.
+    pub fn cancel(&self) -> bool {
+        self.driver
+            .upgrade()
+            .is_some_and(|d| d.cancel(self.key, self.id))
+    }
+
+    /// Pauses receiving. The body resumes where it stopped after [`resume`](Transfer::resume).
+    ///
+    /// # Errors
+    /// If the transfer has completed, or libcurl refuses.
+    pub fn pause(&self) -> Result<(), Error> {
+        self.driver.upgrade().ok_or_else(Error::closed)?.pause(self.key, self.id)
+    }
+
+    /// Resumes a transfer paused with [`pause`](Transfer::pause) or by a data
+    /// callback returning [`Flow::Pause`](crate::Flow::Pause).
+    ///
+    /// # Errors
+    /// If the transfer has completed, or libcurl refuses.
+    pub fn resume(&self) -> Result<(), Error> {
+        self.driver.upgrade().ok_or_else(Error::closed)?.resume(self.key, self.id)
+    }
+
+    /// Whether the transfer is still running (not completed, not cancelled).
+    pub fn is_active(&self) -> bool {
+        self.driver.upgrade().is_some_and(|d| d.is_running(self.key, self.id))
+    }
+}
+
+impl fmt::Debug for Transfer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transfer").field("id", &self.id).finish()
+    }
+}

@@ -1,0 +1,341 @@
+//! [`Request`]: what to fetch and how, built with chained setters.
+
+use crate::error::Error;
+use crate::response::Head;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What a data callback tells the transfer to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going; the chunk was consumed.
+    Continue,
+    /// Pause receiving; the chunk was *not* consumed and is delivered again
+    /// after [`Transfer::resume`](crate::Transfer::resume).
+    Pause,
+    /// Stop the transfer; it completes with [`ErrorKind::Aborted`](crate::ErrorKind::Aborted).
+    Abort,
+}
+
+/// Which HTTP version to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersionPref {
+    /// HTTP/1.1 only.
+    Http1_1,
+    /// HTTP/2 when TLS negotiates it with ALPN, HTTP/1.1 otherwise (the default).
+    #[default]
+    Http2OverTls,
+    /// HTTP/2 with prior knowledge: also over cleartext (h2c), no upgrade.
+    Http2PriorKnowledge,
+}
+
+/// The request body.
+pub(crate) enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    Reader {
+        reader: Box<dyn Read>,
+        len: Option<u64>,
+    },
+}
+
+pub(crate) type DataCallback = Box<dyn FnMut(&[u8]) -> Flow>;
+pub(crate) type HeadCallback = Box<dyn FnMut(&Head) -> Flow>;
+
+/// One HTTP request, built with chained setters.
+///
+/// Setters never fail: the first invalid value (a NUL byte, a header without a
+/// name) is kept and reported when the request is started. Redirects are
+/// followed (at most 10) over http and https only; TLS peers are verified.
+///
+/// ```
+/// use std::time::Duration;
+/// use uvcurl::Request;
+///
+/// let request = Request::post("http://127.0.0.1:8080/upload", b"hello".to_vec())
+///     .header("Content-Type", "text/plain")
+///     .timeout(Duration::from_secs(10))
+///     .max_redirects(3);
+/// # drop(request);
+/// ```
+pub struct Request {
+    pub(crate) method: String,
+    pub(crate) url: String,
+    pub(crate) headers: Vec<String>,
+    pub(crate) body: Body,
+    pub(crate) follow_redirects: bool,
+    pub(crate) max_redirects: u32,
+    pub(crate) protocols: String,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) low_speed: Option<(u32, Duration)>,
+    pub(crate) verify_tls: bool,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) ca_path: Option<PathBuf>,
+    pub(crate) version: HttpVersionPref,
+    pub(crate) proxy: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) buffer_size: Option<usize>,
+    pub(crate) max_recv_speed: Option<u64>,
+    pub(crate) on_data: Option<DataCallback>,
+    pub(crate) on_head: Option<HeadCallback>,
+    pub(crate) error: Option<Error>,
+}
+
+impl Request {
+    /// A request with `method` (e.g. `"PATCH"`) for `url`.
+    pub fn new(method: &str, url: impl Into<String>) -> Request {
+        let mut request = Request {
+            method: String::new(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: Body::Empty,
+            follow_redirects: true,
+            max_redirects: 10,
+            protocols: "http,https".to_owned(),
+            connect_timeout: None,
+            timeout: None,
+            low_speed: None,
+            verify_tls: true,
+            ca_file: None,
+            ca_path: None,
+            version: HttpVersionPref::default(),
+            proxy: None,
+            user_agent: None,
+            buffer_size: None,
+            max_recv_speed: None,
+            on_data: None,
+            on_head: None,
+            error: None,
+        };
+        if request.url.contains('\0') {
+            request.fail(Error::invalid("URL contains a NUL byte"));
+        }
+        request.method(method)
+    }
+
+    /// A `GET` request.
+    pub fn get(url: impl Into<String>) -> Request {
+        Request::new("GET", url)
+    }
+
+    /// A `HEAD` request.
+    pub fn head(url: impl Into<String>) -> Request {
+        Request::new("HEAD", url)
+    }
+
+    /// A `POST` request with `body`.
+    pub fn post(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Request {
+        Request::new("POST", url).body(body)
+    }
+
+    /// A `PUT` request with `body`.
+    pub fn put(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Request {
+        Request::new("PUT", url).body(body)
+    }
+
+    fn fail(&mut self, error: Error) {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+
+    fn clean(&mut self, what: &str, value: &str) -> bool {
+        if value.contains('\0') {
+            self.fail(Error::invalid(format!("{what} contains a NUL byte")));
+            return false;
+        }
+        true
+    }
+
+    /// Sets the method; any token such as `GET`, `DELETE`, `PROPFIND`.
+    pub fn method(mut self, method: &str) -> Request {
+        let token_ok = !method.is_empty()
+            && method
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if token_ok {
+            self.method = method.to_owned();
+        } else {
+            self.fail(Error::invalid(format!("invalid HTTP method {method:?}")));
+        }
+        self
+    }
+
+    /// Adds a request header. Replaces curl's default for the same name
+    /// (`Accept`, `Host`...); an empty value removes that default.
+    pub fn header(mut self, name: &str, value: &str) -> Request {
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b':' && b != b'(' && b != b')');
+        if !name_ok {
+            self.fail(Error::invalid(format!("invalid header name {name:?}")));
+        } else if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            self.fail(Error::invalid(format!(
+                "header {name} has a CR, LF or NUL byte in its value"
+            )));
+        } else if value.is_empty() {
+            // curl: "Name:" removes an internal header, "Name;" sends it empty.
+            self.headers.push(format!("{name};"));
+        } else {
+            self.headers.push(format!("{name}: {value}"));
+        }
+        self
+    }
+
+    /// Adds a header given as one `Name: value` line.
+    pub fn header_line(self, line: &str) -> Request {
+        match line.split_once(':') {
+            Some((name, value)) => self.header(name.trim(), value.trim()),
+            None => {
+                let mut this = self;
+                this.fail(Error::invalid(format!("header line {line:?} has no colon")));
+                this
+            }
+        }
+    }
+
+    /// Sends `body` (the whole of it is kept in memory).
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = Body::Bytes(body.into());
+        self
+    }
+
+    /// Streams the body from `reader`, read on the loop thread as the
+    /// connection can take it. With `len` unknown, HTTP/1.1 uses chunked
+    /// encoding. A read error fails the transfer with [`ErrorKind::Upload`](crate::ErrorKind::Upload).
+    pub fn body_reader(mut self, reader: impl Read + 'static, len: Option<u64>) -> Request {
+        self.body = Body::Reader {
+            reader: Box::new(reader),
+            len,
+        };
+        self
+    }
+
+    /// Follows redirects (on by default).
+    pub fn follow_redirects(mut self, follow: bool) -> Request {
+        self.follow_redirects = follow;
+        self
+    }
+
+    /// Stops after `max` redirects with [`ErrorKind::TooManyRedirects`](crate::ErrorKind::TooManyRedirects) (default 10).
+    pub fn max_redirects(mut self, max: u32) -> Request {
+        self.max_redirects = max;
+        self
+    }
+
+    /// Time allowed to connect (including TLS).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Request {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Time allowed for the whole transfer.
+    pub fn timeout(mut self, timeout: Duration) -> Request {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Fails the transfer when it runs slower than `bytes_per_sec` for `period`.
+    pub fn low_speed(mut self, bytes_per_sec: u32, period: Duration) -> Request {
+        self.low_speed = Some((bytes_per_sec, period));
+        self
+    }
+
+    /// Verifies the TLS peer's certificate and host name (on by default).
+    /// Turning it off makes the connection open to interception.
+    pub fn verify_tls(mut self, verify: bool) -> Request {
+        self.verify_tls = verify;
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file instead of the system's.
+    pub fn ca_file(mut self, path: impl AsRef<Path>) -> Request {
+        self.ca_file = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Trusts the CA certificates in this (hashed) directory.
+    pub fn ca_path(mut self, path: impl AsRef<Path>) -> Request {
+        self.ca_path = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Which HTTP version to ask for.
+    pub fn http_version(mut self, version: HttpVersionPref) -> Request {
+        self.version = version;
+        self
+    }
+
+    /// Sends the request through this proxy (`http://host:port`, `socks5h://...`).
+    pub fn proxy(mut self, proxy: &str) -> Request {
+        if self.clean("proxy", proxy) {
+            self.proxy = Some(proxy.to_owned());
+        }
+        self
+    }
+
+    /// Sets the `User-Agent` header.
+    pub fn user_agent(mut self, agent: &str) -> Request {
+        if self.clean("user agent", agent) {
+            self.user_agent = Some(agent.to_owned());
+        }
+        self
+    }
+
+    /// Also allows these schemes (comma-separated, e.g. `"http,https,ftp"`),
+    /// for the URL and for redirects. The default is `"http,https"`.
+    pub fn protocols(mut self, protocols: &str) -> Request {
+        if self.clean("protocols", protocols) {
+            self.protocols = protocols.to_owned();
+        }
+        self
+    }
+
+    /// libcurl's receive buffer size (default 16 KiB; up to 10 MiB). A large
+    /// buffer makes bulk downloads cheaper.
+    pub fn buffer_size(mut self, bytes: usize) -> Request {
+        self.buffer_size = Some(bytes);
+        self
+    }
+
+    /// Limits the receive rate of this transfer, in bytes per second.
+    pub fn max_recv_speed(mut self, bytes_per_sec: u64) -> Request {
+        self.max_recv_speed = Some(bytes_per_sec);
+        self
+    }
+
+    /// Streams the body to `callback` instead of collecting it into the
+    /// [`Response`](crate::Response). The callback runs on the loop thread for
+    /// each chunk and says whether to go on, pause or abort.
+    pub fn on_data(mut self, callback: impl FnMut(&[u8]) -> Flow + 'static) -> Request {
+        self.on_data = Some(Box::new(callback));
+        self
+    }
+
+    /// Calls `callback` with the final response's status and headers, once,
+    /// just before the first body chunk. [`Flow::Abort`] stops the transfer;
+    /// [`Flow::Pause`] is treated as `Continue`.
+    pub fn on_head(mut self, callback: impl FnMut(&Head) -> Flow + 'static) -> Request {
+        self.on_head = Some(Box::new(callback));
+        self
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}

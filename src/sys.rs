@@ -1,0 +1,50 @@
+//! libcurl declarations that `curl-sys` 0.4.91 does not carry.
+//!
+//! All of them exist in libcurl 7.85 and later (the oldest libcurl uvcurl
+//! supports is Debian 12's 7.88); the numbers are libcurl's stable ABI.
+
+use curl_sys::{CURLoption, CURLINFO};
+use libc::{c_char, c_int, c_uint};
+
+const CURLOPTTYPE_STRINGPOINT: CURLoption = 10_000;
+const CURLINFO_LONG: CURLINFO = 0x20_0000;
+const CURLINFO_OFF_T: CURLINFO = 0x60_0000;
+
+pub const CURLOPT_PROTOCOLS_STR: CURLoption = CURLOPTTYPE_STRINGPOINT + 318;
+pub const CURLOPT_REDIR_PROTOCOLS_STR: CURLoption = CURLOPTTYPE_STRINGPOINT + 319;
+
+pub const CURLINFO_HTTP_VERSION: CURLINFO = CURLINFO_LONG + 46;
+pub const CURLINFO_SIZE_UPLOAD_T: CURLINFO = CURLINFO_OFF_T + 7;
+pub const CURLINFO_SIZE_DOWNLOAD_T: CURLINFO = CURLINFO_OFF_T + 8;
+pub const CURLINFO_TOTAL_TIME_T: CURLINFO = CURLINFO_OFF_T + 50;
+pub const CURLINFO_NAMELOOKUP_TIME_T: CURLINFO = CURLINFO_OFF_T + 51;
+pub const CURLINFO_CONNECT_TIME_T: CURLINFO = CURLINFO_OFF_T + 52;
+pub const CURLINFO_STARTTRANSFER_TIME_T: CURLINFO = CURLINFO_OFF_T + 54;
+pub const CURLINFO_APPCONNECT_TIME_T: CURLINFO = CURLINFO_OFF_T + 56;
+
+/// `CURL_WRITEFUNC_PAUSE` / `CURL_READFUNC_PAUSE`.
+pub const CURL_WRITEFUNC_PAUSE: usize = 0x1000_0001;
+pub const CURL_READFUNC_ABORT: usize = 0x1000_0000;
+
+/// Opaque `CURLU`.
+#[repr(C)]
+pub struct Curlu {
+    _private: [u8; 0],
+}
+
+pub const CURLUPART_URL: c_int = 0;
+pub const CURLUPART_SCHEME: c_int = 1;
+
+extern "C" {
+    pub fn curl_url() -> *mut Curlu;
+    pub fn curl_url_cleanup(handle: *mut Curlu);
+    pub fn curl_url_set(handle: *mut Curlu, what: c_int, part: *const c_char, flags: c_uint)
+        -> c_int;
+    pub fn curl_url_get(
+        handle: *mut Curlu,
+        what: c_int,
+        part: *mut *mut c_char,
+        flags: c_uint,
+    ) -> c_int;
+    pub fn curl_url_strerror(code: c_int) -> *const c_char;
+}
