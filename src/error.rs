@@ -207,9 +207,10 @@ pub(crate) fn kind_of_curl_code(code: curl_sys::CURLcode) -> ErrorKind {
         CURLE_PARTIAL_FILE | CURLE_RECV_ERROR | CURLE_SEND_ERROR | CURLE_GOT_NOTHING => {
             ErrorKind::Transfer
         }
-        CURLE_FTP_WEIRD_SERVER_REPLY | CURLE_HTTP2 | CURLE_HTTP2_STREAM | CURLE_BAD_CONTENT_ENCODING => {
-            ErrorKind::Protocol
-        }
+        CURLE_FTP_WEIRD_SERVER_REPLY
+        | CURLE_HTTP2
+        | CURLE_HTTP2_STREAM
+        | CURLE_BAD_CONTENT_ENCODING => ErrorKind::Protocol,
         CURLE_READ_ERROR => ErrorKind::Upload,
         CURLE_ABORTED_BY_CALLBACK | CURLE_WRITE_ERROR => ErrorKind::Aborted,
         _ => other_kind(code),
@@ -232,8 +233,14 @@ mod tests {
 
     #[test]
     fn curl_codes_sort_into_kinds() {
-        assert_eq!(kind_of_curl_code(curl_sys::CURLE_COULDNT_CONNECT), ErrorKind::Connect);
-        assert_eq!(kind_of_curl_code(curl_sys::CURLE_OPERATION_TIMEDOUT), ErrorKind::Timeout);
+        assert_eq!(
+            kind_of_curl_code(curl_sys::CURLE_COULDNT_CONNECT),
+            ErrorKind::Connect
+        );
+        assert_eq!(
+            kind_of_curl_code(curl_sys::CURLE_OPERATION_TIMEDOUT),
+            ErrorKind::Timeout
+        );
         let e = Error::from_curl(curl_sys::CURLE_COULDNT_RESOLVE_HOST, "no such host");
         assert_eq!(e.kind(), ErrorKind::Dns);
         assert_eq!(e.curl_code(), Some(6));

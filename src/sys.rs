@@ -38,8 +38,12 @@ pub const CURLUPART_SCHEME: c_int = 1;
 extern "C" {
     pub fn curl_url() -> *mut Curlu;
     pub fn curl_url_cleanup(handle: *mut Curlu);
-    pub fn curl_url_set(handle: *mut Curlu, what: c_int, part: *const c_char, flags: c_uint)
-        -> c_int;
+    pub fn curl_url_set(
+        handle: *mut Curlu,
+        what: c_int,
+        part: *const c_char,
+        flags: c_uint,
+    ) -> c_int;
     pub fn curl_url_get(
         handle: *mut Curlu,
         what: c_int,

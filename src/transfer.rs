@@ -73,11 +73,12 @@ impl TransferState {
         if easy.is_null() {
             return Err(Error::new(ErrorKind::Other, "curl_easy_init failed"));
         }
-        let (upload, post_body) = match std::mem::replace(&mut request.body, Body::Empty) {
-            Body::Empty => (None, None),
-            Body::Bytes(bytes) => (None, Some(bytes)),
-            Body::Reader { reader, .. } => (Some(reader), None),
-        };
+        let (upload, upload_len, post_body) =
+            match std::mem::replace(&mut request.body, Body::Empty) {
+                Body::Empty => (None, None, None),
+                Body::Bytes(bytes) => (None, None, Some(bytes)),
+                Body::Reader { reader, len } => (Some(reader), len, None),
+            };
         let sink = match request.on_data.take() {
             Some(callback) => Sink::Stream(RefCell::new(callback)),
             None => Sink::Collect(RefCell::new(Vec::new())),
@@ -100,7 +101,7 @@ impl TransferState {
             paused: Cell::new(false),
         });
         // On error `state` is dropped here, which cleans up the easy handle.
-        state.configure(&request)?;
+        state.configure(&request, upload_len)?;
         Ok(state)
     }
 
@@ -125,7 +126,7 @@ impl TransferState {
         }
     }
 
-    fn configure(&self, r: &Request) -> Result<(), Error> {
+    fn configure(&self, r: &Request, upload_len: Option<u64>) -> Result<(), Error> {
         let me = self as *const TransferState as *mut c_void;
         let write: curl::curl_write_callback = on_write;
         let header: curl::curl_write_callback = on_header;
@@ -147,10 +148,7 @@ impl TransferState {
             self.set_off_t(curl::CURLOPT_POSTFIELDSIZE_LARGE, bytes.len() as i64)?;
             self.set_ptr(curl::CURLOPT_POSTFIELDS, bytes.as_ptr() as *mut c_void)?;
         } else if self.upload.borrow().is_some() {
-            let len = match &r.body {
-                Body::Reader { len: Some(n), .. } => *n as i64,
-                _ => -1,
-            };
+            let len = upload_len.map_or(-1, |n| n as i64);
             self.set_long(curl::CURLOPT_POST, 1)?;
             self.set_ptr(curl::CURLOPT_READFUNCTION, read as *mut c_void)?;
             self.set_ptr(curl::CURLOPT_READDATA, me)?;
@@ -176,10 +174,16 @@ impl TransferState {
         }
         if let Some((limit, period)) = r.low_speed {
             self.set_long(curl::CURLOPT_LOW_SPEED_LIMIT, limit as c_long)?;
-            self.set_long(curl::CURLOPT_LOW_SPEED_TIME, period.as_secs().max(1) as c_long)?;
+            self.set_long(
+                curl::CURLOPT_LOW_SPEED_TIME,
+                period.as_secs().max(1) as c_long,
+            )?;
         }
         self.set_long(curl::CURLOPT_SSL_VERIFYPEER, r.verify_tls as c_long)?;
-        self.set_long(curl::CURLOPT_SSL_VERIFYHOST, if r.verify_tls { 2 } else { 0 })?;
+        self.set_long(
+            curl::CURLOPT_SSL_VERIFYHOST,
+            if r.verify_tls { 2 } else { 0 },
+        )?;
         if let Some(path) = &r.ca_file {
             self.set_path(curl::CURLOPT_CAINFO, path)?;
         }
@@ -189,7 +193,9 @@ impl TransferState {
         let (version, pipewait) = match r.version {
             HttpVersionPref::Http1_1 => (curl::CURL_HTTP_VERSION_1_1, false),
             HttpVersionPref::Http2OverTls => (curl::CURL_HTTP_VERSION_2TLS, true),
-            HttpVersionPref::Http2PriorKnowledge => (curl::CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, true),
+            HttpVersionPref::Http2PriorKnowledge => {
+                (curl::CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, true)
+            }
         };
         self.set_long(curl::CURLOPT_HTTP_VERSION, version as c_long)?;
         if pipewait {
@@ -219,7 +225,10 @@ impl TransferState {
             if appended.is_null() {
                 // SAFETY: freeing the list built so far.
                 unsafe { curl::curl_slist_free_all(list) };
-                return Err(Error::new(ErrorKind::Other, "out of memory building headers"));
+                return Err(Error::new(
+                    ErrorKind::Other,
+                    "out of memory building headers",
+                ));
             }
             list = appended;
         }
@@ -229,7 +238,9 @@ impl TransferState {
 
     fn set_long(&self, option: curl::CURLoption, value: c_long) -> Result<(), Error> {
         // SAFETY: a live easy handle and a long-typed option.
-        self.setopt_result(option, unsafe { curl::curl_easy_setopt(self.easy, option, value) })
+        self.setopt_result(option, unsafe {
+            curl::curl_easy_setopt(self.easy, option, value)
+        })
     }
 
     fn set_off_t(&self, option: curl::CURLoption, value: i64) -> Result<(), Error> {
@@ -242,7 +253,9 @@ impl TransferState {
     fn set_ptr(&self, option: curl::CURLoption, value: *mut c_void) -> Result<(), Error> {
         // SAFETY: a live easy handle and a pointer-typed option; every pointer set
         // here lives as long as the easy handle (it is owned by `self`).
-        self.setopt_result(option, unsafe { curl::curl_easy_setopt(self.easy, option, value) })
+        self.setopt_result(option, unsafe {
+            curl::curl_easy_setopt(self.easy, option, value)
+        })
     }
 
     fn set_str(&self, option: curl::CURLoption, value: &str) -> Result<(), Error> {
@@ -265,10 +278,15 @@ impl TransferState {
             return Ok(());
         }
         let mut error = Error::from_curl(rc, &format!("setting option {option}"));
-        if rc == curl::CURLE_UNSUPPORTED_PROTOCOL || rc == 4 /* CURLE_NOT_BUILT_IN */ {
+        if rc == curl::CURLE_UNSUPPORTED_PROTOCOL || rc == 4
+        /* CURLE_NOT_BUILT_IN */
+        {
             error = Error::new(
                 ErrorKind::InvalidInput,
-                format!("{} (libcurl lacks support for option {option})", error.message()),
+                format!(
+                    "{} (libcurl lacks support for option {option})",
+                    error.message()
+                ),
             );
         }
         Err(error)
@@ -401,7 +419,10 @@ impl TransferState {
         }
         match self.guarded("head", || callback(&head)) {
             Some(Flow::Abort) => {
-                self.fail(Error::new(ErrorKind::Aborted, "aborted by the head callback"));
+                self.fail(Error::new(
+                    ErrorKind::Aborted,
+                    "aborted by the head callback",
+                ));
                 false
             }
             Some(_) => true,
@@ -430,7 +451,10 @@ impl TransferState {
                         sys::CURL_WRITEFUNC_PAUSE
                     }
                     Some(Flow::Abort) => {
-                        self.fail(Error::new(ErrorKind::Aborted, "aborted by the data callback"));
+                        self.fail(Error::new(
+                            ErrorKind::Aborted,
+                            "aborted by the data callback",
+                        ));
                         0
                     }
                     None => 0,
@@ -456,7 +480,10 @@ impl TransferState {
         }) {
             Some(Ok(n)) => n,
             Some(Err(e)) => {
-                self.fail(Error::new(ErrorKind::Upload, format!("reading the upload body: {e}")));
+                self.fail(Error::new(
+                    ErrorKind::Upload,
+                    format!("reading the upload body: {e}"),
+                ));
                 sys::CURL_READFUNC_ABORT
             }
             None => sys::CURL_READFUNC_ABORT,
@@ -507,7 +534,9 @@ fn check_url(url: &str, protocols: &str) -> Result<(), Error> {
         let rc = unsafe { sys::curl_url_get(handle, sys::CURLUPART_SCHEME, &mut scheme, 0) };
         let scheme_text = if rc == 0 && !scheme.is_null() {
             // SAFETY: NUL-terminated string from libcurl, freed right after.
-            let text = unsafe { CStr::from_ptr(scheme) }.to_string_lossy().to_ascii_lowercase();
+            let text = unsafe { CStr::from_ptr(scheme) }
+                .to_string_lossy()
+                .to_ascii_lowercase();
             // SAFETY: allocated by libcurl.
             unsafe { curl::curl_free(scheme.cast()) };
             text
@@ -543,15 +572,30 @@ unsafe fn state<'a>(data: *mut c_void) -> &'a TransferState {
 extern "C" fn on_write(ptr: *mut c_char, size: size_t, nmemb: size_t, data: *mut c_void) -> size_t {
     let len = size.saturating_mul(nmemb);
     // SAFETY: `data` is our state (WRITEDATA); libcurl hands `len` readable bytes at `ptr`.
-    let (state, chunk) = unsafe { (state(data), std::slice::from_raw_parts(ptr as *const u8, len)) };
+    let (state, chunk) = unsafe {
+        (
+            state(data),
+            std::slice::from_raw_parts(ptr as *const u8, len),
+        )
+    };
     // Nothing below unwinds: user code runs under catch_unwind in `guarded`.
     state.write(chunk)
 }
 
-extern "C" fn on_header(ptr: *mut c_char, size: size_t, nmemb: size_t, data: *mut c_void) -> size_t {
+extern "C" fn on_header(
+    ptr: *mut c_char,
+    size: size_t,
+    nmemb: size_t,
+    data: *mut c_void,
+) -> size_t {
     let len = size.saturating_mul(nmemb);
     // SAFETY: as in on_write (HEADERDATA).
-    let (state, line) = unsafe { (state(data), std::slice::from_raw_parts(ptr as *const u8, len)) };
+    let (state, line) = unsafe {
+        (
+            state(data),
+            std::slice::from_raw_parts(ptr as *const u8, len),
+        )
+    };
     if state.cancel_requested.get() {
         return 0;
     }
@@ -564,7 +608,11 @@ extern "C" fn on_header(ptr: *mut c_char, size: size_t, nmemb: size_t, data: *mu
 extern "C" fn on_read(ptr: *mut c_char, size: size_t, nmemb: size_t, data: *mut c_void) -> size_t {
     let len = size.saturating_mul(nmemb);
     // SAFETY: `data` is our state (READDATA); libcurl hands `len` writable bytes at `ptr`.
-    let (state, buffer) =
-        unsafe { (state(data), std::slice::from_raw_parts_mut(ptr as *mut u8, len)) };
+    let (state, buffer) = unsafe {
+        (
+            state(data),
+            std::slice::from_raw_parts_mut(ptr as *mut u8, len),
+        )
+    };
     state.read(buffer)
 }

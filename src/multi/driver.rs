@@ -174,7 +174,11 @@ impl Driver {
     // ---- starting, cancelling, pausing ------------------------------------
 
     /// Starts a transfer built from a request.
-    pub fn start(&self, request: crate::Request, on_done: Completion) -> Result<(usize, u64), Error> {
+    pub fn start(
+        &self,
+        request: crate::Request,
+        on_done: Completion,
+    ) -> Result<(usize, u64), Error> {
         if self.closed.get() {
             return Err(Error::closed());
         }
@@ -187,7 +191,11 @@ impl Driver {
     ///
     /// # Safety
     /// `easy` is a valid easy handle that stays valid until its completion ran.
-    pub unsafe fn start_foreign(&self, easy: *mut CURL, on_done: Completion) -> Result<(usize, u64), Error> {
+    pub unsafe fn start_foreign(
+        &self,
+        easy: *mut CURL,
+        on_done: Completion,
+    ) -> Result<(usize, u64), Error> {
         if self.closed.get() {
             return Err(Error::closed());
         }
@@ -254,7 +262,9 @@ impl Driver {
             return true; // already on its way out
         }
         if self.inside_curl() {
-            self.deferred.borrow_mut().push_back(Deferred::Cancel(key, id));
+            self.deferred
+                .borrow_mut()
+                .push_back(Deferred::Cancel(key, id));
         } else {
             self.complete(&state, Err(Error::cancelled()));
             self.drain();
@@ -266,7 +276,8 @@ impl Driver {
         let state = self.lookup(key, id).ok_or_else(finished)?;
         // SAFETY: live easy handle in our multi; pausing is allowed from the
         // write/read callbacks too, where user code may call this.
-        let rc = self.in_curl(|| unsafe { curl::curl_easy_pause(state.easy, curl::CURLPAUSE_RECV) });
+        let rc =
+            self.in_curl(|| unsafe { curl::curl_easy_pause(state.easy, curl::CURLPAUSE_RECV) });
         if rc != curl::CURLE_OK {
             return Err(Error::from_curl(rc, "curl_easy_pause"));
         }
@@ -277,7 +288,9 @@ impl Driver {
     pub fn resume(&self, key: usize, id: u64) -> Result<(), Error> {
         let state = self.lookup(key, id).ok_or_else(finished)?;
         if self.inside_curl() {
-            self.deferred.borrow_mut().push_back(Deferred::Resume(key, id));
+            self.deferred
+                .borrow_mut()
+                .push_back(Deferred::Resume(key, id));
             return Ok(());
         }
         self.resume_now(&state)?;
@@ -291,7 +304,12 @@ impl Driver {
         }
         // SAFETY: live easy handle; not inside a libcurl callback. Unpausing may
         // deliver buffered data to the write callback right here.
-        let rc = self.in_curl(|| unsafe { curl::curl_easy_pause(state.easy, curl::CURLPAUSE_RECV_CONT | curl::CURLPAUSE_SEND_CONT) });
+        let rc = self.in_curl(|| unsafe {
+            curl::curl_easy_pause(
+                state.easy,
+                curl::CURLPAUSE_RECV_CONT | curl::CURLPAUSE_SEND_CONT,
+            )
+        });
         if rc != curl::CURLE_OK {
             return Err(Error::from_curl(rc, "curl_easy_pause"));
         }
@@ -388,7 +406,9 @@ impl Driver {
     fn run_deferred(&self, work: Deferred) {
         match work {
             Deferred::Add(key, id) => {
-                let Some(state) = self.lookup(key, id) else { return };
+                let Some(state) = self.lookup(key, id) else {
+                    return;
+                };
                 if self.closed.get() {
                     self.complete(&state, Err(Error::closed()));
                 } else if let Err(error) = self.add_to_multi(key) {
@@ -427,13 +447,20 @@ impl Driver {
         let mut running = 0;
         // SAFETY: live multi, valid `running` pointer; called from a libuv
         // callback, never from inside a libcurl callback.
-        let rc = self.in_curl(|| unsafe { curl::curl_multi_socket_action(multi, socket, mask, &mut running) });
+        let rc = self.in_curl(|| unsafe {
+            curl::curl_multi_socket_action(multi, socket, mask, &mut running)
+        });
         if rc != curl::CURLM_OK {
             self.fail_all(Error::from_multi(rc, "curl_multi_socket_action"));
         }
     }
 
-    pub(super) fn on_socket_ready(&self, socket: curl_socket_t, generation: u64, result: crate::uv::PollResult) {
+    pub(super) fn on_socket_ready(
+        &self,
+        socket: curl_socket_t,
+        generation: u64,
+        result: crate::uv::PollResult,
+    ) {
         if self.multi.get().is_null() || !self.sockets.is_current(socket, generation) {
             return; // a stale event for a watch that is gone
         }
@@ -472,7 +499,9 @@ impl Driver {
         log::error!("uvcurl: {error}; failing every transfer");
         let keys: Vec<usize> = self.transfers.borrow().keys().copied().collect();
         for key in keys {
-            self.deferred.borrow_mut().push_back(Deferred::Fail(key, error.clone()));
+            self.deferred
+                .borrow_mut()
+                .push_back(Deferred::Fail(key, error.clone()));
         }
         self.closed.set(true);
         self.deferred.borrow_mut().push_back(Deferred::Close);
@@ -523,7 +552,13 @@ impl Driver {
 
     // ---- libcurl's requests -----------------------------------------------
 
-    fn handle_socket(&self, easy: *mut CURL, socket: curl_socket_t, what: c_int, socketp: *mut c_void) {
+    fn handle_socket(
+        &self,
+        easy: *mut CURL,
+        socket: curl_socket_t,
+        what: c_int,
+        socketp: *mut c_void,
+    ) {
         let wanted = match what {
             curl::CURL_POLL_REMOVE => {
                 log::trace!("uvcurl: socket {socket}: remove");
@@ -540,21 +575,31 @@ impl Driver {
         };
         log::trace!("uvcurl: socket {socket}: watch {wanted:?}");
         let weak = self.me.clone();
-        let watched = self.sockets.watch(&self.uv, socket, wanted, socketp.is_null(), move |generation, result| {
-            if let Some(driver) = weak.upgrade() {
-                driver.on_socket_ready(socket, generation, result);
-            }
-        });
+        let watched = self.sockets.watch(
+            &self.uv,
+            socket,
+            wanted,
+            socketp.is_null(),
+            move |generation, result| {
+                if let Some(driver) = weak.upgrade() {
+                    driver.on_socket_ready(socket, generation, result);
+                }
+            },
+        );
         match watched {
             Ok(Some(generation)) => {
                 // SAFETY: allowed inside the socket callback; the value is only
                 // echoed back to us as `socketp` (non-null: known socket).
-                unsafe { curl::curl_multi_assign(self.multi.get(), socket, generation as *mut c_void) };
+                unsafe {
+                    curl::curl_multi_assign(self.multi.get(), socket, generation as *mut c_void)
+                };
             }
             Ok(None) => {}
             Err(error) => {
                 log::error!("uvcurl: cannot watch socket {socket}: {error}");
-                self.deferred.borrow_mut().push_back(Deferred::Fail(easy as usize, error));
+                self.deferred
+                    .borrow_mut()
+                    .push_back(Deferred::Fail(easy as usize, error));
                 // libcurl wants no more calls from here: make sure the loop
                 // wakes to run the queued failure.
                 if let Some(timer) = self.timer.borrow().as_ref() {
@@ -585,7 +630,10 @@ impl Drop for Driver {
 }
 
 fn finished() -> Error {
-    Error::new(ErrorKind::InvalidState, "the transfer has already completed")
+    Error::new(
+        ErrorKind::InvalidState,
+        "the transfer has already completed",
+    )
 }
 
 extern "C" fn on_socket(
@@ -597,9 +645,14 @@ extern "C" fn on_socket(
 ) -> c_int {
     // SAFETY: SOCKETDATA is the driver, alive until after curl_multi_cleanup.
     let driver = unsafe { &*(userp as *const Driver) };
-    let result = panic::catch_unwind(AssertUnwindSafe(|| driver.handle_socket(easy, socket, what, socketp)));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        driver.handle_socket(easy, socket, what, socketp)
+    }));
     if let Err(payload) = result {
-        driver.uv.inner().stash_panic(payload, "the socket callback");
+        driver
+            .uv
+            .inner()
+            .stash_panic(payload, "the socket callback");
     }
     0 // -1 would fail every transfer of the multi; errors are handled per transfer
 }
@@ -617,6 +670,7 @@ extern "C" fn on_timer(_multi: *mut CURLM, timeout_ms: c_long, userp: *mut c_voi
 impl Driver {
     /// Whether the transfer is live and not being cancelled.
     pub fn is_running(&self, key: usize, id: u64) -> bool {
-        self.lookup(key, id).is_some_and(|s| !s.cancel_requested.get())
+        self.lookup(key, id)
+            .is_some_and(|s| !s.cancel_requested.get())
     }
 }

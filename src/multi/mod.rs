@@ -124,7 +124,10 @@ impl Multi {
         on_done: impl FnOnce(Result<(), Error>) + 'static,
     ) -> Result<Transfer, Error> {
         // SAFETY: forwarded contract.
-        let (key, id) = unsafe { self.driver.start_foreign(easy, Completion::Raw(Box::new(on_done)))? };
+        let (key, id) = unsafe {
+            self.driver
+                .start_foreign(easy, Completion::Raw(Box::new(on_done)))?
+        };
         Ok(Transfer::new(&self.driver, key, id))
     }
 
@@ -282,7 +285,10 @@ impl Transfer {
     /// # Errors
     /// If the transfer has completed, or libcurl refuses.
     pub fn pause(&self) -> Result<(), Error> {
-        self.driver.upgrade().ok_or_else(Error::closed)?.pause(self.key, self.id)
+        self.driver
+            .upgrade()
+            .ok_or_else(Error::closed)?
+            .pause(self.key, self.id)
     }
 
     /// Resumes a transfer paused with [`pause`](Transfer::pause) or by a data
@@ -291,12 +297,17 @@ impl Transfer {
     /// # Errors
     /// If the transfer has completed, or libcurl refuses.
     pub fn resume(&self) -> Result<(), Error> {
-        self.driver.upgrade().ok_or_else(Error::closed)?.resume(self.key, self.id)
+        self.driver
+            .upgrade()
+            .ok_or_else(Error::closed)?
+            .resume(self.key, self.id)
     }
 
     /// Whether the transfer is still running (not completed, not cancelled).
     pub fn is_active(&self) -> bool {
-        self.driver.upgrade().is_some_and(|d| d.is_running(self.key, self.id))
+        self.driver
+            .upgrade()
+            .is_some_and(|d| d.is_running(self.key, self.id))
     }
 }
 

@@ -67,9 +67,7 @@ impl Poll {
     ) -> Result<Poll, Error> {
         let ptr = PollBox::new(uv.inner().clone(), Box::new(callback));
         // SAFETY: the box holds a zeroed uv_poll_t at a stable address; the loop is valid.
-        let rc = unsafe {
-            uv::uv_poll_init_socket(uv.as_raw(), &mut (*ptr.as_ptr()).raw, socket)
-        };
+        let rc = unsafe { uv::uv_poll_init_socket(uv.as_raw(), &mut (*ptr.as_ptr()).raw, socket) };
         if let Err(e) = check(rc, "uv_poll_init_socket") {
             // SAFETY: init failed, so libuv never linked the handle (pitfall: no uv_close).
             unsafe { PollBox::free_uninitialised(ptr) };

@@ -160,7 +160,10 @@ impl Loop {
             ));
         }
         if self.inner.closed.get() {
-            return Err(Error::new(ErrorKind::InvalidState, "the loop is already closed"));
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "the loop is already closed",
+            ));
         }
         if self.inner.running.get() {
             return Err(Error::new(ErrorKind::InvalidState, "the loop is running"));
@@ -211,7 +214,13 @@ impl LoopInner {
         }
         let mut n: usize = 0;
         // SAFETY: valid loop; the callback only increments the counter.
-        unsafe { uv::uv_walk(self.raw, Some(count), &mut n as *mut usize as *mut libc::c_void) };
+        unsafe {
+            uv::uv_walk(
+                self.raw,
+                Some(count),
+                &mut n as *mut usize as *mut libc::c_void,
+            )
+        };
         n
     }
 }

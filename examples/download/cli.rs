@@ -1,0 +1,249 @@
+//! The command line: what the user can ask for, checked up front.
+//!
+//! Everything that can be wrong with an invocation (an unknown option, an
+//! unreadable input file, a URL that does not parse, a malformed header) is
+//! found here, before a single transfer starts, and reported as a
+//! [`UsageError`] (exit status 2).
+
+use std::fmt;
+use std::fs;
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Download many URLs concurrently with uvcurl: libcurl's multi interface
+/// driven by one libuv loop.
+///
+/// Files are written to NAME.part and renamed to NAME once complete; nothing
+/// is ever written outside the output directory.
+#[derive(Debug, Parser)]
+#[command(name = "download", version, about, long_about = None)]
+pub struct Cli {
+    /// URLs to download (http or https).
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
+
+    /// Read URLs from FILE, one per line; blank lines and `#` comments are
+    /// ignored; `-` reads standard input.
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+
+    /// Directory to write into (created if missing). Default: `.`, or a
+    /// fresh temporary directory with --demo.
+    #[arg(short, long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Transfers running at once.
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub parallel: u32,
+
+    /// Retries of a transient failure (connection errors, timeouts, resets,
+    /// HTTP 408, 429 and 5xx), with exponential backoff and jitter.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+
+    /// Resume partial NAME.part files with a Range request, and keep them
+    /// when a transfer fails.
+    #[arg(short = 'c', long = "continue")]
+    pub resume: bool,
+
+    /// Seconds allowed to connect (fractions allowed).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Seconds allowed for each transfer attempt as a whole.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+
+    /// Cap on each transfer's download rate in bytes per second; K, M and G
+    /// suffixes are powers of 1024 (e.g. 500K, 2M).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub max_speed: Option<u64>,
+
+    /// Speak HTTP/2 right away, also over cleartext http:// (h2c).
+    #[arg(long)]
+    pub http2_prior_knowledge: bool,
+
+    /// Trust the CA certificates in this PEM file instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Do not verify TLS certificates (dangerous; prints a warning).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+
+    /// User-Agent header to send.
+    #[arg(long, value_name = "STRING", default_value = concat!("uvcurl-download/", env!("CARGO_PKG_VERSION")))]
+    pub user_agent: String,
+
+    /// Extra request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
+    pub headers: Vec<String>,
+
+    /// Replace existing files instead of picking a free `NAME.N`.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Serve a few hundred generated files from an in-process loopback
+    /// server, download them all and verify every SHA-256.
+    #[arg(long, conflicts_with_all = ["urls", "input"])]
+    pub demo: bool,
+
+    /// Print nothing but failures (and the --json summary).
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Also report retries, resumed files and chosen names.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Print a machine-readable summary on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An invocation that cannot run: printed with exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// All URLs of the invocation: the input file's first (in order), then the
+/// command line's. Each is checked: it must parse and be http or https.
+///
+/// # Errors
+/// An unreadable input file, or the first bad URL, named with its file and
+/// line number (or its position on the command line).
+pub fn collect_urls(cli: &Cli) -> Result<Vec<url::Url>, UsageError> {
+    let mut entries = Vec::new();
+    if let Some(path) = &cli.input {
+        let (label, reader) = open_input(path)?;
+        for (index, line) in reader.lines().enumerate() {
+            let line =
+                line.map_err(|e| UsageError(format!("cannot read input file {label}: {e}")))?;
+            let text = line.trim();
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            let url = check_url(text)
+                .map_err(|why| UsageError(format!("{label}:{}: {why}", index + 1)))?;
+            entries.push(url);
+        }
+    }
+    for (index, text) in cli.urls.iter().enumerate() {
+        let url = check_url(text.trim())
+            .map_err(|why| UsageError(format!("command-line URL #{}: {why}", index + 1)))?;
+        entries.push(url);
+    }
+    Ok(entries)
+}
+
+/// Opens the input file (or standard input for `-`), with a label for messages.
+fn open_input(path: &PathBuf) -> Result<(String, Box<dyn BufRead>), UsageError> {
+    if path.as_os_str() == "-" {
+        return Ok(("<stdin>".to_owned(), Box::new(BufReader::new(io::stdin()))));
+    }
+    let label = path.display().to_string();
+    let file = fs::File::open(path)
+        .map_err(|e| UsageError(format!("cannot open input file {label}: {e}")))?;
+    Ok((label, Box::new(BufReader::new(file))))
+}
+
+/// Parses one URL and checks that it is an http(s) URL with a host.
+pub fn check_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(format!(
+                "unsupported scheme {other:?} in {text:?} (only http and https)"
+            ))
+        }
+    }
+    if url.host_str().map_or(true, str::is_empty) {
+        return Err(format!("URL {text:?} has no host"));
+    }
+    Ok(url)
+}
+
+/// Parses `--max-speed`: a byte count with an optional K/M/G suffix (powers
+/// of 1024), fractions allowed (`1.5M`), optionally followed by `B` or `/s`.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    let lower = lower.trim_end_matches("/s").trim_end_matches('b');
+    let (number, scale) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1024.0),
+        Some('m') => (&lower[..lower.len() - 1], 1024.0 * 1024.0),
+        Some('g') => (&lower[..lower.len() - 1], 1024.0 * 1024.0 * 1024.0),
+        _ => (lower, 1.0),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{trimmed:?} is not a rate like 500K or 2M"))?;
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!("rate {trimmed:?} is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses a number of seconds such as `10` or `2.5`.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("{text:?} seconds is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Checks a `-H` header: `Name: value`, a token name, no CR/LF/NUL.
+fn parse_header(text: &str) -> Result<String, String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("header {text:?} is not of the form 'Name: value'"))?;
+    let name = name.trim();
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(format!("header name {name:?} is not valid"));
+    }
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(format!("header {name} has a CR, LF or NUL in its value"));
+    }
+    Ok(format!("{name}: {}", value.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("500K"), Ok(500 * 1024));
+        assert_eq!(parse_rate("2M"), Ok(2 * 1024 * 1024));
+        assert_eq!(parse_rate("1.5m"), Ok(1536 * 1024));
+        assert_eq!(parse_rate("100"), Ok(100));
+        assert_eq!(parse_rate("2MB/s"), Ok(2 * 1024 * 1024));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("0").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(check_url("http://127.0.0.1:8080/a").is_ok());
+        assert!(check_url("ftp://x/").is_err());
+        assert!(check_url("not a url").is_err());
+        assert!(check_url("file:///etc/passwd").is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! The frame every driver test runs in: a fresh loop and `Multi`, a bounded
+//! run, and at the end the proof that nothing leaked — the loop closes with
+//! no handle left and the process has as many file descriptors as before.
+
+use super::fd_count;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use uvcurl::uv::Timer;
+use uvcurl::{Loop, Multi, MultiBuilder};
+
+/// Tests that count descriptors must not overlap with other tests of the same binary.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the per-binary test lock (poisoning from a failed test is ignored).
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A loop, a `Multi` on it, and the descriptor count from before both.
+pub struct Harness {
+    pub uv: Loop,
+    multi: RefCell<Option<Multi>>,
+    fds_before: usize,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Harness {
+    /// A harness with a default `Multi`. Start servers after this and drop
+    /// them before [`finish`](Harness::finish), so they count on neither side.
+    pub fn new() -> Harness {
+        Harness::with(Multi::builder())
+    }
+
+    /// A harness whose `Multi` is built from `builder`.
+    pub fn with(builder: MultiBuilder) -> Harness {
+        let serial = serial();
+        warm_up();
+        let fds_before = fd_count();
+        let uv = Loop::new().expect("loop");
+        let multi = builder.build(&uv).expect("multi");
+        Harness {
+            uv,
+            multi: RefCell::new(Some(multi)),
+            fds_before,
+            _serial: serial,
+        }
+    }
+
+    /// The `Multi` (panics if a test took it).
+    pub fn multi(&self) -> std::cell::Ref<'_, Multi> {
+        std::cell::Ref::map(self.multi.borrow(), |m| m.as_ref().expect("multi taken"))
+    }
+
+    /// Hands the `Multi` over, e.g. to a callback that drops it.
+    pub fn take_multi(&self) -> Multi {
+        self.multi.borrow_mut().take().expect("multi taken")
+    }
+
+    /// Runs the loop until it has nothing left to do; fails the test if that
+    /// takes longer than `limit` (a watchdog closes the `Multi` then).
+    pub fn run_for(&self, limit: Duration) {
+        let expired = Rc::new(Cell::new(false));
+        let flag = expired.clone();
+        let handle = self.multi.borrow().as_ref().map(Multi::handle);
+        let watchdog = Timer::new(&self.uv, move || {
+            flag.set(true);
+            if let Some(handle) = &handle {
+                handle.close();
+            }
+        })
+        .expect("watchdog timer");
+        watchdog.unref();
+        watchdog.start(limit.as_millis() as u64);
+        let started = Instant::now();
+        self.uv.run().expect("loop run");
+        drop(watchdog);
+        assert!(
+            !expired.get(),
+            "the loop was still busy after {:?} (watchdog closed the Multi)",
+            started.elapsed()
+        );
+    }
+
+    /// Runs with the default limit of 60 s.
+    pub fn run(&self) {
+        self.run_for(Duration::from_secs(60));
+    }
+
+    /// Drops the `Multi`, lets the loop finish, and asserts that the loop
+    /// closes cleanly and no descriptor leaked.
+    pub fn finish(self) {
+        drop(self.multi.borrow_mut().take());
+        self.uv.run().expect("final loop run");
+        assert_eq!(self.uv.handle_count(), 0, "handles left on the loop");
+        self.uv.close().expect("uv_loop_close reports open handles");
+        assert_fds_back_to(self.fds_before);
+    }
+}
+
+/// Makes the one-time, process-wide allocations before any count is taken:
+/// libuv opens its signal-lock pipe at the first loop's creation, libcurl
+/// initialises once.
+pub fn warm_up() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let uv = Loop::new().expect("loop");
+        drop(Multi::new(&uv).expect("multi"));
+        uv.run().expect("run");
+        uv.close().expect("close");
+    });
+}
+
+/// Waits (at most 5 s: server sides of closed connections close
+/// asynchronously) for the descriptor count to return to `before`.
+pub fn assert_fds_back_to(before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = fd_count();
+        if now <= before {
+            return;
+        }
+        if Instant::now() > deadline {
+            let open: Vec<String> = std::fs::read_dir("/proc/self/fd")
+                .map(|dir| {
+                    dir.flatten()
+                        .map(|e| format!("{:?}", std::fs::read_link(e.path()).ok()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            panic!("file descriptors leaked: {before} before, {now} after: {open:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A shared list that completion callbacks push into.
+pub fn collector<T>() -> Rc<RefCell<Vec<T>>> {
+    Rc::new(RefCell::new(Vec::new()))
+}

@@ -1,0 +1,313 @@
+//! Transfers that succeed: many at once over keep-alive and over fresh
+//! connections, HTTP/2 multiplexing, uploads, redirects, streaming.
+
+mod support;
+
+use std::io::Cursor;
+use std::rc::Rc;
+use std::time::Duration;
+use support::harness::{collector, Harness};
+use support::{body_bytes, sha256_hex, HttpServer};
+use uvcurl::{ErrorKind, Flow, HttpVersion, HttpVersionPref, MultiHandle, Request, Response};
+
+/// Size of the i-th body in the load tests: 1 byte to ~64 KiB.
+fn size_of(i: usize) -> usize {
+    1 + (i * 7919) % 65_536
+}
+
+/// Starts transfer `i` of `total`; its completion records the outcome and
+/// starts the next one not yet started, so `in_flight` stay running.
+fn start_chain(
+    multi: &MultiHandle,
+    server: &Rc<String>,
+    next: &Rc<std::cell::Cell<usize>>,
+    total: usize,
+    results: &Rc<std::cell::RefCell<Vec<(usize, Result<Response, uvcurl::Error>)>>>,
+) {
+    let i = next.get();
+    if i >= total {
+        return;
+    }
+    next.set(i + 1);
+    let url = server
+        .replace("{n}", &size_of(i).to_string())
+        .replace("{i}", &i.to_string());
+    let (m, s, n, r) = (multi.clone(), server.clone(), next.clone(), results.clone());
+    multi
+        .start(
+            Request::get(url).timeout(Duration::from_secs(30)),
+            move |result| {
+                r.borrow_mut().push((i, result));
+                start_chain(&m, &s, &n, total, &r);
+            },
+        )
+        .expect("start");
+}
+
+fn run_load(close_each: bool) {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let total = 1000;
+    let in_flight = 100;
+    let close = if close_each { "&close=1" } else { "" };
+    let pattern = Rc::new(server.url(&format!("/bytes/{{n}}?seed={{i}}{close}")));
+    let next = Rc::new(std::cell::Cell::new(0));
+    let results = collector();
+    let handle = h.multi().handle();
+    for _ in 0..in_flight {
+        start_chain(&handle, &pattern, &next, total, &results);
+    }
+    assert_eq!(h.multi().active_transfers(), in_flight);
+    h.run();
+    let results = results.borrow();
+    assert_eq!(
+        results.len(),
+        total,
+        "every transfer completes exactly once"
+    );
+    let mut seen = vec![false; total];
+    for (i, result) in results.iter() {
+        assert!(!seen[*i], "transfer {i} completed twice");
+        seen[*i] = true;
+        let response = result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("transfer {i}: {e}"));
+        assert_eq!(response.status(), 200);
+        let expected = body_bytes(size_of(*i), *i as u64);
+        assert_eq!(response.body().len(), expected.len(), "transfer {i} length");
+        assert_eq!(
+            sha256_hex(response.body()),
+            sha256_hex(&expected),
+            "transfer {i} hash"
+        );
+    }
+    if close_each {
+        assert_eq!(server.connections(), total, "one connection per response");
+    } else {
+        assert!(
+            server.connections() <= 2 * in_flight,
+            "keep-alive connections were reused ({} for {total} transfers)",
+            server.connections()
+        );
+    }
+    drop(server);
+    h.finish();
+}
+
+/// 1,000 transfers at 100 in flight over keep-alive: every body byte-exact,
+/// connections reused, nothing leaked.
+#[test]
+fn thousand_keep_alive_transfers_are_byte_exact() {
+    run_load(false);
+}
+
+/// The same with `Connection: close` on every response, so socket numbers are
+/// closed and reused at once while old poll handles may still be closing.
+#[test]
+fn thousand_transfers_with_connection_close_reuse_socket_numbers() {
+    run_load(true);
+}
+
+/// 200 transfers over h2c with prior knowledge share one or two connections
+/// (one uv_poll_t per socket, not per transfer) and arrive byte-exact.
+#[test]
+fn two_hundred_h2c_transfers_multiplex_over_few_connections() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let results = collector();
+    for i in 0..200 {
+        let r = results.clone();
+        let url = server.url(&format!("/bytes/{}?seed={i}", size_of(i)));
+        let request = Request::get(url)
+            .http_version(HttpVersionPref::Http2PriorKnowledge)
+            .timeout(Duration::from_secs(30));
+        h.multi()
+            .start(request, move |result| r.borrow_mut().push((i, result)))
+            .unwrap();
+    }
+    h.run();
+    let results = results.borrow();
+    assert_eq!(results.len(), 200);
+    for (i, result) in results.iter() {
+        let response = result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("transfer {i}: {e}"));
+        assert_eq!(response.http_version(), HttpVersion::Http2);
+        assert_eq!(response.body(), &body_bytes(size_of(*i), *i as u64)[..]);
+    }
+    assert!(
+        server.connections() <= 2,
+        "{} connections for 200 multiplexed transfers",
+        server.connections()
+    );
+    drop(server);
+    h.finish();
+}
+
+/// 10 MiB uploads — from memory, streamed with a known length, and streamed
+/// chunked — reach the server intact (it answers length and SHA-256).
+#[test]
+fn ten_mib_uploads_arrive_intact() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let data = body_bytes(10 << 20, 42);
+    let expected = format!("{} {}", data.len(), sha256_hex(&data));
+    let results = collector();
+    let requests = [
+        Request::post(server.url("/upload"), data.clone()),
+        Request::new("PUT", server.url("/upload"))
+            .body_reader(Cursor::new(data.clone()), Some(data.len() as u64)),
+        Request::new("POST", server.url("/upload")).body_reader(Cursor::new(data.clone()), None),
+    ];
+    for (i, request) in requests.into_iter().enumerate() {
+        let r = results.clone();
+        h.multi()
+            .start(request.timeout(Duration::from_secs(60)), move |result| {
+                r.borrow_mut().push((i, result))
+            })
+            .unwrap();
+    }
+    h.run();
+    let results = results.borrow();
+    assert_eq!(results.len(), 3);
+    for (i, result) in results.iter() {
+        let response = result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("upload {i}: {e}"));
+        assert_eq!(response.status(), 200, "upload {i}");
+        assert_eq!(
+            String::from_utf8_lossy(response.body()),
+            expected,
+            "upload {i}"
+        );
+        // libcurl counts chunked framing in the bytes sent of upload 2.
+        assert!(response.bytes_sent() >= data.len() as u64, "upload {i}");
+    }
+    drop(server);
+    h.finish();
+}
+
+/// A redirect chain is followed to the end; a loop stops at the limit; a
+/// redirect to a scheme other than http(s) is refused.
+#[test]
+fn redirects_are_followed_limited_and_restricted_to_http() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let results = collector();
+    let ftp = "ftp%3A%2F%2F127.0.0.1%2Fx";
+    let file = "file%3A%2F%2F%2Fetc%2Fpasswd";
+    let cases = [
+        ("chain", Request::get(server.url("/redirect/5"))),
+        ("loop", Request::get(server.url("/loop")).max_redirects(5)),
+        (
+            "ftp",
+            Request::get(server.url(&format!("/redirect-to?url={ftp}"))),
+        ),
+        (
+            "file",
+            Request::get(server.url(&format!("/redirect-to?url={file}"))),
+        ),
+        (
+            "off",
+            Request::get(server.url("/redirect/1")).follow_redirects(false),
+        ),
+    ];
+    for (name, request) in cases {
+        let r = results.clone();
+        h.multi()
+            .start(request.timeout(Duration::from_secs(10)), move |result| {
+                r.borrow_mut().push((name, result))
+            })
+            .unwrap();
+    }
+    h.run();
+    let results = results.borrow();
+    let get = |name: &str| &results.iter().find(|(n, _)| *n == name).unwrap().1;
+    let chain = get("chain").as_ref().expect("chain");
+    assert_eq!(
+        (chain.status(), chain.body(), chain.redirects()),
+        (200, &b"done"[..], 5)
+    );
+    assert!(chain.effective_url().ends_with("/redirect/0"));
+    assert_eq!(
+        get("loop").as_ref().unwrap_err().kind(),
+        ErrorKind::TooManyRedirects
+    );
+    assert_eq!(
+        get("ftp").as_ref().unwrap_err().kind(),
+        ErrorKind::UnsupportedProtocol
+    );
+    assert_eq!(
+        get("file").as_ref().unwrap_err().kind(),
+        ErrorKind::UnsupportedProtocol
+    );
+    let off = get("off").as_ref().expect("not followed");
+    assert_eq!((off.status(), off.redirects()), (302, 0));
+    assert_eq!(off.header("location"), Some("/redirect/0"));
+    drop(server);
+    h.finish();
+}
+
+/// A streamed body reaches the data callback whole, after the head callback
+/// saw the final status; the response then carries no body of its own.
+#[test]
+fn streamed_body_reaches_the_data_callback_whole() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let received = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let heads = collector();
+    let results = collector();
+    let (rx, hd, rs) = (received.clone(), heads.clone(), results.clone());
+    let request = Request::get(server.url("/bytes/3000000?seed=9&chunked=1"))
+        .on_head(move |head| {
+            hd.borrow_mut().push(head.status());
+            Flow::Continue
+        })
+        .on_data(move |chunk| {
+            rx.borrow_mut().extend_from_slice(chunk);
+            Flow::Continue
+        });
+    h.multi()
+        .start(request, move |result| rs.borrow_mut().push(result))
+        .unwrap();
+    h.run();
+    let response = results
+        .borrow_mut()
+        .pop()
+        .unwrap()
+        .expect("streamed transfer");
+    assert!(response.body().is_empty());
+    assert_eq!(response.bytes_received(), 3_000_000);
+    assert_eq!(*heads.borrow(), vec![200]);
+    assert_eq!(
+        sha256_hex(&received.borrow()),
+        sha256_hex(&body_bytes(3_000_000, 9))
+    );
+    drop(server);
+    h.finish();
+}
+
+/// Request headers, method and user agent reach the server as given.
+#[test]
+fn headers_method_and_user_agent_are_sent() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let results = collector();
+    let r = results.clone();
+    let request = Request::get(server.url("/headers"))
+        .header("X-Test", "one")
+        .header_line("X-Other:  two ")
+        .user_agent("uvcurl-test/1");
+    h.multi()
+        .start(request, move |result| r.borrow_mut().push(result))
+        .unwrap();
+    h.run();
+    let response = results.borrow_mut().pop().unwrap().unwrap();
+    let text = String::from_utf8_lossy(response.body()).into_owned();
+    assert!(text.contains("x-test: one"), "{text}");
+    assert!(text.contains("x-other: two"), "{text}");
+    assert!(text.contains("user-agent: uvcurl-test/1"), "{text}");
+    assert!(response.timings().total >= response.timings().first_byte);
+    drop(server);
+    h.finish();
+}
