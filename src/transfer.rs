@@ -67,7 +67,7 @@ impl TransferState {
         if let Some(error) = request.error.take() {
             return Err(error);
         }
-        check_url(&request.url, &request.protocols)?;
+        let scheme = check_url(&request.url, &request.protocols)?;
         // SAFETY: curl_global_init ran (Multi::new); curl_easy_init has no preconditions.
         let easy = unsafe { curl::curl_easy_init() };
         if easy.is_null() {
@@ -101,7 +101,7 @@ impl TransferState {
             paused: Cell::new(false),
         });
         // On error `state` is dropped here, which cleans up the easy handle.
-        state.configure(&request, upload_len)?;
+        state.configure(&request, upload_len, scheme == "https")?;
         Ok(state)
     }
 
@@ -126,7 +126,10 @@ impl TransferState {
         }
     }
 
-    fn configure(&self, r: &Request, upload_len: Option<u64>) -> Result<(), Error> {
+    /// Sets the easy handle's options from `r`. `tls` tells whether the URL
+    /// is https: only then can HTTP/2 be negotiated, and waiting for a
+    /// connection that may multiplex pays off.
+    fn configure(&self, r: &Request, upload_len: Option<u64>, tls: bool) -> Result<(), Error> {
         let me = self as *const TransferState as *mut c_void;
         let write: curl::curl_write_callback = on_write;
         let header: curl::curl_write_callback = on_header;
@@ -192,7 +195,7 @@ impl TransferState {
         }
         let (version, pipewait) = match r.version {
             HttpVersionPref::Http1_1 => (curl::CURL_HTTP_VERSION_1_1, false),
-            HttpVersionPref::Http2OverTls => (curl::CURL_HTTP_VERSION_2TLS, true),
+            HttpVersionPref::Http2OverTls => (curl::CURL_HTTP_VERSION_2TLS, tls),
             HttpVersionPref::Http2PriorKnowledge => {
                 (curl::CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, true)
             }
@@ -511,8 +514,9 @@ fn millis(d: Duration) -> c_long {
     d.as_millis().clamp(1, c_long::MAX as u128) as c_long
 }
 
-/// Parses `url` with libcurl's own parser and checks its scheme is allowed.
-fn check_url(url: &str, protocols: &str) -> Result<(), Error> {
+/// Parses `url` with libcurl's own parser and checks its scheme is allowed;
+/// returns the scheme, lower-case.
+fn check_url(url: &str, protocols: &str) -> Result<String, Error> {
     let c_url = CString::new(url).map_err(|_| Error::invalid("URL contains a NUL byte"))?;
     // SAFETY: curl_url allocates a handle we free below on every path.
     let handle = unsafe { sys::curl_url() };
@@ -547,7 +551,7 @@ fn check_url(url: &str, protocols: &str) -> Result<(), Error> {
             .split(',')
             .any(|p| p.trim().eq_ignore_ascii_case(&scheme_text));
         if allowed {
-            Ok(())
+            Ok(scheme_text)
         } else {
             Err(Error::new(
                 ErrorKind::UnsupportedProtocol,
