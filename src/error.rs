@@ -88,7 +88,7 @@ impl Error {
         // SAFETY: curl_multi_strerror returns a static NUL-terminated string for any code.
         let text = unsafe { CStr::from_ptr(curl_sys::curl_multi_strerror(code)) };
         Error {
-            multi_code: Some(code as i32),
+            multi_code: Some(code),
             ..Error::new(
                 ErrorKind::Driver,
                 format!("{call} failed: {}", text.to_string_lossy()),

@@ -10,6 +10,9 @@ use support::harness::{collector, Harness};
 use support::{body_bytes, sha256_hex, HttpServer};
 use uvcurl::{ErrorKind, Flow, HttpVersion, HttpVersionPref, MultiHandle, Request, Response};
 
+/// Outcomes by transfer number.
+type Results = Rc<std::cell::RefCell<Vec<(usize, Result<Response, uvcurl::Error>)>>>;
+
 /// Size of the i-th body in the load tests: 1 byte to ~64 KiB.
 fn size_of(i: usize) -> usize {
     1 + (i * 7919) % 65_536
@@ -22,7 +25,7 @@ fn start_chain(
     server: &Rc<String>,
     next: &Rc<std::cell::Cell<usize>>,
     total: usize,
-    results: &Rc<std::cell::RefCell<Vec<(usize, Result<Response, uvcurl::Error>)>>>,
+    results: &Results,
 ) {
     let i = next.get();
     if i >= total {

@@ -85,7 +85,7 @@ unsafe extern "C" fn on_timer(handle: *mut uv::uv_timer_t) {
     // SAFETY: only the callback field is borrowed mutably; the raw handle beside
     // it may be closed (and so written by libuv) from inside the callback.
     let callback = unsafe { &mut (*boxed).callback };
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| callback())) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(callback)) {
         // SAFETY: the box is still live (see above); shared access to a field.
         unsafe { &(*boxed).loop_inner }.stash_panic(payload, "a timer callback");
     }
