@@ -32,6 +32,14 @@ use std::rc::{Rc, Weak};
 /// uv.run()?;
 /// # Ok::<(), uvcurl::Error>(())
 /// ```
+///
+/// A `Multi` belongs to its loop's thread:
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let uv = uvcurl::Loop::new().unwrap();
+/// send(uvcurl::Multi::new(&uv).unwrap());
+/// ```
 pub struct Multi {
     driver: Rc<Driver>,
 }
@@ -100,6 +108,15 @@ impl Multi {
     /// Bad input (invalid URL, a scheme not allowed, a NUL byte, a malformed
     /// header) and a closed `Multi` are reported here, and `on_done` is then
     /// never called.
+    ///
+    /// The callback must be `'static`: it may run long after `start` returned.
+    ///
+    /// ```compile_fail
+    /// # let uv = uvcurl::Loop::new().unwrap();
+    /// # let multi = uvcurl::Multi::new(&uv).unwrap();
+    /// let mut status = 0;
+    /// multi.start(uvcurl::Request::get("http://127.0.0.1/"), |r| status = r.unwrap().status());
+    /// ```
     pub fn start(
         &self,
         request: Request,
