@@ -488,3 +488,32 @@ fn loop_close_reports_open_handles() {
     assert_eq!(uv.close().unwrap_err().kind(), ErrorKind::InvalidState);
     assert_eq!(uv.run().unwrap_err().kind(), ErrorKind::Closed);
 }
+
+/// `on_released` fires once, only after the Multi was closed and the loop ran
+/// the close callbacks of its handles; set afterwards, it fires at once.
+#[test]
+fn on_released_fires_after_the_last_handle_is_freed() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let fired = Rc::new(Cell::new(0));
+    let f = fired.clone();
+    let multi = h.take_multi();
+    multi.on_released(move || f.set(f.get() + 1));
+    multi
+        .start(Request::get(server.url("/drip/100?ms=300")), |r| {
+            assert_eq!(r.unwrap_err().kind(), ErrorKind::Cancelled)
+        })
+        .unwrap();
+    h.uv.run_nowait().unwrap();
+    multi.close();
+    assert_eq!(fired.get(), 0, "handles are still closing");
+    h.uv.run().unwrap();
+    assert_eq!(fired.get(), 1);
+    let f = fired.clone();
+    multi.on_released(move || f.set(f.get() + 10));
+    assert_eq!(fired.get(), 11);
+    drop(multi);
+    assert_eq!(fired.get(), 11);
+    drop(server);
+    h.finish();
+}

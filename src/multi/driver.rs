@@ -36,8 +36,28 @@ pub(crate) struct MultiOptions {
     pub multiplex: bool,
 }
 
+/// Runs a callback once every libuv handle of a driver has been freed: each
+/// handle's closure holds a clone, and libuv drops the closure in the
+/// handle's close callback.
+struct Released {
+    callback: RefCell<Option<Box<dyn FnOnce()>>>,
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        if let Some(callback) = self.callback.get_mut().take() {
+            if panic::catch_unwind(AssertUnwindSafe(callback)).is_err() {
+                log::error!("uvcurl: panic in a released callback (ignored)");
+            }
+        }
+    }
+}
+
 pub(crate) struct Driver {
     me: Weak<Driver>,
+    /// Our clone of the release token, dropped at teardown.
+    released: RefCell<Option<Rc<Released>>>,
+    released_weak: Weak<Released>,
     uv: Loop,
     multi: Cell<*mut CURLM>,
     timer: RefCell<Option<Timer>>,
@@ -64,8 +84,13 @@ impl Driver {
         if multi.is_null() {
             return Err(Error::new(ErrorKind::Driver, "curl_multi_init failed"));
         }
+        let released = Rc::new(Released {
+            callback: RefCell::new(None),
+        });
         let driver = Rc::new_cyclic(|me: &Weak<Driver>| Driver {
             me: me.clone(),
+            released_weak: Rc::downgrade(&released),
+            released: RefCell::new(Some(released)),
             uv: uv.clone(),
             multi: Cell::new(multi),
             timer: RefCell::new(None),
@@ -81,7 +106,9 @@ impl Driver {
         });
         // From here on, an error drops `driver`, whose Drop cleans up the multi.
         let weak = Rc::downgrade(&driver);
+        let token = driver.release_token();
         let timer = Timer::new(uv, move || {
+            let _released_after_me = &token;
             if let Some(driver) = weak.upgrade() {
                 driver.on_timeout();
             }
@@ -126,6 +153,19 @@ impl Driver {
         match codes.iter().find(|&&rc| rc != curl::CURLM_OK) {
             Some(&rc) => Err(Error::from_multi(rc, "curl_multi_setopt")),
             None => Ok(()),
+        }
+    }
+
+    fn release_token(&self) -> Option<Rc<Released>> {
+        self.released.borrow().clone()
+    }
+
+    /// Calls `callback` once every libuv handle of this driver has been closed
+    /// and freed (at once if that already happened).
+    pub fn on_released(&self, callback: Box<dyn FnOnce()>) {
+        match self.released_weak.upgrade() {
+            Some(released) => *released.callback.borrow_mut() = Some(callback),
+            None => callback(),
         }
     }
 
@@ -547,6 +587,7 @@ impl Driver {
         }
         self.sockets.close_all();
         drop(self.timer.borrow_mut().take());
+        drop(self.released.borrow_mut().take());
         log::debug!("uvcurl: multi closed");
     }
 
@@ -575,12 +616,14 @@ impl Driver {
         };
         log::trace!("uvcurl: socket {socket}: watch {wanted:?}");
         let weak = self.me.clone();
+        let token = self.release_token();
         let watched = self.sockets.watch(
             &self.uv,
             socket,
             wanted,
             socketp.is_null(),
             move |generation, result| {
+                let _released_after_me = &token;
                 if let Some(driver) = weak.upgrade() {
                     driver.on_socket_ready(socket, generation, result);
                 }

@@ -161,6 +161,15 @@ impl Multi {
         self.driver.close();
     }
 
+    /// Calls `callback` once this `Multi` is closed and every libuv handle it
+    /// opened has been freed — that is, during the loop iteration that runs
+    /// the last close callback — or at once if that already happened. A host
+    /// that runs its own loop can free what it shares with uvcurl there.
+    /// Setting it again replaces the previous callback.
+    pub fn on_released(&self, callback: impl FnOnce() + 'static) {
+        self.driver.on_released(Box::new(callback));
+    }
+
     /// Whether the `Multi` is closed.
     pub fn is_closed(&self) -> bool {
         self.driver.is_closed()
