@@ -315,7 +315,13 @@ impl TransferState {
         if code == curl::CURLE_OK {
             Ok(())
         } else {
-            Err(Error::from_curl(code, &self.error_text()))
+            let mut detail = self.error_text();
+            let errno = self.info_long(curl::CURLINFO_OS_ERRNO) as i32;
+            if errno != 0 {
+                let os = std::io::Error::from_raw_os_error(errno);
+                detail = format!("{detail} ({os})");
+            }
+            Err(Error::from_curl(code, &detail))
         }
     }
 

@@ -272,6 +272,16 @@ impl MultiHandle {
     pub fn active_transfers(&self) -> usize {
         self.driver().map_or(0, |d| d.active())
     }
+
+    /// Like [`Multi::timer_fires`] (0 once gone).
+    pub fn timer_fires(&self) -> u64 {
+        self.driver().map_or(0, |d| d.timer_fires())
+    }
+
+    /// Like [`Multi::timer_pending`] (false once gone).
+    pub fn timer_pending(&self) -> bool {
+        self.driver().is_ok_and(|d| d.timer_pending())
+    }
 }
 
 /// A running transfer: cancel, pause or resume it. Cheap to clone; it does
