@@ -310,6 +310,10 @@ impl Transfer {
     /// Cancels the transfer: its completion reports
     /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled). Allowed from any
     /// callback, its own included. Returns false if it had already completed.
+    ///
+    /// Called outside libcurl's callbacks (from a completion, a timer, the
+    /// loop's owner), the completion runs before `cancel` returns; called from
+    /// a data, head or upload callback, it runs as soon as libcurl returned.
     pub fn cancel(&self) -> bool {
         self.driver
             .upgrade()

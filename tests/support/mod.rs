@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod background;
+pub mod chaos;
 pub mod harness;
 mod http;
 mod raw;
