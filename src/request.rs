@@ -316,9 +316,12 @@ impl Request {
         self
     }
 
-    /// Calls `callback` with the final response's status and headers, once,
-    /// just before the first body chunk. [`Flow::Abort`] stops the transfer;
-    /// [`Flow::Pause`] is treated as `Continue`.
+    /// Calls `callback` with the final response's status and headers, once:
+    /// just before the first body chunk, or — for a response without a body —
+    /// just before the completion. [`Flow::Abort`] stops the transfer (it then
+    /// completes with [`ErrorKind::Aborted`](crate::ErrorKind::Aborted));
+    /// [`Flow::Pause`] is treated as `Continue`. Not called when the transfer
+    /// fails before a response arrived.
     pub fn on_head(mut self, callback: impl FnMut(&Head) -> Flow + 'static) -> Request {
         self.on_head = Some(Box::new(callback));
         self

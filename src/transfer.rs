@@ -439,6 +439,19 @@ impl TransferState {
         }
     }
 
+    /// At a successful end: delivers the head if no body chunk did.
+    pub fn finish_head(&self) -> Result<(), Error> {
+        if self.deliver_head() {
+            Ok(())
+        } else {
+            Err(self
+                .failure
+                .borrow_mut()
+                .take()
+                .unwrap_or_else(|| Error::new(ErrorKind::Aborted, "aborted by the head callback")))
+        }
+    }
+
     fn write(&self, chunk: &[u8]) -> size_t {
         if self.cancel_requested.get() || !self.deliver_head() {
             return 0;

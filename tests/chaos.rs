@@ -187,6 +187,14 @@ impl Soak {
                     expected_kind(ErrorKind::Transfer).map(|_| "failed")
                 }
                 Fault::Stall => expected_kind(ErrorKind::Timeout).map(|_| "failed"),
+                Fault::OversizedHeaders if !self.h2 => {
+                    // libcurl 7.x reports headers over its limit as
+                    // CURLE_OUT_OF_MEMORY (27); 8.x as CURLE_TOO_LARGE.
+                    match result {
+                        Err(e) if e.curl_code() == Some(27) => Ok("failed"),
+                        _ => expected_kind(ErrorKind::Protocol).map(|_| "failed"),
+                    }
+                }
                 Fault::MalformedStatus | Fault::OversizedHeaders | Fault::H2StreamReset => {
                     expected_kind(ErrorKind::Protocol).map(|_| "failed")
                 }

@@ -19,7 +19,7 @@ use clap::Parser;
 /// Files are written to NAME.part and renamed to NAME once complete; nothing
 /// is ever written outside the output directory.
 #[derive(Debug, Parser)]
-#[command(name = "download", version, about, long_about = None)]
+#[command(name = "download", version)]
 pub struct Cli {
     /// URLs to download (http or https).
     #[arg(value_name = "URL")]
@@ -103,6 +103,89 @@ pub struct Cli {
     /// Print a machine-readable summary on standard output.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How much to tell on standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Failures only.
+    Quiet,
+    /// Progress and the summary.
+    Normal,
+    /// Also retries, resumes and chosen names.
+    Verbose,
+}
+
+/// What the downloads are to do, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where files go.
+    pub out_dir: PathBuf,
+    /// Transfers running at once.
+    pub parallel: usize,
+    /// Retries of a transient failure.
+    pub retries: u32,
+    /// Resume `.part` files and keep them on failure.
+    pub resume: bool,
+    /// Replace existing files.
+    pub overwrite: bool,
+    /// Time allowed to connect.
+    pub connect_timeout: Option<Duration>,
+    /// Time allowed for one attempt.
+    pub timeout: Option<Duration>,
+    /// Per-transfer rate cap in bytes per second.
+    pub max_speed: Option<u64>,
+    /// HTTP/2 with prior knowledge.
+    pub http2_prior_knowledge: bool,
+    /// CA bundle to trust.
+    pub cacert: Option<PathBuf>,
+    /// Skip TLS verification.
+    pub insecure: bool,
+    /// User-Agent header.
+    pub user_agent: String,
+    /// Extra `Name: value` headers.
+    pub headers: Vec<String>,
+    /// How chatty to be on standard error.
+    pub verbosity: Verbosity,
+    /// Print the summary as JSON on standard output.
+    pub json: bool,
+}
+
+impl Settings {
+    /// The settings of `cli`, writing into `out_dir`.
+    ///
+    /// # Errors
+    /// A `--cacert` file that cannot be read.
+    pub fn new(cli: &Cli, out_dir: PathBuf) -> Result<Settings, UsageError> {
+        if let Some(path) = &cli.cacert {
+            fs::File::open(path)
+                .map_err(|e| UsageError(format!("cannot read CA file {}: {e}", path.display())))?;
+        }
+        let verbosity = if cli.quiet {
+            Verbosity::Quiet
+        } else if cli.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        };
+        Ok(Settings {
+            out_dir,
+            parallel: cli.parallel as usize,
+            retries: cli.retries,
+            resume: cli.resume,
+            overwrite: cli.overwrite,
+            connect_timeout: cli.connect_timeout,
+            timeout: cli.timeout,
+            max_speed: cli.max_speed,
+            http2_prior_knowledge: cli.http2_prior_knowledge,
+            cacert: cli.cacert.clone(),
+            insecure: cli.insecure,
+            user_agent: cli.user_agent.clone(),
+            headers: cli.headers.clone(),
+            verbosity,
+            json: cli.json,
+        })
+    }
 }
 
 /// An invocation that cannot run: printed with exit status 2.

@@ -34,6 +34,7 @@ pub(crate) struct MultiOptions {
     pub max_total_connections: usize,
     pub max_host_connections: usize,
     pub multiplex: bool,
+    pub max_concurrent_streams: usize,
 }
 
 /// Runs a callback once every libuv handle of a driver has been freed: each
@@ -147,6 +148,11 @@ impl Driver {
                     multi,
                     curl::CURLMOPT_MAX_HOST_CONNECTIONS,
                     options.max_host_connections as c_long,
+                ),
+                curl::curl_multi_setopt(
+                    multi,
+                    crate::sys::CURLMOPT_MAX_CONCURRENT_STREAMS,
+                    options.max_concurrent_streams as c_long,
                 ),
             ]
         };
@@ -268,7 +274,7 @@ impl Driver {
             }
             return Err(error);
         }
-        self.drain();
+        // No drain here: starting never runs another transfer's callbacks.
         Ok((key, id))
     }
 
@@ -374,6 +380,11 @@ impl Driver {
             // libcurl answers with an error we can ignore); not inside a callback.
             self.in_curl(|| unsafe { curl::curl_multi_remove_handle(multi, state.easy) });
         }
+        // A body-less response had no chunk to announce its head before.
+        let outcome = match outcome {
+            Ok(()) => state.finish_head(),
+            failed => failed,
+        };
         let completion = state.completion.borrow_mut().take();
         match &outcome {
             Ok(()) => log::debug!("uvcurl: transfer {} done", state.id),

@@ -63,6 +63,13 @@ impl MultiBuilder {
         self
     }
 
+    /// Most HTTP/2 streams libcurl opens on one connection (default 100, as
+    /// libcurl's; the server's limit applies too).
+    pub fn max_concurrent_streams(mut self, max: usize) -> MultiBuilder {
+        self.options.max_concurrent_streams = max.max(1);
+        self
+    }
+
     /// Multiplexes HTTP/2 transfers over shared connections (on by default).
     pub fn multiplex(mut self, multiplex: bool) -> MultiBuilder {
         self.options.multiplex = multiplex;
@@ -96,13 +103,15 @@ impl Multi {
                 max_total_connections: 0,
                 max_host_connections: 0,
                 multiplex: true,
+                max_concurrent_streams: 100,
             },
         }
     }
 
     /// Starts `request`; `on_done` runs exactly once, on the loop thread, with
     /// the response (any status) or the error. It may start, cancel or close
-    /// freely.
+    /// freely. `start` itself never runs a callback: `on_done` runs later,
+    /// from the loop.
     ///
     /// # Errors
     /// Bad input (invalid URL, a scheme not allowed, a NUL byte, a malformed

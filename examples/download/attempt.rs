@@ -1,0 +1,374 @@
+//! One attempt at one URL: the request it sends, what its head and body
+//! callbacks do with the `.part` file, and what its completion makes of it.
+//!
+//! The final name is settled in the head callback, before the first body
+//! byte is written, because a `Content-Disposition` header may change it.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use uvcurl::{Error, ErrorKind, Flow, Head, HttpVersionPref, Request, Response};
+
+use crate::cli::Settings;
+use crate::naming::{self, Names};
+use crate::output::{self, PartFile};
+use crate::retry::Failure;
+
+/// libcurl's receive buffer for bulk downloads (its default is 16 KiB).
+const RECEIVE_BUFFER: usize = 128 * 1024;
+
+/// What all attempts share: the settings and the names handed out so far.
+#[derive(Debug)]
+pub struct Context {
+    /// The run's settings.
+    pub settings: Settings,
+    /// Names claimed in the output directory.
+    pub names: RefCell<Names>,
+}
+
+impl Context {
+    /// A context for `settings`.
+    pub fn new(settings: Settings) -> Context {
+        let names = Names::new(&settings.out_dir, settings.overwrite, settings.resume);
+        Context {
+            settings,
+            names: RefCell::new(names),
+        }
+    }
+
+    /// The final path of `name`.
+    pub fn final_path(&self, name: &str) -> PathBuf {
+        self.settings.out_dir.join(name)
+    }
+
+    /// The `.part` path of `name`.
+    pub fn part_path(&self, name: &str) -> PathBuf {
+        self.settings.out_dir.join(naming::part_name(name))
+    }
+}
+
+/// One URL to download, across its attempts.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Identifies the job in the run (its position in the URL list).
+    pub id: u64,
+    /// What to download.
+    pub url: url::Url,
+    /// The output name claimed for it; empty before the first attempt.
+    pub name: String,
+    /// Attempts started so far.
+    pub tries: u32,
+}
+
+/// What an attempt came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The file is complete under its final name.
+    Saved {
+        /// Where it is.
+        path: PathBuf,
+        /// Its length.
+        bytes: u64,
+    },
+    /// It failed; the final name was not written.
+    Failed(Failure),
+}
+
+/// The state of one attempt, shared by its callbacks.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The job being attempted.
+    pub job: Job,
+    /// Bytes already in the `.part` file when the request was sent (a
+    /// `Range` request asks for the rest).
+    pub resume_from: u64,
+    /// The `.part` file, open once a 2xx head arrived.
+    file: Option<PartFile>,
+    /// Body bytes received by this attempt.
+    pub received: u64,
+    /// The expected final length, when the server said.
+    pub total: Option<u64>,
+    /// Why the attempt stopped itself (disk error, bad `Content-Range`).
+    problem: Option<Failure>,
+    /// Things worth telling in verbose mode.
+    pub notes: Vec<String>,
+}
+
+impl Attempt {
+    /// Prepares the next attempt of `job`, whose name is already claimed.
+    /// With `--continue`, an existing `.part` file is resumed.
+    pub fn new(job: Job, ctx: &Context) -> Attempt {
+        let resume_from = if ctx.settings.resume {
+            output::existing_len(&ctx.part_path(&job.name))
+        } else {
+            0
+        };
+        Attempt {
+            job,
+            resume_from,
+            file: None,
+            received: 0,
+            total: None,
+            problem: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Bytes of the file so far, resumed ones included.
+    pub fn progress(&self) -> u64 {
+        match &self.file {
+            Some(file) => file.len(),
+            None => self.resume_from,
+        }
+    }
+
+    /// The head callback: for a 2xx response, settles the name and opens the
+    /// `.part` file; any other status only gets noted (its body is dropped).
+    pub fn on_head(&mut self, head: &Head, ctx: &Context) -> Flow {
+        if !(200..300).contains(&head.status()) {
+            return Flow::Continue;
+        }
+        match self.open_output(head, ctx) {
+            Ok(()) => Flow::Continue,
+            Err(failure) => {
+                self.problem = Some(failure);
+                Flow::Abort
+            }
+        }
+    }
+
+    /// The body callback: appends to the `.part` file.
+    pub fn on_data(&mut self, chunk: &[u8]) -> Flow {
+        self.received += chunk.len() as u64;
+        let Some(file) = &mut self.file else {
+            return Flow::Continue; // the body of an error response
+        };
+        match file.write(chunk) {
+            Ok(()) => Flow::Continue,
+            Err(e) => {
+                let path = file.path().display().to_string();
+                self.problem = Some(Failure::permanent(format!("writing {path}: {e}")));
+                Flow::Abort
+            }
+        }
+    }
+
+    /// Opens the `.part` file for a 2xx response: appends for a `206` that
+    /// continues where we asked, starts over otherwise.
+    fn open_output(&mut self, head: &Head, ctx: &Context) -> Result<(), Failure> {
+        let length = head
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let part = ctx.part_path(&self.job.name);
+        if self.resume_from > 0 && head.status() == 206 {
+            let range = head.header("content-range").and_then(parse_content_range);
+            let Some((start, total)) = range.filter(|(start, _)| *start == self.resume_from) else {
+                output::discard(&part).map_err(|e| io_failure(&part, e))?;
+                return Err(Failure::transient(format!(
+                    "the server resumed at the wrong offset (asked for {}, got {:?})",
+                    self.resume_from,
+                    head.header("content-range").unwrap_or("no Content-Range")
+                )));
+            };
+            self.total = total.or(length.map(|l| start + l));
+            self.notes
+                .push(format!("resumed {} at byte {start}", self.job.name));
+            let file = PartFile::append(&part, start).map_err(|e| io_failure(&part, e))?;
+            self.file = Some(file);
+            return Ok(());
+        }
+        if self.resume_from > 0 {
+            self.notes.push(format!(
+                "the server ignored the Range request for {}; starting over",
+                self.job.name
+            ));
+            output::discard(&part).map_err(|e| io_failure(&part, e))?;
+            self.resume_from = 0;
+        }
+        self.rename_from_disposition(head, ctx);
+        self.total = length;
+        let part = ctx.part_path(&self.job.name);
+        self.file = Some(PartFile::create(&part).map_err(|e| io_failure(&part, e))?);
+        Ok(())
+    }
+
+    /// Switches to the `Content-Disposition` name, if the server gave one.
+    fn rename_from_disposition(&mut self, head: &Head, ctx: &Context) {
+        let Some(wanted) = head
+            .header("content-disposition")
+            .and_then(naming::name_from_content_disposition)
+        else {
+            return;
+        };
+        if wanted == self.job.name {
+            return;
+        }
+        let mut names = ctx.names.borrow_mut();
+        names.release(&self.job.name);
+        self.job.name = names.claim(&wanted);
+        self.notes.push(format!(
+            "{} is named {} by the server",
+            self.job.url, self.job.name
+        ));
+    }
+
+    /// Turns the transfer's result into the attempt's outcome: a 2xx
+    /// response whose length checks out is renamed to its final name; on
+    /// failure the `.part` file is kept only with `--continue`.
+    pub fn conclude(&mut self, result: Result<Response, Error>, ctx: &Context) -> Outcome {
+        let outcome = match result {
+            Ok(response) => self.finish_response(&response, ctx),
+            Err(error) => match self.problem.take() {
+                Some(problem) if error.kind() == ErrorKind::Aborted => Outcome::Failed(problem),
+                _ => Outcome::Failed(Failure::from_error(&error)),
+            },
+        };
+        if matches!(outcome, Outcome::Failed(_)) {
+            self.drop_part(ctx);
+        }
+        outcome
+    }
+
+    /// Closes the `.part` file after a failure; removes it unless resuming.
+    fn drop_part(&mut self, ctx: &Context) {
+        if let Some(file) = self.file.take() {
+            // A flush error only loses bytes that a resume would fetch again.
+            let _ = file.close();
+        }
+        if !ctx.settings.resume {
+            let _ = output::discard(&ctx.part_path(&self.job.name));
+        }
+    }
+
+    /// Checks a completed response and saves its file.
+    fn finish_response(&mut self, response: &Response, ctx: &Context) -> Outcome {
+        let status = response.status();
+        if status == 416 && self.part_already_complete(response) {
+            self.notes
+                .push(format!("{} was already complete", self.job.name));
+            return self.save(self.resume_from, ctx);
+        }
+        if !(200..300).contains(&status) {
+            return Outcome::Failed(Failure::from_status(status, response.header("retry-after")));
+        }
+        if self.file.is_none() {
+            // No body byte arrived, so the head callback never ran.
+            if let Err(failure) = self.open_output(response.head(), ctx) {
+                return Outcome::Failed(failure);
+            }
+        }
+        let Some(file) = self.file.take() else {
+            return Outcome::Failed(Failure::permanent("no output file"));
+        };
+        let part = file.path().to_owned();
+        let len = match file.close() {
+            Ok(len) => len,
+            Err(e) => return Outcome::Failed(io_failure(&part, e)),
+        };
+        match self.total {
+            Some(total) if total != len => Outcome::Failed(Failure::transient(format!(
+                "short body: got {len} of {total} bytes"
+            ))),
+            _ => self.save(len, ctx),
+        }
+    }
+
+    /// A `416` to our `Range` request whose `Content-Range: bytes */N` says
+    /// the `.part` file already holds all `N` bytes.
+    fn part_already_complete(&self, response: &Response) -> bool {
+        let total = response
+            .header("content-range")
+            .and_then(|v| v.trim().strip_prefix("bytes */"))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        self.resume_from > 0 && total == Some(self.resume_from)
+    }
+
+    /// Renames the `.part` file to the final name. Without `--overwrite`, a
+    /// file that appeared under that name meanwhile makes it pick another.
+    fn save(&mut self, bytes: u64, ctx: &Context) -> Outcome {
+        let part = ctx.part_path(&self.job.name);
+        let mut dest = ctx.final_path(&self.job.name);
+        if !ctx.settings.overwrite && dest.symlink_metadata().is_ok() {
+            let mut names = ctx.names.borrow_mut();
+            let name = names.claim(&self.job.name);
+            dest = ctx.final_path(&name);
+        }
+        match output::promote(&part, &dest) {
+            Ok(()) => Outcome::Saved { path: dest, bytes },
+            Err(e) => Outcome::Failed(io_failure(&dest, e)),
+        }
+    }
+}
+
+/// A failed file operation.
+fn io_failure(path: &std::path::Path, error: std::io::Error) -> Failure {
+    Failure::permanent(format!("{}: {error}", path.display()))
+}
+
+/// Parses `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`).
+fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let spec = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = spec.split_once('/')?;
+    let (start, _end) = range.split_once('-')?;
+    let total = match total.trim() {
+        "*" => None,
+        n => Some(n.parse().ok()?),
+    };
+    Some((start.trim().parse().ok()?, total))
+}
+
+/// Builds the request for `attempt`, its callbacks writing through it.
+pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
+    let settings = &ctx.settings;
+    let (url, resume_from) = {
+        let a = attempt.borrow();
+        (a.job.url.to_string(), a.resume_from)
+    };
+    let mut request = Request::get(url)
+        .user_agent(&settings.user_agent)
+        .follow_redirects(true)
+        .verify_tls(!settings.insecure);
+    for line in &settings.headers {
+        request = request.header_line(line);
+    }
+    if resume_from > 0 {
+        request = request.header("Range", &format!("bytes={resume_from}-"));
+    }
+    if let Some(t) = settings.connect_timeout {
+        request = request.connect_timeout(t);
+    }
+    if let Some(t) = settings.timeout {
+        request = request.timeout(t);
+    }
+    match settings.max_speed {
+        Some(rate) => request = request.max_recv_speed(rate),
+        None => request = request.buffer_size(RECEIVE_BUFFER),
+    }
+    if settings.http2_prior_knowledge {
+        request = request.http_version(HttpVersionPref::Http2PriorKnowledge);
+    }
+    if let Some(ca) = &settings.cacert {
+        request = request.ca_file(ca);
+    }
+    let (head_attempt, head_ctx) = (Rc::clone(attempt), Rc::clone(ctx));
+    let data_attempt = Rc::clone(attempt);
+    request
+        .on_head(move |head| head_attempt.borrow_mut().on_head(head, &head_ctx))
+        .on_data(move |chunk| data_attempt.borrow_mut().on_data(chunk))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, Some(200)))
+        );
+        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+}

@@ -1,0 +1,164 @@
+//! `download`: a concurrent downloader built on uvcurl — libcurl's multi
+//! interface driven by one libuv loop, on one thread.
+//!
+//! ```text
+//! cargo run --release --example download -- --demo
+//! cargo run --release --example download -- -j 32 -o out -i urls.txt
+//! cargo run --release --example download -- -c --retries 5 https://example.org/big.iso
+//! ```
+//!
+//! Up to `-j` transfers run at once; the rest of the URL list streams
+//! through as slots free up. Each file is written to `NAME.part` and renamed
+//! to `NAME` only when it is complete. Transient failures are retried with
+//! exponential backoff on a libuv timer. Exit status: 0 all saved, 1 any
+//! failed, 2 usage error, 130 interrupted.
+//!
+//! Modules, one job each:
+//! - [`cli`]: options, URL list, validation;
+//! - [`naming`]: safe, unique output names;
+//! - [`output`]: `.part` files and their promotion;
+//! - [`attempt`]: one request and what its callbacks do with the file;
+//! - [`retry`]: which failures to retry, and when;
+//! - [`scheduler`]: the loop, the slots, the timers, Ctrl-C;
+//! - [`progress`]: bars or plain lines on standard error;
+//! - [`report`]: the summary and the exit status;
+//! - [`demo`]: the self-contained loopback demonstration.
+
+mod attempt;
+mod cli;
+mod demo;
+mod naming;
+mod output;
+mod progress;
+mod report;
+mod retry;
+mod scheduler;
+
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Settings, UsageError};
+use crate::report::Report;
+
+fn main() -> ExitCode {
+    // Invalid options make clap print the usage and exit with status 2.
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(fatal) => {
+            eprintln!("download: {fatal}");
+            fatal.exit_code()
+        }
+    }
+}
+
+/// Runs the invocation; `Ok` carries the exit status of a completed run.
+fn run(cli: &Cli) -> Result<ExitCode, Fatal> {
+    if cli.insecure {
+        eprintln!("warning: --insecure: TLS certificates and host names are NOT verified");
+    }
+    let interrupt = interrupt_flag();
+    if cli.demo {
+        return demo::run(cli, interrupt);
+    }
+    if cli.urls.is_empty() && cli.input.is_none() {
+        return Err(Fatal::Usage(
+            "no URLs given: pass URLs, --input FILE, or --demo (see --help)".to_owned(),
+        ));
+    }
+    let urls = cli::collect_urls(cli)?;
+    let out_dir = cli.output_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let settings = prepare_settings(cli, out_dir)?;
+    let report = scheduler::download_all(settings.clone(), urls, interrupt)?;
+    print_report(&report, &settings);
+    Ok(report.exit_code())
+}
+
+/// Creates the output directory and resolves the settings.
+///
+/// # Errors
+/// A directory that cannot be created, or a bad `--cacert`.
+pub fn prepare_settings(cli: &Cli, out_dir: PathBuf) -> Result<Settings, Fatal> {
+    output::prepare_dir(&out_dir).map_err(|e| {
+        Fatal::Usage(format!(
+            "cannot create output directory {}: {e}",
+            out_dir.display()
+        ))
+    })?;
+    Ok(Settings::new(cli, out_dir)?)
+}
+
+/// Prints the summary: JSON on standard output with `--json`, otherwise
+/// for people on standard error.
+pub fn print_report(report: &Report, settings: &Settings) {
+    if settings.json {
+        print_stdout(&report.to_json().to_string());
+    } else {
+        report.print_summary(settings.verbosity);
+    }
+}
+
+/// Prints a line on standard output; a closed pipe (`| head`) is not an error.
+pub fn print_stdout(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// A flag that Ctrl-C sets; the scheduler polls it from a libuv timer. A
+/// second Ctrl-C exits at once.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&flag);
+    let installed = ctrlc::set_handler(move || {
+        if seen.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    if let Err(error) = installed {
+        eprintln!("warning: Ctrl-C will not stop the run cleanly: {error}");
+    }
+    flag
+}
+
+/// Why the program stops without a completed run.
+#[derive(Debug)]
+pub enum Fatal {
+    /// A bad invocation (exit status 2).
+    Usage(String),
+    /// Something failed that is not about any one URL (exit status 1).
+    Runtime(String),
+}
+
+impl Fatal {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Fatal::Usage(_) => ExitCode::from(2),
+            Fatal::Runtime(_) => ExitCode::from(1),
+        }
+    }
+}
+
+impl fmt::Display for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fatal::Usage(message) | Fatal::Runtime(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<UsageError> for Fatal {
+    fn from(error: UsageError) -> Fatal {
+        Fatal::Usage(error.0)
+    }
+}
+
+impl From<uvcurl::Error> for Fatal {
+    fn from(error: uvcurl::Error) -> Fatal {
+        Fatal::Runtime(error.to_string())
+    }
+}

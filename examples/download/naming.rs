@@ -1,0 +1,261 @@
+//! Output file names: suggested by the URL or by `Content-Disposition`, made
+//! safe so that nothing can land outside the output directory, and made
+//! unique within the run and against files already on disk.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use percent_encoding::percent_decode_str;
+
+/// Longest file name produced, in bytes (a `.N` or `.part` suffix may follow).
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// The name used when neither the URL nor the server suggests one.
+pub const FALLBACK_NAME: &str = "index.html";
+
+/// The suffix of a file being downloaded.
+pub const PART_SUFFIX: &str = ".part";
+
+/// Characters that are not allowed in file names on some systems.
+const RESERVED: &[char] = &['<', '>', ':', '"', '|', '?', '*'];
+
+/// The name a URL suggests: its last path segment, percent-decoded and
+/// sanitized; [`FALLBACK_NAME`] when that leaves nothing.
+pub fn name_from_url(url: &url::Url) -> String {
+    let last = url.path().rsplit('/').next().unwrap_or_default();
+    let decoded = percent_decode_str(last).decode_utf8_lossy();
+    sanitize(&decoded).unwrap_or_else(|| FALLBACK_NAME.to_owned())
+}
+
+/// The sanitized `filename*=` (preferred) or `filename=` of a
+/// `Content-Disposition` header value, if it has a usable one.
+pub fn name_from_content_disposition(value: &str) -> Option<String> {
+    let params = disposition_params(value);
+    let find = |key: &str| {
+        params
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .map(|(_, value)| value.as_str())
+    };
+    let extended = find("filename*").and_then(decode_extended_value);
+    let raw = extended.or_else(|| find("filename").map(str::to_owned))?;
+    sanitize(&raw)
+}
+
+/// Makes a suggested name safe to join to the output directory: control
+/// characters (NUL included) are dropped, only the last path component
+/// survives (so `..`, `/`, `\` and absolute paths cannot escape), characters
+/// some systems forbid become `_`, and the length is capped at
+/// [`MAX_NAME_BYTES`] (keeping a short extension). `None` if nothing usable
+/// is left.
+pub fn sanitize(raw: &str) -> Option<String> {
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if RESERVED.contains(&c) { '_' } else { c })
+        .collect();
+    let last = cleaned
+        .rsplit(['/', '\\'])
+        .map(str::trim)
+        .find(|part| !part.is_empty() && *part != "." && *part != "..")?;
+    Some(cap_length(last))
+}
+
+/// Shortens `name` to at most [`MAX_NAME_BYTES`], keeping an extension of up
+/// to 16 bytes, without splitting a UTF-8 character.
+fn cap_length(name: &str) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name.to_owned();
+    }
+    let extension = match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= 16 => &name[dot..],
+        _ => "",
+    };
+    let mut end = MAX_NAME_BYTES - extension.len();
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{extension}", &name[..end])
+}
+
+/// The `name=value` parameters after the disposition type, values unquoted.
+fn disposition_params(value: &str) -> Vec<(String, String)> {
+    let mut params = Vec::new();
+    let Some((_, mut rest)) = value.split_once(';') else {
+        return params;
+    };
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ';']);
+        let Some((name, after)) = rest.split_once('=') else {
+            return params;
+        };
+        let (value, after) = match after.trim_start().strip_prefix('"') {
+            Some(quoted) => take_quoted(quoted),
+            None => {
+                let (token, after) = after.split_once(';').unwrap_or((after, ""));
+                (token.to_owned(), after)
+            }
+        };
+        params.push((name.trim().to_owned(), value.trim().to_owned()));
+        rest = after;
+    }
+}
+
+/// Reads a quoted string (after its opening quote) with backslash escapes;
+/// returns it and the text after the closing quote.
+fn take_quoted(text: &str) -> (String, &str) {
+    let mut value = String::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return (value, &text[i + 1..]),
+            '\\' => {
+                if let Some((_, escaped)) = chars.next() {
+                    value.push(escaped);
+                }
+            }
+            _ => value.push(c),
+        }
+    }
+    (value, "")
+}
+
+/// Decodes an RFC 8187 extended value such as `UTF-8''na%C3%AFve.txt`.
+fn decode_extended_value(value: &str) -> Option<String> {
+    let mut parts = value.splitn(3, '\'');
+    let charset = parts.next()?;
+    let _language = parts.next()?;
+    let bytes: Vec<u8> = percent_decode_str(parts.next()?).collect();
+    if charset.eq_ignore_ascii_case("utf-8") {
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    } else if charset.eq_ignore_ascii_case("iso-8859-1") {
+        Some(bytes.iter().map(|&b| char::from(b)).collect())
+    } else {
+        None
+    }
+}
+
+/// The `.part` file name that goes with a final name.
+pub fn part_name(name: &str) -> String {
+    format!("{name}{PART_SUFFIX}")
+}
+
+/// Hands out unique names in one output directory.
+///
+/// A name is free when neither it nor its `.part` is claimed in this run, no
+/// file of that name exists (unless overwriting) and no `.part` of it exists
+/// (unless resuming or overwriting). Taken names get `.1`, `.2`, ...
+#[derive(Debug)]
+pub struct Names {
+    dir: PathBuf,
+    overwrite: bool,
+    resume: bool,
+    claimed: HashSet<String>,
+}
+
+impl Names {
+    /// A registry for `dir`.
+    pub fn new(dir: &Path, overwrite: bool, resume: bool) -> Names {
+        Names {
+            dir: dir.to_owned(),
+            overwrite,
+            resume,
+            claimed: HashSet::new(),
+        }
+    }
+
+    /// Claims `wanted`, or the first free `wanted.N`, and returns it.
+    pub fn claim(&mut self, wanted: &str) -> String {
+        let name = (0u64..)
+            .map(|n| match n {
+                0 => wanted.to_owned(),
+                n => format!("{wanted}.{n}"),
+            })
+            .find(|candidate| self.is_free(candidate))
+            .unwrap_or_else(|| wanted.to_owned());
+        self.claimed.insert(part_name(&name));
+        self.claimed.insert(name.clone());
+        name
+    }
+
+    /// Gives a claimed name back.
+    pub fn release(&mut self, name: &str) {
+        self.claimed.remove(name);
+        self.claimed.remove(&part_name(name));
+    }
+
+    /// Whether `candidate` may be used now.
+    fn is_free(&self, candidate: &str) -> bool {
+        let part = part_name(candidate);
+        if self.claimed.contains(candidate) || self.claimed.contains(&part) {
+            return false;
+        }
+        let final_ok = match fs::symlink_metadata(self.dir.join(candidate)) {
+            Ok(meta) => self.overwrite && !meta.is_dir(),
+            Err(_) => true,
+        };
+        let part_ok = match fs::symlink_metadata(self.dir.join(&part)) {
+            Ok(meta) => meta.is_file() && (self.resume || self.overwrite),
+            Err(_) => true,
+        };
+        final_ok && part_ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_stay_inside() {
+        assert_eq!(sanitize("../../evil").as_deref(), Some("evil"));
+        assert_eq!(sanitize("/etc/passwd").as_deref(), Some("passwd"));
+        assert_eq!(sanitize("..\\..\\win.ini").as_deref(), Some("win.ini"));
+        assert_eq!(sanitize("evil/..").as_deref(), Some("evil"));
+        assert_eq!(sanitize(".\u{7}.").as_deref(), None);
+        assert_eq!(sanitize("a\0b\nc").as_deref(), Some("abc"));
+        assert_eq!(sanitize("..").as_deref(), None);
+        assert_eq!(sanitize("").as_deref(), None);
+        let long = "x".repeat(300) + ".tar.gz";
+        let capped = sanitize(&long).unwrap();
+        assert_eq!(capped.len(), MAX_NAME_BYTES);
+        assert!(capped.ends_with(".gz"));
+    }
+
+    #[test]
+    fn url_names() {
+        let url = |s| url::Url::parse(s).unwrap();
+        assert_eq!(name_from_url(&url("http://h/a/b.txt?x=1")), "b.txt");
+        assert_eq!(name_from_url(&url("http://h/")), FALLBACK_NAME);
+        assert_eq!(name_from_url(&url("http://h/d/")), FALLBACK_NAME);
+        assert_eq!(name_from_url(&url("http://h/..%2F..%2Fevil")), "evil");
+        assert_eq!(name_from_url(&url("http://h/na%C3%AFve%20x")), "naïve x");
+    }
+
+    #[test]
+    fn content_disposition() {
+        let cd = name_from_content_disposition;
+        assert_eq!(
+            cd("attachment; filename=\"r e.txt\"").as_deref(),
+            Some("r e.txt")
+        );
+        assert_eq!(
+            cd("attachment; filename=plain.bin").as_deref(),
+            Some("plain.bin")
+        );
+        assert_eq!(
+            cd("attachment; filename=\"x.txt\"; filename*=UTF-8''na%C3%AFve.txt").as_deref(),
+            Some("naïve.txt")
+        );
+        assert_eq!(
+            cd("attachment; filename=\"../../evil\"").as_deref(),
+            Some("evil")
+        );
+        assert_eq!(
+            cd("attachment; filename=\"a\\\"b\"").as_deref(),
+            Some("a_b")
+        );
+        assert_eq!(cd("inline"), None);
+    }
+}

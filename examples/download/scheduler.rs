@@ -1,0 +1,457 @@
+//! The scheduler: keeps up to `-j` transfers in flight on one libuv loop,
+//! retries transient failures after a backoff [`Timer`], refreshes the
+//! progress display and reacts to Ctrl-C, all on the loop thread.
+//!
+//! Callbacks from uvcurl and libuv only queue an [`Event`]; [`Scheduler::pump`]
+//! handles the queue one event at a time. A completion that fires while the
+//! scheduler is itself inside `start` or `cancel` is therefore just queued,
+//! and the scheduler is never re-entered.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::HumanBytes;
+use uvcurl::uv::Timer;
+use uvcurl::{Error, Loop, Multi, MultiHandle, Response, Transfer};
+
+use crate::attempt::{self, Attempt, Context, Job, Outcome};
+use crate::cli::Settings;
+use crate::naming;
+use crate::progress::{Active, Progress, Snapshot};
+use crate::report::{FailedUrl, Report, SavedFile};
+use crate::retry::{Backoff, Failure};
+
+/// How often the progress display is refreshed and Ctrl-C is looked for.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Downloads every URL in `urls` as `settings` say, on a loop of its own,
+/// and reports what happened. Setting `interrupt` stops the run early.
+///
+/// # Errors
+/// If libuv or libcurl cannot be set up, or the loop fails.
+pub fn download_all(
+    settings: Settings,
+    urls: Vec<url::Url>,
+    interrupt: Arc<AtomicBool>,
+) -> Result<Report, Error> {
+    let uv = Loop::new()?;
+    let multi = Multi::new(&uv)?;
+    let scheduler = Scheduler::new(&uv, &multi, settings, urls, interrupt)?;
+    scheduler.post(Event::Tick);
+    let ran = uv.run();
+    let report = scheduler.close_out();
+    drop(scheduler);
+    drop(multi);
+    // Let the handles closed above finish closing, then release the loop.
+    uv.run()?;
+    if let Err(error) = uv.close() {
+        eprintln!("warning: {error}");
+    }
+    ran.map(|()| report)
+}
+
+/// What the scheduler reacts to.
+enum Event {
+    /// A transfer completed.
+    Done(u64, Result<Response, Error>),
+    /// A job's backoff wait is over.
+    RetryDue(u64),
+    /// Time to refresh the display and look for Ctrl-C.
+    Tick,
+}
+
+/// A transfer in flight.
+struct Running {
+    attempt: Rc<RefCell<Attempt>>,
+    /// When it started, for its rate.
+    since: Instant,
+    /// Set once `start` returned.
+    transfer: Option<Transfer>,
+}
+
+/// The scheduler's mutable state.
+#[derive(Default)]
+struct State {
+    /// URLs not started yet, with the id the next one gets.
+    fresh: VecDeque<url::Url>,
+    next_id: u64,
+    /// Jobs whose retry is due, waiting for a free slot.
+    ready: VecDeque<Job>,
+    /// Transfers in flight, by job id.
+    running: BTreeMap<u64, Running>,
+    /// Jobs waiting out a backoff, with its timer.
+    waiting: HashMap<u64, (Job, Timer)>,
+    report: Report,
+    interrupted: bool,
+    finished: bool,
+}
+
+/// See the module documentation.
+pub struct Scheduler {
+    me: Weak<Scheduler>,
+    uv: Loop,
+    multi: MultiHandle,
+    ctx: Rc<Context>,
+    backoff: Backoff,
+    interrupt: Arc<AtomicBool>,
+    started: Instant,
+    files_total: u64,
+    events: RefCell<VecDeque<Event>>,
+    pumping: Cell<bool>,
+    state: RefCell<State>,
+    progress: RefCell<Progress>,
+    tick: RefCell<Option<Timer>>,
+}
+
+impl Scheduler {
+    /// A scheduler for `urls` on `multi`; nothing starts before the first event.
+    fn new(
+        uv: &Loop,
+        multi: &Multi,
+        settings: Settings,
+        urls: Vec<url::Url>,
+        interrupt: Arc<AtomicBool>,
+    ) -> Result<Rc<Scheduler>, Error> {
+        let files_total = urls.len() as u64;
+        let progress = Progress::new(settings.verbosity, files_total);
+        let scheduler = Rc::new_cyclic(|me: &Weak<Scheduler>| Scheduler {
+            me: me.clone(),
+            uv: uv.clone(),
+            multi: multi.handle(),
+            ctx: Rc::new(Context::new(settings)),
+            backoff: Backoff::default(),
+            interrupt,
+            started: Instant::now(),
+            files_total,
+            events: RefCell::new(VecDeque::new()),
+            pumping: Cell::new(false),
+            state: RefCell::new(State {
+                fresh: urls.into(),
+                ..State::default()
+            }),
+            progress: RefCell::new(progress),
+            tick: RefCell::new(None),
+        });
+        let weak = Rc::downgrade(&scheduler);
+        let tick = Timer::new(uv, move || {
+            if let Some(scheduler) = weak.upgrade() {
+                scheduler.post(Event::Tick);
+            }
+        })?;
+        // The tick alone must not keep the loop running.
+        tick.unref();
+        *scheduler.tick.borrow_mut() = Some(tick);
+        Ok(scheduler)
+    }
+
+    /// Queues `event` and handles the queue unless that is already under way.
+    fn post(&self, event: Event) {
+        self.events.borrow_mut().push_back(event);
+        if self.pumping.replace(true) {
+            return; // the pump on the stack gets to it
+        }
+        self.pump();
+        self.pumping.set(false);
+    }
+
+    /// Handles queued events until none is left, then starts what fits and
+    /// finishes the run if nothing is left to do.
+    fn pump(&self) {
+        loop {
+            let next = self.events.borrow_mut().pop_front();
+            let Some(event) = next else { break };
+            match event {
+                Event::Done(id, result) => self.on_done(id, result),
+                Event::RetryDue(id) => self.on_retry_due(id),
+                Event::Tick => self.on_tick(),
+            }
+            self.fill();
+            self.finish_if_idle();
+        }
+    }
+
+    /// Starts jobs (due retries first) while slots are free.
+    fn fill(&self) {
+        loop {
+            let job = {
+                let mut state = self.state.borrow_mut();
+                let full = state.running.len() >= self.ctx.settings.parallel;
+                if state.interrupted || state.finished || full {
+                    return;
+                }
+                match state.ready.pop_front() {
+                    Some(job) => Some(job),
+                    None => state.fresh.pop_front().map(|url| {
+                        state.next_id += 1;
+                        Job {
+                            id: state.next_id,
+                            url,
+                            name: String::new(),
+                            tries: 0,
+                        }
+                    }),
+                }
+            };
+            match job {
+                Some(job) => self.launch(job),
+                None => return,
+            }
+        }
+    }
+
+    /// Starts the next attempt of `job`.
+    fn launch(&self, mut job: Job) {
+        job.tries += 1;
+        if job.name.is_empty() {
+            let wanted = naming::name_from_url(&job.url);
+            job.name = self.ctx.names.borrow_mut().claim(&wanted);
+        }
+        let id = job.id;
+        let attempt = Rc::new(RefCell::new(Attempt::new(job.clone(), &self.ctx)));
+        let request = attempt::request(&attempt, &self.ctx);
+        let running = Running {
+            attempt,
+            since: Instant::now(),
+            transfer: None,
+        };
+        self.state.borrow_mut().running.insert(id, running);
+        let weak = self.me.clone();
+        let started = self.multi.start(request, move |result| {
+            if let Some(scheduler) = weak.upgrade() {
+                scheduler.post(Event::Done(id, result));
+            }
+        });
+        match started {
+            Ok(transfer) => {
+                if let Some(running) = self.state.borrow_mut().running.get_mut(&id) {
+                    running.transfer = Some(transfer);
+                }
+            }
+            Err(error) => {
+                self.state.borrow_mut().running.remove(&id);
+                self.give_up(&job, Failure::from_error(&error).reason);
+            }
+        }
+    }
+
+    /// A transfer completed: save its file, or retry, or give up.
+    fn on_done(&self, id: u64, result: Result<Response, Error>) {
+        let Some(running) = self.state.borrow_mut().running.remove(&id) else {
+            return;
+        };
+        let (outcome, job, received, notes) = {
+            let mut attempt = running.attempt.borrow_mut();
+            let outcome = attempt.conclude(result, &self.ctx);
+            let notes = std::mem::take(&mut attempt.notes);
+            (outcome, attempt.job.clone(), attempt.received, notes)
+        };
+        self.state.borrow_mut().report.bytes += received;
+        for note in notes {
+            self.progress.borrow().note(&note);
+        }
+        match outcome {
+            Outcome::Saved { path, bytes } => self.saved(job, path, bytes),
+            Outcome::Failed(failure) => {
+                let retries_left = job.tries <= self.ctx.settings.retries;
+                let interrupted = self.state.borrow().interrupted;
+                if failure.transient && retries_left && !interrupted {
+                    self.retry_later(job, failure);
+                } else {
+                    self.give_up(&job, failure.reason);
+                }
+            }
+        }
+    }
+
+    /// Records a saved file.
+    fn saved(&self, job: Job, path: std::path::PathBuf, bytes: u64) {
+        self.progress.borrow().saved(&format!(
+            "saved {} ({}) <- {}",
+            path.display(),
+            HumanBytes(bytes),
+            job.url
+        ));
+        self.state.borrow_mut().report.saved.push(SavedFile {
+            id: job.id,
+            url: job.url.to_string(),
+            path,
+            bytes,
+        });
+    }
+
+    /// Records a URL that failed for good (shown at once, unless it is
+    /// one of many stopped by Ctrl-C: the summary lists those).
+    fn give_up(&self, job: &Job, reason: String) {
+        if !self.state.borrow().interrupted {
+            self.progress
+                .borrow()
+                .failed(&format!("FAILED {}: {reason}", job.url));
+        }
+        self.state.borrow_mut().report.failed.push(FailedUrl {
+            id: job.id,
+            url: job.url.to_string(),
+            reason,
+        });
+    }
+
+    /// Waits out a backoff on a uv timer before `job` runs again.
+    fn retry_later(&self, job: Job, failure: Failure) {
+        let delay = self.backoff.delay(job.tries, failure.retry_after);
+        self.progress.borrow().note(&format!(
+            "retry {}/{} of {} in {:.1}s: {}",
+            job.tries,
+            self.ctx.settings.retries,
+            job.url,
+            delay.as_secs_f64(),
+            failure.reason
+        ));
+        let weak = self.me.clone();
+        let id = job.id;
+        let timer = Timer::new(&self.uv, move || {
+            if let Some(scheduler) = weak.upgrade() {
+                scheduler.post(Event::RetryDue(id));
+            }
+        });
+        match timer {
+            Ok(timer) => {
+                timer.start(delay.as_millis() as u64);
+                self.state.borrow_mut().waiting.insert(id, (job, timer));
+            }
+            Err(error) => self.give_up(
+                &job,
+                format!("{} (cannot wait to retry: {error})", failure.reason),
+            ),
+        }
+    }
+
+    /// A backoff is over: the job queues for the next free slot.
+    fn on_retry_due(&self, id: u64) {
+        let entry = self.state.borrow_mut().waiting.remove(&id);
+        if let Some((job, timer)) = entry {
+            drop(timer);
+            self.state.borrow_mut().ready.push_back(job);
+        }
+    }
+
+    /// Refreshes the display, looks for Ctrl-C, and rearms the tick.
+    fn on_tick(&self) {
+        let interrupted = self.state.borrow().interrupted;
+        if self.interrupt.load(Ordering::SeqCst) && !interrupted {
+            self.interrupt_now();
+        }
+        let snapshot = self.snapshot();
+        self.progress.borrow_mut().refresh(&snapshot);
+        if let Some(tick) = self.tick.borrow().as_ref() {
+            tick.start(TICK.as_millis() as u64);
+        }
+    }
+
+    /// Ctrl-C: start nothing more, drop pending retries, cancel transfers.
+    /// Their completions arrive as events and are recorded as failures; with
+    /// `--continue` their `.part` files stay.
+    fn interrupt_now(&self) {
+        let (waiting, ready, transfers) = {
+            let mut state = self.state.borrow_mut();
+            state.interrupted = true;
+            state.report.interrupted = true;
+            state.report.not_started = state.fresh.len() as u64;
+            state.fresh.clear();
+            let waiting: Vec<(Job, Timer)> = state.waiting.drain().map(|(_, w)| w).collect();
+            let ready: Vec<Job> = state.ready.drain(..).collect();
+            let transfers: Vec<Transfer> = state
+                .running
+                .values()
+                .filter_map(|r| r.transfer.clone())
+                .collect();
+            (waiting, ready, transfers)
+        };
+        for (job, timer) in waiting {
+            drop(timer);
+            self.give_up(&job, "interrupted while waiting to retry".to_owned());
+        }
+        for job in ready {
+            self.give_up(&job, "interrupted while waiting to retry".to_owned());
+        }
+        for transfer in transfers {
+            transfer.cancel();
+        }
+    }
+
+    /// Ends the run once nothing runs, waits or remains: the tick stops and
+    /// the multi closes, so the loop runs out of work and returns.
+    fn finish_if_idle(&self) {
+        {
+            let mut state = self.state.borrow_mut();
+            let nothing_left =
+                state.interrupted || (state.ready.is_empty() && state.fresh.is_empty());
+            if state.finished
+                || !nothing_left
+                || !state.running.is_empty()
+                || !state.waiting.is_empty()
+            {
+                return;
+            }
+            state.finished = true;
+        }
+        drop(self.tick.borrow_mut().take());
+        self.multi.close();
+    }
+
+    /// What the progress display shows now.
+    fn snapshot(&self) -> Snapshot {
+        let state = self.state.borrow();
+        let mut bytes = state.report.bytes;
+        let active = state
+            .running
+            .iter()
+            .map(|(&id, running)| {
+                let attempt = running.attempt.borrow();
+                bytes += attempt.received;
+                let seconds = running.since.elapsed().as_secs_f64().max(0.001);
+                Active {
+                    id,
+                    name: attempt.job.name.clone(),
+                    bytes: attempt.progress(),
+                    total: attempt.total,
+                    rate: (attempt.received as f64 / seconds) as u64,
+                }
+            })
+            .collect();
+        Snapshot {
+            files_done: (state.report.saved.len() + state.report.failed.len()) as u64,
+            files_total: self.files_total,
+            bytes,
+            active,
+        }
+    }
+
+    /// The report once the loop has returned; anything still unfinished
+    /// (which only a loop failure leaves behind) counts as failed.
+    fn close_out(&self) -> Report {
+        self.progress.borrow_mut().clear();
+        let mut state = self.state.borrow_mut();
+        let leftovers: Vec<Job> = state
+            .running
+            .values()
+            .map(|r| r.attempt.borrow().job.clone())
+            .chain(state.waiting.values().map(|(job, _)| job.clone()))
+            .chain(state.ready.iter().cloned())
+            .collect();
+        for job in leftovers {
+            state.report.failed.push(FailedUrl {
+                id: job.id,
+                url: job.url.to_string(),
+                reason: "the event loop stopped early".to_owned(),
+            });
+        }
+        state.report.not_started += state.fresh.len() as u64;
+        state.report.elapsed = self.started.elapsed();
+        let mut report = state.report.clone();
+        report.sort();
+        report
+    }
+}

@@ -1,0 +1,821 @@
+//! End-to-end tests of `examples/download`: the built example binary runs
+//! against loopback servers defined here (std::net, one thread per
+//! connection, with scripted faults), and the files it leaves are checked
+//! byte for byte. Every run is bounded in time.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, Once};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// Longest any one downloader run may take.
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+// ---- the example binary ------------------------------------------------------
+
+/// The path of the `download` example, built once per test process.
+fn downloader() -> PathBuf {
+    static BUILD: Once = Once::new();
+    // target/<profile>/deps/download-<hash> -> target/<profile>
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> directory")
+        .to_path_buf();
+    BUILD.call_once(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--example", "download"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        if let Some(target_dir) = profile_dir.parent() {
+            build.env("CARGO_TARGET_DIR", target_dir);
+        }
+        let output = build.output().expect("run cargo build");
+        assert!(
+            output.status.success(),
+            "cargo build --example download failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+    profile_dir
+        .join("examples")
+        .join(format!("download{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// What a downloader run left behind.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the downloader with `args`, killing it if it outlives [`RUN_LIMIT`].
+fn run(args: &[&str]) -> Run {
+    finish(start(args, None), args)
+}
+
+/// Starts the downloader with `args`; `stdin` (if any) is written to it.
+fn start(args: &[&str], stdin: Option<&str>) -> Child {
+    let mut child = Command::new(downloader())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the downloader");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("write stdin");
+    }
+    child
+}
+
+/// Waits for `child` at most [`RUN_LIMIT`] (then kills it) and collects
+/// its exit status and output.
+fn finish(child: Child, args: &[&str]) -> Run {
+    let pid = child.id();
+    let (done, finished) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let output = match finished.recv_timeout(RUN_LIMIT) {
+        Ok(output) => output.expect("wait for the downloader"),
+        Err(_) => {
+            signal(pid, libc::SIGKILL);
+            panic!("download {args:?} ran longer than {RUN_LIMIT:?}");
+        }
+    };
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Sends `signal` to the downloader process `pid` that this test started.
+fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our child.
+    unsafe { libc::kill(pid as libc::pid_t, signal) };
+}
+
+// ---- temporary directories -------------------------------------------------
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!(
+            "uvcurl-download-test-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn str(&self) -> &str {
+        self.0.to_str().expect("UTF-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every file under `dir`, recursively, relative to it.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in fs::read_dir(&current).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.strip_prefix(dir).expect("under dir").to_path_buf());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+// ---- content -----------------------------------------------------------------
+
+/// `len` deterministic pseudo-random bytes for `seed` (xorshift64*).
+fn content(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+// ---- the loopback server ----------------------------------------------------
+
+/// What the server does to one request for a route, by attempt number.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Sends the headers and half the body, then closes the connection.
+    DropMidBody,
+    /// Answers 503, with `Retry-After: 0` when the flag is set.
+    Unavailable(bool),
+}
+
+/// One path the server answers.
+#[derive(Debug, Clone, Default)]
+struct Route {
+    body: Vec<u8>,
+    /// Raw `Content-Disposition` value, sent as is.
+    disposition: Option<Vec<u8>>,
+    /// Status to answer instead of the body (e.g. 404).
+    status: Option<u16>,
+    /// Faults of the first attempts, in order; later attempts succeed.
+    faults: Vec<Fault>,
+}
+
+impl Route {
+    fn file(body: Vec<u8>) -> Route {
+        Route {
+            body,
+            ..Route::default()
+        }
+    }
+}
+
+/// State shared by the server's threads.
+struct Shared {
+    routes: HashMap<String, Route>,
+    /// Whether `Range: bytes=N-` gets a 206 (else the full body, 200).
+    honour_range: bool,
+    /// Requests seen per path.
+    hits: Mutex<HashMap<String, u32>>,
+    /// `(path, Range value)` of every request that had one.
+    ranges: Mutex<Vec<(String, String)>>,
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 with keep-alive and scripted faults;
+/// dropping it stops accepting.
+struct FileServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl FileServer {
+    fn start(routes: HashMap<String, Route>, honour_range: bool) -> FileServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared {
+            routes,
+            honour_range,
+            hits: Mutex::new(HashMap::new()),
+            ranges: Mutex::new(Vec::new()),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let acceptor = {
+            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let shared = Arc::clone(&shared);
+                    thread::spawn(move || serve_connection(stream, &shared));
+                }
+            })
+        };
+        FileServer {
+            addr,
+            shared,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn hits(&self, path: &str) -> u32 {
+        let hits = self.shared.hits.lock().expect("hits lock");
+        hits.get(path).copied().unwrap_or(0)
+    }
+
+    fn ranges(&self) -> Vec<(String, String)> {
+        self.shared.ranges.lock().expect("ranges lock").clone()
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+/// A parsed request head.
+struct Head {
+    path: String,
+    range: Option<String>,
+}
+
+/// Serves requests on one connection until the client closes it, a fault
+/// closes it, or it idles for 10 s.
+fn serve_connection(stream: TcpStream, shared: &Shared) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.set_nodelay(true);
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    while let Some(head) = read_head(&mut reader) {
+        if !respond(&mut writer, &head, shared) {
+            let _ = writer.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// Reads one request head (GET, no body); `None` at end of stream.
+fn read_head(reader: &mut impl BufRead) -> Option<Head> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let path = line.split_whitespace().nth(1)?.to_owned();
+    let mut range = None;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).ok()? == 0 {
+            return None;
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            return Some(Head { path, range });
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("range") {
+                range = Some(value.trim().to_owned());
+            }
+        }
+    }
+}
+
+/// Answers one request; false when the connection must close.
+fn respond(out: &mut TcpStream, head: &Head, shared: &Shared) -> bool {
+    let attempt = {
+        let mut hits = shared.hits.lock().expect("hits lock");
+        let count = hits.entry(head.path.clone()).or_insert(0);
+        *count += 1;
+        *count as usize - 1
+    };
+    if let Some(range) = &head.range {
+        let mut ranges = shared.ranges.lock().expect("ranges lock");
+        ranges.push((head.path.clone(), range.clone()));
+    }
+    let Some(route) = shared.routes.get(&head.path) else {
+        return send(out, "404 Not Found", &[], b"no such file\n");
+    };
+    match route.faults.get(attempt) {
+        Some(Fault::Unavailable(retry_now)) => {
+            let extra: &[&[u8]] = if *retry_now {
+                &[b"Retry-After: 0"]
+            } else {
+                &[]
+            };
+            return send(out, "503 Service Unavailable", extra, b"busy\n");
+        }
+        Some(Fault::DropMidBody) => {
+            let header = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                route.body.len()
+            );
+            let _ = out.write_all(header.as_bytes());
+            let _ = out.write_all(&route.body[..route.body.len() / 2]);
+            let _ = out.flush();
+            return false;
+        }
+        None => {}
+    }
+    if let Some(status) = route.status {
+        let line = match status {
+            404 => "404 Not Found",
+            403 => "403 Forbidden",
+            _ => "500 Internal Server Error",
+        };
+        return send(out, line, &[], b"nope\n");
+    }
+    let mut extra: Vec<Vec<u8>> = Vec::new();
+    if let Some(value) = &route.disposition {
+        extra.push([b"Content-Disposition: ".as_slice(), value].concat());
+    }
+    let len = route.body.len();
+    let start = head
+        .range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|_| shared.honour_range);
+    match start {
+        Some(start) if start < len => {
+            extra.push(format!("Content-Range: bytes {start}-{}/{len}", len - 1).into_bytes());
+            send(
+                out,
+                "206 Partial Content",
+                &as_slices(&extra),
+                &route.body[start..],
+            )
+        }
+        Some(_) => {
+            extra.push(format!("Content-Range: bytes */{len}").into_bytes());
+            send(out, "416 Range Not Satisfiable", &as_slices(&extra), b"")
+        }
+        None => send(out, "200 OK", &as_slices(&extra), &route.body),
+    }
+}
+
+/// Borrows each line.
+fn as_slices(lines: &[Vec<u8>]) -> Vec<&[u8]> {
+    lines.iter().map(Vec::as_slice).collect()
+}
+
+/// Writes a response with `status`, extra header lines and `body`.
+fn send(out: &mut TcpStream, status: &str, extra: &[&[u8]], body: &[u8]) -> bool {
+    let mut message =
+        format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len()).into_bytes();
+    for line in extra {
+        message.extend_from_slice(line);
+        message.extend_from_slice(b"\r\n");
+    }
+    message.extend_from_slice(b"\r\n");
+    message.extend_from_slice(body);
+    out.write_all(&message).and_then(|()| out.flush()).is_ok()
+}
+
+/// Paths and bodies of files served.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// `count` files `/f/NNNN.bin` of 1–`max_len` bytes.
+fn numbered_files(count: usize, max_len: usize) -> Files {
+    (0..count)
+        .map(|i| {
+            let seed = i as u64 + 7;
+            let len = 1 + (content(seed, 8)[0] as usize * 131 + i * 977) % max_len;
+            (format!("/f/{i:04}.bin"), content(seed, len))
+        })
+        .collect()
+}
+
+/// Writes `urls` into `dir/urls.txt` and returns its path.
+fn url_file(dir: &TempDir, urls: &[String]) -> String {
+    let path = dir.join("urls.txt");
+    let mut text = String::from("# generated by tests/download.rs\n\n");
+    for url in urls {
+        text.push_str(url);
+        text.push('\n');
+    }
+    fs::write(&path, text).expect("write URL file");
+    path.to_str().expect("UTF-8 path").to_owned()
+}
+
+/// The final name of `/f/NNNN.bin`.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().expect("a name")
+}
+
+// ---- tests ---------------------------------------------------------------------
+
+#[test]
+fn demo_downloads_and_verifies_every_file() {
+    let out = TempDir::new("demo");
+    let result = run(&["--demo", "-o", out.str(), "-q"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert!(
+        result.stdout.contains("demo: 300 files verified"),
+        "{result:#?}"
+    );
+    let files = files_under(out.path());
+    assert_eq!(files.len(), 300, "{files:?}");
+    assert!(files
+        .iter()
+        .all(|f| !f.to_string_lossy().ends_with(".part")));
+}
+
+#[test]
+fn five_hundred_urls_at_32_in_parallel_are_byte_exact() {
+    let files = numbered_files(500, 24 * 1024);
+    let routes = files
+        .iter()
+        .map(|(path, body)| (path.clone(), Route::file(body.clone())))
+        .collect();
+    let server = FileServer::start(routes, true);
+    let work = TempDir::new("many");
+    let out = work.join("out");
+    let urls: Vec<String> = files.iter().map(|(path, _)| server.url(path)).collect();
+    let list = url_file(&work, &urls);
+    let out_str = out.to_str().expect("UTF-8");
+    let result = run(&[
+        "-i",
+        &list,
+        "-j",
+        "32",
+        "-o",
+        out_str,
+        "-q",
+        "--timeout",
+        "60",
+    ]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_eq!(files_under(&out).len(), 500);
+    for (path, body) in &files {
+        let saved = fs::read(out.join(file_name(path))).expect("saved file");
+        assert!(saved == *body, "{path} differs");
+    }
+}
+
+/// Routes for the fault tests: every third file drops its connection on
+/// the first attempt, every fifth answers 503 twice (some with
+/// `Retry-After: 0`); the rest are healthy. Returns the routes and which
+/// paths are faulty.
+fn faulty_routes() -> (Files, HashMap<String, Route>, Vec<String>) {
+    let files = numbered_files(60, 256 * 1024);
+    let mut routes = HashMap::new();
+    let mut faulty = Vec::new();
+    for (i, (path, body)) in files.iter().enumerate() {
+        let mut route = Route::file(body.clone());
+        if i % 5 == 0 {
+            route.faults = vec![Fault::Unavailable(i % 10 == 0), Fault::Unavailable(true)];
+        } else if i % 3 == 0 {
+            route.faults = vec![Fault::DropMidBody];
+        }
+        if !route.faults.is_empty() {
+            faulty.push(path.clone());
+        }
+        routes.insert(path.clone(), route);
+    }
+    (files, routes, faulty)
+}
+
+#[test]
+fn faults_are_retried_until_every_file_is_correct() {
+    let (files, routes, faulty) = faulty_routes();
+    let server = FileServer::start(routes, true);
+    let work = TempDir::new("faults-retry");
+    let out = work.join("out");
+    let urls: Vec<String> = files.iter().map(|(path, _)| server.url(path)).collect();
+    let list = url_file(&work, &urls);
+    let out_str = out.to_str().expect("UTF-8");
+    let result = run(&[
+        "-i",
+        &list,
+        "-j",
+        "8",
+        "-o",
+        out_str,
+        "--retries",
+        "3",
+        "-v",
+    ]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert!(result.stderr.contains("retry 1/3"), "{}", result.stderr);
+    for (path, body) in &files {
+        let saved = fs::read(out.join(file_name(path))).expect("saved file");
+        assert!(saved == *body, "{path} differs");
+    }
+    assert_eq!(files_under(&out).len(), files.len(), "stray files");
+    for path in &faulty {
+        assert!(server.hits(path) >= 2, "{path} was not retried");
+    }
+}
+
+#[test]
+fn without_retries_faults_fail_and_leave_no_final_file() {
+    let (files, routes, faulty) = faulty_routes();
+    let server = FileServer::start(routes, true);
+    let work = TempDir::new("faults-none");
+    let out = work.join("out");
+    let urls: Vec<String> = files.iter().map(|(path, _)| server.url(path)).collect();
+    let list = url_file(&work, &urls);
+    let out_str = out.to_str().expect("UTF-8");
+    let result = run(&["-i", &list, "-o", out_str, "--retries", "0", "--json"]);
+    assert_eq!(result.code, Some(1), "{result:#?}");
+    let summary: serde_json::Value =
+        serde_json::from_str(result.stdout.trim()).expect("JSON summary on stdout");
+    assert_eq!(summary["failed"], faulty.len(), "{summary}");
+    assert_eq!(summary["ok"], files.len() - faulty.len(), "{summary}");
+    let failed_urls: Vec<&str> = summary["failures"]
+        .as_array()
+        .expect("failures array")
+        .iter()
+        .map(|f| f["url"].as_str().expect("url"))
+        .collect();
+    for (path, body) in &files {
+        let dest = out.join(file_name(path));
+        if faulty.contains(path) {
+            assert!(failed_urls.contains(&server.url(path).as_str()), "{path}");
+            assert!(!dest.exists(), "{path} left a final file");
+            assert_eq!(server.hits(path), 1, "{path} was retried");
+        } else {
+            assert!(
+                fs::read(&dest).expect("saved file") == *body,
+                "{path} differs"
+            );
+        }
+    }
+    // Without --continue no .part file is kept either.
+    assert_eq!(files_under(&out).len(), files.len() - faulty.len());
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    let mut routes = HashMap::new();
+    routes.insert(
+        "/gone".to_owned(),
+        Route {
+            status: Some(404),
+            ..Route::default()
+        },
+    );
+    let server = FileServer::start(routes, true);
+    let out = TempDir::new("404");
+    let result = run(&[&server.url("/gone"), "-o", out.str(), "--retries", "3"]);
+    assert_eq!(result.code, Some(1), "{result:#?}");
+    assert!(result.stderr.contains("HTTP 404"), "{}", result.stderr);
+    assert_eq!(server.hits("/gone"), 1);
+    assert!(files_under(out.path()).is_empty());
+}
+
+/// Pre-creates `big.bin.part` with the first 40% of the body, runs with
+/// `--continue`, and checks the result; returns the server for more checks.
+fn resume_against(honour_range: bool) -> (FileServer, usize) {
+    let body = content(42, 3 * 1024 * 1024 + 17);
+    let mut routes = HashMap::new();
+    routes.insert("/big.bin".to_owned(), Route::file(body.clone()));
+    let server = FileServer::start(routes, honour_range);
+    let out = TempDir::new("resume");
+    let already = body.len() * 2 / 5;
+    fs::write(out.join("big.bin.part"), &body[..already]).expect("write part");
+    let result = run(&[&server.url("/big.bin"), "-o", out.str(), "-c", "-v"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    let saved = fs::read(out.join("big.bin")).expect("saved file");
+    assert!(saved == body, "big.bin differs ({} bytes)", saved.len());
+    assert_eq!(files_under(out.path()), vec![PathBuf::from("big.bin")]);
+    (server, already)
+}
+
+#[test]
+fn continue_resumes_a_part_file_with_a_range_request() {
+    let (server, already) = resume_against(true);
+    let expected = ("/big.bin".to_owned(), format!("bytes={already}-"));
+    assert_eq!(server.ranges(), vec![expected]);
+    assert_eq!(server.hits("/big.bin"), 1);
+}
+
+#[test]
+fn continue_starts_over_when_the_server_ignores_range() {
+    let (server, already) = resume_against(false);
+    let expected = ("/big.bin".to_owned(), format!("bytes={already}-"));
+    assert_eq!(server.ranges(), vec![expected]);
+}
+
+#[test]
+fn hostile_names_stay_inside_the_output_directory() {
+    // The output directory is nested three deep in the work directory and
+    // the absolute path points into the work directory too, so that even a
+    // broken downloader could only write where this test looks.
+    let work = TempDir::new("hostile");
+    let absolute = format!("attachment; filename=\"{}/etc/passwd\"", work.str());
+    let body = |seed| content(seed, 1000 + seed as usize);
+    let disposition = |value: &[u8]| Route {
+        body: body(value.len() as u64),
+        disposition: Some(value.to_vec()),
+        ..Route::default()
+    };
+    let mut routes = HashMap::new();
+    routes.insert("/..%2F..%2Fevil".to_owned(), Route::file(body(1)));
+    routes.insert(
+        "/%2E%2E%5C%2E%2E%5Cwin.ini".to_owned(),
+        Route::file(body(2)),
+    );
+    routes.insert("/nul%00name".to_owned(), Route::file(body(3)));
+    routes.insert(
+        "/cd1".to_owned(),
+        disposition(b"attachment; filename=\"../../evil\""),
+    );
+    routes.insert("/cd2".to_owned(), disposition(absolute.as_bytes()));
+    routes.insert(
+        "/cd3".to_owned(),
+        disposition(b"attachment; filename=\"ctl\x01\x1b[2J\x7f.txt\""),
+    );
+    routes.insert(
+        "/cd4".to_owned(),
+        disposition(b"attachment; filename*=UTF-8''..%2F..%2Fescape"),
+    );
+    routes.insert(
+        "/cd5".to_owned(),
+        disposition(b"attachment; filename=\"..\""),
+    );
+    let server = FileServer::start(routes.clone(), true);
+    let out = work.join("a").join("b").join("out");
+    let urls: Vec<String> = routes.keys().map(|path| server.url(path)).collect();
+    let list = url_file(&work, &urls);
+    let out_str = out.to_str().expect("UTF-8");
+    let result = run(&["-i", &list, "-o", out_str, "-q"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    // Nothing but the URL list was written outside the output directory...
+    let outside: Vec<PathBuf> = files_under(work.path())
+        .into_iter()
+        .filter(|f| !f.starts_with("a/b/out"))
+        .collect();
+    assert_eq!(outside, vec![PathBuf::from("urls.txt")]);
+    // ...and inside it every file sits directly in it, under a tame name.
+    let inside = files_under(&out);
+    assert_eq!(inside.len(), routes.len(), "{inside:?}");
+    for file in &inside {
+        assert_eq!(
+            file.components().count(),
+            1,
+            "{file:?} is in a subdirectory"
+        );
+        let name = file.to_str().expect("UTF-8 name");
+        assert!(!name.chars().any(char::is_control), "{name:?}");
+        assert!(!name.contains(".."), "{name:?}");
+    }
+    let names: Vec<&str> = inside.iter().filter_map(|f| f.to_str()).collect();
+    for expected in [
+        "evil",
+        "evil.1",
+        "win.ini",
+        "nulname",
+        "passwd",
+        "ctl[2J.txt",
+        "escape",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_url_in_the_input_file_is_a_usage_error_naming_its_line() {
+    let work = TempDir::new("invalid");
+    for bad in ["ftp://x/file", "not a url"] {
+        let list = work.join("list.txt");
+        fs::write(&list, format!("http://127.0.0.1:9/ok\n# comment\n{bad}\n")).expect("write");
+        let list = list.to_str().expect("UTF-8");
+        let result = run(&["-i", list, "-o", work.str()]);
+        assert_eq!(result.code, Some(2), "{result:#?}");
+        assert!(
+            result.stderr.contains(&format!("{list}:3")),
+            "{}",
+            result.stderr
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    let work = TempDir::new("usage");
+    let unknown = run(&["--no-such-option", "http://127.0.0.1:9/"]);
+    assert_eq!(unknown.code, Some(2), "{unknown:#?}");
+    let missing = work.join("missing.txt");
+    let unreadable = run(&["-i", missing.to_str().expect("UTF-8")]);
+    assert_eq!(unreadable.code, Some(2), "{unreadable:#?}");
+    assert!(unreadable.stderr.contains("missing.txt"), "{unreadable:#?}");
+    let bad_rate = run(&["--max-speed", "fast", "http://127.0.0.1:9/"]);
+    assert_eq!(bad_rate.code, Some(2), "{bad_rate:#?}");
+}
+
+#[test]
+fn urls_from_stdin_and_the_command_line_combine() {
+    let files = numbered_files(4, 4096);
+    let routes = files
+        .iter()
+        .map(|(path, body)| (path.clone(), Route::file(body.clone())))
+        .collect();
+    let server = FileServer::start(routes, true);
+    let out = TempDir::new("stdin");
+    let listed: String = files[..3]
+        .iter()
+        .map(|(path, _)| format!("{}\n# a comment\n\n", server.url(path)))
+        .collect();
+    let last = server.url(&files[3].0);
+    let args = ["-i", "-", &last, "-o", out.str(), "-q"];
+    let result = finish(start(&args, Some(&listed)), &args);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    for (path, body) in &files {
+        let saved = fs::read(out.join(file_name(path))).expect("saved file");
+        assert!(saved == *body, "{path} differs");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_keeps_part_files_with_continue() {
+    let body = content(9, 4 * 1024 * 1024);
+    let mut routes = HashMap::new();
+    routes.insert("/slow.bin".to_owned(), Route::file(body));
+    let server = FileServer::start(routes, true);
+    let out = TempDir::new("ctrl-c");
+    let url = server.url("/slow.bin");
+    // 4 MiB at 256 KiB/s takes 16 s: long enough to be interrupted.
+    let args = [url.as_str(), "-o", out.str(), "-c", "--max-speed", "256K"];
+    let child = start(&args, None);
+    let part = out.join("slow.bin.part");
+    let waited = std::time::Instant::now();
+    while fs::metadata(&part).map_or(0, |m| m.len()) == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(30), "no part file");
+        thread::sleep(Duration::from_millis(50));
+    }
+    signal(child.id(), libc::SIGINT);
+    let result = finish(child, &args);
+    assert_eq!(result.code, Some(130), "{result:#?}");
+    assert!(result.stderr.contains("interrupted"), "{}", result.stderr);
+    assert!(!out.join("slow.bin").exists(), "a final file after Ctrl-C");
+    let kept = fs::metadata(&part).expect("the part file is kept").len();
+    assert!(kept > 0 && kept < 4 * 1024 * 1024, "{kept} bytes kept");
+}
