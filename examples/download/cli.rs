@@ -250,7 +250,7 @@ pub fn check_url(text: &str) -> Result<url::Url, String> {
             ))
         }
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("URL {text:?} has no host"));
     }
     Ok(url)
