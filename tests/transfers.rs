@@ -139,15 +139,18 @@ fn two_hundred_http2_transfers_multiplex_over_few_connections() {
 
 fn multiplex_200(max_streams: usize, expected_connections: usize) {
     let h = Harness::with(uvcurl::Multi::builder().max_concurrent_streams(max_streams));
-    let (plain, tls) = (HttpServer::start(), HttpsServer::start());
+    // The TLS server only where needed: its ring crypto confuses valgrind.
+    let plain = HttpServer::start();
+    let tls = (!h2c_reuse_works()).then(HttpsServer::start);
     let results = collector();
     for i in 0..200 {
         let r = results.clone();
         let path = format!("/bytes/{}?seed={i}", size_of(i));
-        let request = if h2c_reuse_works() {
-            Request::get(plain.url(&path)).http_version(HttpVersionPref::Http2PriorKnowledge)
-        } else {
-            Request::get(tls.url(&path)).ca_file(tls.ca_file())
+        let request = match &tls {
+            None => {
+                Request::get(plain.url(&path)).http_version(HttpVersionPref::Http2PriorKnowledge)
+            }
+            Some(tls) => Request::get(tls.url(&path)).ca_file(tls.ca_file()),
         };
         h.multi()
             .start(request.timeout(Duration::from_secs(30)), move |result| {
@@ -165,7 +168,7 @@ fn multiplex_200(max_streams: usize, expected_connections: usize) {
         assert_eq!(response.http_version(), HttpVersion::Http2);
         assert_eq!(response.body(), &body_bytes(size_of(*i), *i as u64)[..]);
     }
-    let connections = plain.connections() + tls.connections();
+    let connections = plain.connections() + tls.as_ref().map_or(0, |s| s.connections());
     assert_eq!(
         connections, expected_connections,
         "connections for 200 transfers multiplexed {max_streams} per connection"
