@@ -1,0 +1,200 @@
+//! Build script: links the C ABI's shared library (soname, exported symbols)
+//! and records where the bundled libcurl and libuv headers are, for C users.
+//!
+//! `libuvcurl.so` contains libcurl and libuv (the copies the -sys crates
+//! bundle). A C host must call into those very copies -- `uv_loop_t`'s layout
+//! differs between libuv versions, and two libcurls in one process cannot share
+//! easy handles -- so the shared library exports `uvcurl_*` and the public
+//! libcurl and libuv API (exactly the functions their public headers declare),
+//! and hides everything else (Rust's std, libuv's and libcurl's internals,
+//! nghttp2). The bundled libcurl is compiled with `-fvisibility=default`
+//! (`.cargo/config.toml`) so that its functions can be exported at all.
+//!
+//! It also writes `$OUT_DIR/uvcurl-c.env` with `CURL_INCLUDE`, `UV_INCLUDE`
+//! and `NATIVE_STATIC_LIBS`, read by `tests/c_api.rs` and `vendor/install-c`.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The system libraries `libuvcurl.a` needs at link time on Linux, as
+/// `cargo rustc --lib --crate-type staticlib -- --print native-static-libs`
+/// reports them (deduplicated). tests/c_api.rs links C programs with exactly
+/// this list, so a stale list fails the tests.
+const NATIVE_STATIC_LIBS: &str = "-lssl -lcrypto -lz -lpthread -ldl -lrt -lm -lgcc_s -lutil -lc";
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let curl_include = env::var_os("DEP_CURL_INCLUDE").map(PathBuf::from);
+    let uv_include = uv_include_dir();
+
+    let mut exported = Vec::new();
+    if let Some(dir) = &curl_include {
+        for header in headers_in(&dir.join("curl")) {
+            exported.extend(declared_functions(&header, "CURL_EXTERN", "curl_"));
+        }
+    }
+    if let Some(dir) = &uv_include {
+        exported.extend(declared_functions(&dir.join("uv.h"), "UV_EXTERN", "uv_"));
+    }
+    exported.sort();
+    exported.dedup();
+
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        let script = out_dir.join("uvcurl.map");
+        // libuv's functions by name (its internals are uv__*); libcurl's by
+        // pattern, because a few it declares are compiled out of this build
+        // (curl_easy_option_*), and its internals are Curl_* and curlx_*.
+        let mut map = String::from("{\n  global:\n    uvcurl_*;\n    curl_*;\n");
+        for symbol in exported.iter().filter(|s| s.starts_with("uv_")) {
+            map.push_str(&format!("    {symbol};\n"));
+        }
+        map.push_str("  local:\n    *;\n};\n");
+        fs::write(&script, map).expect("write the version script");
+        println!(
+            "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
+            script.display()
+        );
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libuvcurl.so.0");
+        // Pull every public libcurl/libuv function into the shared library,
+        // also those the Rust code never calls (uv_tcp_init, curl_easy_escape...).
+        for symbol in &exported {
+            println!("cargo:rustc-cdylib-link-arg=-Wl,--undefined={symbol}");
+        }
+    }
+
+    let text = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    let env_file = format!(
+        "CURL_INCLUDE={}\nUV_INCLUDE={}\nNATIVE_STATIC_LIBS={}\n",
+        text(&curl_include),
+        text(&uv_include),
+        NATIVE_STATIC_LIBS
+    );
+    fs::write(out_dir.join("uvcurl-c.env"), env_file).expect("write uvcurl-c.env");
+}
+
+/// libuv's public include directory. libuv-sys2 reports it as `DEP_UV_INCLUDE`,
+/// relative to its own crate directory when it builds the bundled libuv, so
+/// that directory is looked up with `cargo metadata`.
+fn uv_include_dir() -> Option<PathBuf> {
+    let reported = PathBuf::from(env::var_os("DEP_UV_INCLUDE")?);
+    if reported.is_absolute() {
+        return Some(reported);
+    }
+    let crate_dir = libuv_sys2_dir().or_else(libuv_sys2_in_registry);
+    match crate_dir {
+        Some(dir) if dir.join(&reported).join("uv.h").is_file() => Some(dir.join(reported)),
+        _ => {
+            println!("cargo:warning=uvcurl: libuv headers not found; C programs cannot be built");
+            None
+        }
+    }
+}
+
+/// The source directory of the libuv-sys2 package this build uses.
+fn libuv_sys2_dir() -> Option<PathBuf> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")?;
+    // Only this target's packages: others (wasm-only dev-dependencies, say)
+    // need not be downloaded, and --offline would fail on them.
+    let target = env::var("TARGET").ok()?;
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &target])
+        .current_dir(manifest_dir)
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let json = String::from_utf8(output.stdout).ok()?;
+    // Each package object holds its "id" ("...#libuv-sys2@1.53.1") before its
+    // "manifest_path"; dependency entries have no "id", so the first
+    // manifest_path after the package's id is the package's own.
+    let mut rest = json.as_str();
+    while let Some(at) = rest.find("\"id\":\"") {
+        rest = &rest[at + 6..];
+        let id = &rest[..rest.find('"')?];
+        if id.contains("libuv-sys2@") || id.starts_with("libuv-sys2 ") {
+            let key = "\"manifest_path\":\"";
+            let start = rest.find(key)? + key.len();
+            let path = &rest[start..start + rest[start..].find('"')?];
+            return Path::new(path).parent().map(Path::to_path_buf);
+        }
+    }
+    None
+}
+
+/// Fallback: the version locked in this package's Cargo.lock, unpacked in
+/// cargo's registry cache.
+fn libuv_sys2_in_registry() -> Option<PathBuf> {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR")?);
+    let lock = fs::read_to_string(manifest_dir.join("Cargo.lock")).ok()?;
+    let after = lock.split("name = \"libuv-sys2\"\nversion = \"").nth(1)?;
+    let version = &after[..after.find('"')?];
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    let registries = fs::read_dir(cargo_home.join("registry/src")).ok()?;
+    registries
+        .filter_map(|r| r.ok())
+        .map(|r| r.path().join(format!("libuv-sys2-{version}")))
+        .find(|dir| dir.join("Cargo.toml").is_file())
+}
+
+fn headers_in(dir: &Path) -> Vec<PathBuf> {
+    let mut headers: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "h"))
+                .collect()
+        })
+        .unwrap_or_default();
+    headers.sort();
+    headers
+}
+
+/// Names of the functions declared `marker ... prefix_name(` in `header`.
+fn declared_functions(header: &Path, marker: &str, prefix: &str) -> Vec<String> {
+    let Ok(source) = fs::read_to_string(header) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for declaration in source.split(marker).skip(1) {
+        let declaration = declaration.split(';').next().unwrap_or("");
+        // Drop string literals (deprecation messages name other functions).
+        let code: String = declaration
+            .split('"')
+            .step_by(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let bytes = code.as_bytes();
+        let mut i = 0;
+        while let Some(found) = code[i..].find(prefix) {
+            let start = i + found;
+            let boundary = start == 0 || !is_ident(bytes[start - 1]);
+            let mut end = start;
+            while end < bytes.len() && is_ident(bytes[end]) {
+                end += 1;
+            }
+            let after = code[end..].trim_start();
+            if boundary && after.starts_with('(') {
+                names.push(code[start..end].to_owned());
+                break;
+            }
+            i = end.max(start + 1);
+        }
+    }
+    names
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
