@@ -34,20 +34,26 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod capi;
+mod client;
 mod error;
 mod global;
 mod multi;
+mod remote;
 mod request;
 mod response;
+mod share;
 mod sys;
 mod transfer;
 pub mod uv;
 
+pub use client::{Client, ClientBuilder};
 pub use error::{Error, ErrorKind};
 pub use global::{version, VersionInfo};
 pub use multi::{Multi, MultiBuilder, MultiHandle, Transfer};
+pub use remote::{BodyStream, Remote, ResponseFuture, Token};
 pub use request::{Flow, HttpVersionPref, Request};
 pub use response::{Head, HttpVersion, Response, Timings};
+pub use share::Share;
 pub use uv::Loop;
 
 /// The raw libcurl and libuv bindings uvcurl is built on, for escape hatches.

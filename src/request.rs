@@ -82,6 +82,8 @@ pub struct Request {
     pub(crate) on_data: Option<DataCallback>,
     pub(crate) on_head: Option<HeadCallback>,
     pub(crate) error: Option<Error>,
+    /// Dropped with the transfer's state (after its completion).
+    pub(crate) keep: Vec<Box<dyn std::any::Any>>,
 }
 
 impl Request {
@@ -109,6 +111,7 @@ impl Request {
             on_data: None,
             on_head: None,
             error: None,
+            keep: Vec::new(),
         };
         if request.url.contains('\0') {
             request.fail(Error::invalid("URL contains a NUL byte"));
@@ -324,6 +327,13 @@ impl Request {
     /// fails before a response arrived.
     pub fn on_head(mut self, callback: impl FnMut(&Head) -> Flow + 'static) -> Request {
         self.on_head = Some(Box::new(callback));
+        self
+    }
+
+    /// Keeps `value` alive as long as the transfer; it is dropped after the
+    /// completion ran.
+    pub(crate) fn on_drop(mut self, value: impl std::any::Any) -> Request {
+        self.keep.push(Box::new(value));
         self
     }
 

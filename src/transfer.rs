@@ -51,6 +51,11 @@ pub(crate) struct TransferState {
     /// Set by a callback that stopped the transfer (panic, abort, upload error).
     failure: RefCell<Option<Error>>,
     pub paused: Cell<bool>,
+    /// Keeps the share handle alive until after the easy handle (fields drop
+    /// after `Drop::drop` ran curl_easy_cleanup).
+    share: Option<crate::Share>,
+    /// Values the request asked to keep until the transfer is gone.
+    _keep: Vec<Box<dyn std::any::Any>>,
 }
 
 impl TransferState {
@@ -63,6 +68,7 @@ impl TransferState {
         mut request: Request,
         id: u64,
         on_done: Completion,
+        share: Option<&crate::Share>,
     ) -> Result<std::rc::Rc<TransferState>, Error> {
         if let Some(error) = request.error.take() {
             return Err(error);
@@ -99,9 +105,14 @@ impl TransferState {
             cancel_requested: Cell::new(false),
             failure: RefCell::new(None),
             paused: Cell::new(false),
+            share: share.cloned(),
+            _keep: std::mem::take(&mut request.keep),
         });
         // On error `state` is dropped here, which cleans up the easy handle.
         state.configure(&request, upload_len, scheme == "https")?;
+        if let Some(share) = &state.share {
+            state.set_ptr(curl::CURLOPT_SHARE, share.raw().cast())?;
+        }
         Ok(state)
     }
 
@@ -123,6 +134,8 @@ impl TransferState {
             cancel_requested: Cell::new(false),
             failure: RefCell::new(None),
             paused: Cell::new(false),
+            share: None,
+            _keep: Vec::new(),
         }
     }
 

@@ -168,7 +168,7 @@ fn run_sequence(ops: &[Op]) {
     uv.run().unwrap();
     for (i, s) in started.iter().enumerate() {
         assert_eq!(s.completions.get(), 1, "transfer {i} completions");
-        let outcome = s.outcome.borrow().clone().unwrap();
+        let outcome = s.outcome.borrow().unwrap();
         if s.cancelled.get() {
             assert_eq!(outcome, Err(ErrorKind::Cancelled), "transfer {i}");
         } else {

@@ -40,7 +40,7 @@ pub(crate) struct MultiOptions {
 /// Runs a callback once every libuv handle of a driver has been freed: each
 /// handle's closure holds a clone, and libuv drops the closure in the
 /// handle's close callback.
-struct Released {
+pub(crate) struct Released {
     callback: RefCell<Option<Box<dyn FnOnce()>>>,
 }
 
@@ -74,10 +74,18 @@ pub(crate) struct Driver {
     torn_down: Cell<bool>,
     /// uv timer firings, for tests of idle behaviour.
     timer_fires: Cell<u64>,
+    /// Caches shared with other loops' transfers.
+    share: Option<crate::Share>,
+    /// The mailbox of remote commands, once a Remote was asked for.
+    endpoint: RefCell<Option<crate::remote::Endpoint>>,
 }
 
 impl Driver {
-    pub fn new(uv: &Loop, options: MultiOptions) -> Result<Rc<Driver>, Error> {
+    pub fn new(
+        uv: &Loop,
+        options: MultiOptions,
+        share: Option<crate::Share>,
+    ) -> Result<Rc<Driver>, Error> {
         crate::global::init();
         crate::global::warn_about_limits();
         // SAFETY: global init done; no preconditions.
@@ -104,6 +112,8 @@ impl Driver {
             closed: Cell::new(false),
             torn_down: Cell::new(false),
             timer_fires: Cell::new(0),
+            endpoint: RefCell::new(None),
+            share,
         });
         // From here on, an error drops `driver`, whose Drop cleans up the multi.
         let weak = Rc::downgrade(&driver);
@@ -162,7 +172,22 @@ impl Driver {
         }
     }
 
-    fn release_token(&self) -> Option<Rc<Released>> {
+    /// The remote handle, opening the mailbox on first use.
+    pub fn remote(self: &Rc<Self>, keep_alive: bool) -> Result<crate::Remote, Error> {
+        if self.closed.get() {
+            return Err(Error::closed());
+        }
+        let mut endpoint = self.endpoint.borrow_mut();
+        if endpoint.is_none() {
+            *endpoint = Some(crate::remote::Endpoint::open(self, keep_alive)?);
+        }
+        Ok(endpoint
+            .as_ref()
+            .map(|e| e.remote())
+            .expect("endpoint just opened"))
+    }
+
+    pub(crate) fn release_token(&self) -> Option<Rc<Released>> {
         self.released.borrow().clone()
     }
 
@@ -229,7 +254,7 @@ impl Driver {
             return Err(Error::closed());
         }
         let id = self.next_id();
-        let state = TransferState::from_request(request, id, on_done)?;
+        let state = TransferState::from_request(request, id, on_done, self.share.as_ref())?;
         self.add(state)
     }
 
@@ -589,6 +614,10 @@ impl Driver {
             self.complete(&state, outcome);
         }
         self.deferred.borrow_mut().clear();
+        let endpoint = self.endpoint.borrow_mut().take();
+        if let Some(endpoint) = endpoint {
+            endpoint.shut(); // queued submissions complete as Closed
+        }
         let multi = self.multi.get();
         if !multi.is_null() {
             // SAFETY: every easy handle was removed above; libcurl may call the

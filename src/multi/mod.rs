@@ -1,6 +1,6 @@
 //! [`Multi`]: many concurrent transfers on one libuv loop.
 
-mod driver;
+pub(crate) mod driver;
 mod sockets;
 
 use crate::error::Error;
@@ -45,9 +45,10 @@ pub struct Multi {
 }
 
 /// Options for a [`Multi`], from [`Multi::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MultiBuilder {
     options: MultiOptions,
+    share: Option<crate::Share>,
 }
 
 impl MultiBuilder {
@@ -76,13 +77,20 @@ impl MultiBuilder {
         self
     }
 
+    /// Shares libcurl's DNS and TLS session caches with every other `Multi`
+    /// built with the same [`Share`](crate::Share) (on any thread).
+    pub fn share(mut self, share: &crate::Share) -> MultiBuilder {
+        self.share = Some(share.clone());
+        self
+    }
+
     /// Creates the `Multi` on `uv`.
     ///
     /// # Errors
     /// If libcurl or libuv cannot create their handles.
     pub fn build(self, uv: &Loop) -> Result<Multi, Error> {
         Ok(Multi {
-            driver: Driver::new(uv, self.options)?,
+            driver: Driver::new(uv, self.options, self.share)?,
         })
     }
 }
@@ -105,6 +113,7 @@ impl Multi {
                 multiplex: true,
                 max_concurrent_streams: 100,
             },
+            share: None,
         }
     }
 
@@ -155,6 +164,23 @@ impl Multi {
                 .start_foreign(easy, Completion::Raw(Box::new(on_done)))?
         };
         Ok(Transfer::new(&self.driver, key, id))
+    }
+
+    /// A `Send + Sync + Clone` handle for other threads: submit (with a
+    /// callback or as a `Future`), cancel and close. Commands reach the loop
+    /// through a `uv_async_t` that does not keep the loop alive.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) on a closed `Multi`;
+    /// libuv's error if the async handle cannot be created.
+    pub fn remote(&self) -> Result<crate::Remote, Error> {
+        self.driver.remote(false)
+    }
+
+    /// Like [`remote`](Multi::remote), but the async handle keeps the loop
+    /// alive until the `Multi` closes: for a loop on a thread of its own.
+    pub(crate) fn remote_keeping_loop_alive(&self) -> Result<crate::Remote, Error> {
+        self.driver.remote(true)
     }
 
     /// A handle that can start transfers and close this `Multi` from callbacks
@@ -303,7 +329,7 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    fn new(driver: &Rc<Driver>, key: usize, id: u64) -> Transfer {
+    pub(crate) fn new(driver: &Rc<Driver>, key: usize, id: u64) -> Transfer {
         Transfer {
             driver: Rc::downgrade(driver),
             key,

@@ -1,5 +1,5 @@
 //! Safe wrappers over the parts of libuv the driver needs: a [`Loop`], and
-//! [`Poll`] and [`Timer`] handles.
+//! [`Poll`], [`Timer`] and [`Async`] handles.
 //!
 //! Handles live in a heap box whose address never changes; dropping the owner
 //! calls `uv_close`, and the box (with the callback closure in it) is freed only
@@ -9,11 +9,13 @@ mod handle;
 mod poll;
 mod run_loop;
 mod timer;
+mod wakeup;
 
 pub use poll::{Poll, PollEvents, PollResult};
 pub use run_loop::Loop;
 pub(crate) use run_loop::{panic_message, LoopInner};
 pub use timer::Timer;
+pub use wakeup::{Async, AsyncSender};
 
 use crate::error::Error;
 use libc::c_int;

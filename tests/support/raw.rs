@@ -30,7 +30,7 @@ const OUTQ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a raw server does with each connection.
 enum Mode {
-    Silent,
+    Silent(Arc<AtomicUsize>),
     ResetMidBody { total: usize, sent: usize },
     CloseBeforeHeaders,
     Script(Vec<u8>),
@@ -41,13 +41,18 @@ enum Mode {
 pub struct RawServer {
     background: Background,
     connections: Arc<AtomicUsize>,
+    /// Silent mode: connections the client closed.
+    hangups: Arc<AtomicUsize>,
 }
 
 impl RawServer {
     /// Accepts, reads and discards, never answers; keeps each socket open
     /// until the server is dropped.
     pub fn silent() -> RawServer {
-        RawServer::start(Mode::Silent)
+        let hangups = Arc::new(AtomicUsize::new(0));
+        let mut server = RawServer::start(Mode::Silent(hangups.clone()));
+        server.hangups = hangups;
+        server
     }
 
     /// Reads the request, answers `200 OK` with `Content-Length: total`,
@@ -82,6 +87,7 @@ impl RawServer {
         RawServer {
             background,
             connections,
+            hangups: Arc::default(),
         }
     }
 
@@ -98,6 +104,11 @@ impl RawServer {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Silent mode: connections the client has closed so far.
+    pub fn hangups(&self) -> usize {
+        self.hangups.load(Ordering::SeqCst)
     }
 }
 
@@ -123,11 +134,12 @@ async fn accept_loop(listener: TcpListener, mode: Arc<Mode>, counter: Arc<Atomic
 /// Runs `mode` on one connection.
 async fn serve(mut stream: TcpStream, mode: &Mode) -> io::Result<()> {
     match mode {
-        Mode::Silent => {
+        Mode::Silent(hangups) => {
             let mut buf = vec![0u8; 64 * 1024];
             // Ends at EOF or on an error; then hold the socket until the
             // runtime is shut down.
-            while stream.read(&mut buf).await? > 0 {}
+            while stream.read(&mut buf).await.unwrap_or(0) > 0 {}
+            hangups.fetch_add(1, Ordering::SeqCst);
             std::future::pending::<()>().await;
             Ok(())
         }

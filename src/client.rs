@@ -1,0 +1,258 @@
+//! [`Client`]: uvcurl for programs without a libuv loop of their own — one
+//! or more loops, each on a thread of its own, behind a `Send + Sync` handle.
+
+use crate::error::{Error, ErrorKind};
+use crate::multi::Multi;
+use crate::remote::{Remote, ResponseFuture};
+use crate::request::Request;
+use crate::share::Share;
+use crate::uv::Loop;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{self, JoinHandle, ThreadId};
+
+/// One loop thread.
+struct Worker {
+    remote: Remote,
+    /// Transfers submitted to this loop and not yet completed.
+    load: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+    thread_id: ThreadId,
+}
+
+struct Inner {
+    workers: Mutex<Vec<Worker>>,
+}
+
+/// A background HTTP client: `n` libuv loops on `n` threads (one by
+/// default), sharing libcurl's DNS and TLS session caches. Submit from any
+/// thread; await the [`ResponseFuture`] on any executor, or
+/// [`wait`](ResponseFuture::wait) for it. Each transfer goes to the least busy
+/// loop. Cloning is cheap; dropping the last clone cancels what is still
+/// running, joins the threads and closes the loops.
+///
+/// ```no_run
+/// let client = uvcurl::Client::new()?;
+/// let response = client.get("http://127.0.0.1:8080/").wait()?;
+/// println!("{}", response.status());
+/// # Ok::<(), uvcurl::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// Options for a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    loops: usize,
+    max_host_connections: usize,
+}
+
+impl Client {
+    /// A client with one loop thread.
+    ///
+    /// # Errors
+    /// If a thread, loop or multi handle cannot be created.
+    pub fn new() -> Result<Client, Error> {
+        Client::builder().build()
+    }
+
+    /// Options for a new client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            loops: 1,
+            max_host_connections: 0,
+        }
+    }
+
+    /// Submits the request `make` builds (it runs on a loop thread).
+    pub fn submit(&self, make: impl FnOnce() -> Request + Send + 'static) -> ResponseFuture {
+        let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(worker) = workers
+            .iter()
+            .min_by_key(|w| w.load.load(Ordering::Relaxed))
+        else {
+            return closed_future();
+        };
+        let load = worker.load.clone();
+        load.fetch_add(1, Ordering::Relaxed);
+        // The counter drops when the transfer completes, on the loop thread.
+        let guard = LoadGuard(load);
+        worker.remote.submit(move || {
+            let request = make();
+            request.on_drop(guard)
+        })
+    }
+
+    /// The [`Remote`] of the loop with the fewest transfers, e.g. for
+    /// [`Remote::stream`] or [`Remote::submit_with`]. (Transfers submitted
+    /// through it directly do not count towards the loop's load.)
+    ///
+    /// # Panics
+    /// Never: a client has at least one loop.
+    pub fn remote_of_least_busy_loop(&self) -> Remote {
+        let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let worker = workers
+            .iter()
+            .min_by_key(|w| w.load.load(Ordering::Relaxed))
+            .expect("a client has at least one loop");
+        worker.remote.clone()
+    }
+
+    /// `GET url`.
+    pub fn get(&self, url: impl Into<String>) -> ResponseFuture {
+        let url = url.into();
+        self.submit(move || Request::get(url))
+    }
+
+    /// How many loop threads this client runs.
+    pub fn loops(&self) -> usize {
+        self.inner
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Transfers submitted and not completed, per loop.
+    pub fn loads(&self) -> Vec<usize> {
+        let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers
+            .iter()
+            .map(|w| w.load.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+/// Decrements a loop's load when the request (and so its transfer) is gone.
+struct LoadGuard(Arc<AtomicUsize>);
+
+impl Drop for LoadGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn closed_future() -> ResponseFuture {
+    ResponseFuture::failed(Error::closed())
+}
+
+impl ClientBuilder {
+    /// Runs `n` loops on `n` threads (at least 1).
+    pub fn loops(mut self, n: usize) -> ClientBuilder {
+        self.loops = n.max(1);
+        self
+    }
+
+    /// Most connections to one host, per loop (0: no limit).
+    pub fn max_host_connections(mut self, max: usize) -> ClientBuilder {
+        self.max_host_connections = max;
+        self
+    }
+
+    /// Starts the threads.
+    ///
+    /// # Errors
+    /// If a thread, loop or multi handle cannot be created.
+    pub fn build(self) -> Result<Client, Error> {
+        let share = Share::new()?;
+        let mut workers = Vec::with_capacity(self.loops);
+        for index in 0..self.loops {
+            match spawn_worker(index, &self, &share) {
+                Ok(worker) => workers.push(worker),
+                Err(error) => {
+                    shut_down(workers);
+                    return Err(error);
+                }
+            }
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                workers: Mutex::new(workers),
+            }),
+        })
+    }
+}
+
+fn spawn_worker(index: usize, options: &ClientBuilder, share: &Share) -> Result<Worker, Error> {
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<Remote, Error>>();
+    let builder = Multi::builder()
+        .max_host_connections(options.max_host_connections)
+        .share(share);
+    let thread = thread::Builder::new()
+        .name(format!("uvcurl-loop-{index}"))
+        .spawn(move || {
+            let setup = Loop::new().and_then(|uv| {
+                let multi = builder.build(&uv)?;
+                let remote = multi.remote_keeping_loop_alive()?;
+                Ok((uv, multi, remote))
+            });
+            let (uv, multi, remote) = match setup {
+                Ok(parts) => parts,
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(remote));
+            // Runs until the Multi is closed (its async handle keeps it alive).
+            if let Err(error) = uv.run() {
+                log::error!("uvcurl: client loop {index} failed: {error}");
+            }
+            drop(multi);
+            let _ = uv.run();
+            if let Err(error) = uv.close() {
+                log::error!("uvcurl: client loop {index}: {error}");
+            }
+        })
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Driver,
+                format!("cannot start a loop thread: {e}"),
+            )
+        })?;
+    let thread_id = thread.thread().id();
+    match ready_rx.recv() {
+        Ok(Ok(remote)) => Ok(Worker {
+            remote,
+            load: Arc::new(AtomicUsize::new(0)),
+            thread: Some(thread),
+            thread_id,
+        }),
+        Ok(Err(error)) => {
+            let _ = thread.join();
+            Err(error)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(Error::new(
+                ErrorKind::Driver,
+                "the loop thread died while starting",
+            ))
+        }
+    }
+}
+
+/// Closes every loop and joins its thread (unless called from that thread,
+/// which then finishes on its own).
+fn shut_down(workers: Vec<Worker>) {
+    for worker in &workers {
+        worker.remote.close();
+    }
+    let me = thread::current().id();
+    for mut worker in workers {
+        if let Some(thread) = worker.thread.take() {
+            if worker.thread_id != me {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let workers = std::mem::take(self.workers.get_mut().unwrap_or_else(|e| e.into_inner()));
+        shut_down(workers);
+    }
+}

@@ -1,0 +1,295 @@
+//! [`Remote`]: hands work to a [`Multi`](crate::Multi) from any thread.
+//!
+//! Commands go into a mailbox and a `uv_async_t` wakes the loop, which runs
+//! them in order. The async handle is unref'd, so an idle `Multi` does not keep
+//! its loop alive (a background [`Client`](crate::Client) keeps it referenced).
+//! When the `Multi` closes, the mailbox closes with it: queued and later
+//! commands fail with [`ErrorKind::Closed`](crate::ErrorKind::Closed).
+
+mod future;
+mod stream;
+
+pub use future::ResponseFuture;
+pub use stream::BodyStream;
+
+use crate::error::Error;
+use crate::multi::{driver::Driver, Transfer};
+use crate::request::Request;
+use crate::response::Response;
+use crate::transfer::Completion;
+use crate::uv::{Async, AsyncSender};
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Builds a request on the loop thread (a `Request` may hold non-`Send` callbacks).
+type MakeRequest = Box<dyn FnOnce() -> Request + Send>;
+/// Receives the result on the loop thread.
+type Done = Box<dyn FnOnce(Result<Response, Error>) + Send>;
+
+enum Command {
+    Start {
+        token: u64,
+        make: MakeRequest,
+        done: Done,
+    },
+    Cancel(u64),
+    Resume(u64),
+    Close,
+}
+
+#[derive(Default)]
+struct MailboxState {
+    commands: VecDeque<Command>,
+    closed: bool,
+}
+
+/// A token naming a transfer submitted through a [`Remote`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token(u64);
+
+/// A `Send + Sync + Clone` handle to a [`Multi`](crate::Multi): submit,
+/// cancel and close from any thread.
+///
+/// ```no_run
+/// let uv = uvcurl::Loop::new()?;
+/// let multi = uvcurl::Multi::new(&uv)?;
+/// let remote = multi.remote()?;
+/// let worker = std::thread::spawn(move || {
+///     let response = remote.get("http://127.0.0.1:8080/").wait();
+///     println!("{:?}", response.map(|r| r.status()));
+/// });
+/// # drop(worker);
+/// # Ok::<(), uvcurl::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Remote {
+    mailbox: Arc<Mutex<MailboxState>>,
+    sender: AsyncSender,
+    next_token: Arc<AtomicU64>,
+}
+
+impl Remote {
+    /// Submits the request that `make` builds (on the loop thread); `done`
+    /// runs there, exactly once, with the result — `Closed` if the `Multi`
+    /// closed first.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) when the `Multi` is
+    /// already closed (then `done` is not called).
+    pub fn submit_with(
+        &self,
+        make: impl FnOnce() -> Request + Send + 'static,
+        done: impl FnOnce(Result<Response, Error>) + Send + 'static,
+    ) -> Result<Token, Error> {
+        self.submit_token(self.next_token(), make, done)
+    }
+
+    fn submit_token(
+        &self,
+        token: u64,
+        make: impl FnOnce() -> Request + Send + 'static,
+        done: impl FnOnce(Result<Response, Error>) + Send + 'static,
+    ) -> Result<Token, Error> {
+        let command = Command::Start {
+            token,
+            make: Box::new(make),
+            done: Box::new(done),
+        };
+        match self.post(command) {
+            Ok(()) => Ok(Token(token)),
+            Err(_) => Err(Error::closed()),
+        }
+    }
+
+    /// Submits the request that `make` builds; the future resolves to its
+    /// result. Dropping the future cancels the transfer.
+    pub fn submit(&self, make: impl FnOnce() -> Request + Send + 'static) -> ResponseFuture {
+        ResponseFuture::submit(self, make)
+    }
+
+    /// `GET url`, as a future.
+    pub fn get(&self, url: impl Into<String>) -> ResponseFuture {
+        let url = url.into();
+        self.submit(move || Request::get(url))
+    }
+
+    /// Submits the request and streams its body: see [`BodyStream`].
+    pub fn stream(&self, make: impl FnOnce() -> Request + Send + 'static) -> BodyStream {
+        BodyStream::submit(self, make)
+    }
+
+    /// Cancels a submitted transfer (its result is `Cancelled`, unless it had
+    /// already completed). Returns false if the `Multi` is closed.
+    pub fn cancel(&self, token: Token) -> bool {
+        self.post(Command::Cancel(token.0)).is_ok()
+    }
+
+    /// Closes the `Multi` (as [`Multi::close`](crate::Multi::close)): every
+    /// transfer completes as cancelled. Returns false if already closed.
+    pub fn close(&self) -> bool {
+        self.post(Command::Close).is_ok()
+    }
+
+    /// Whether the `Multi` is closed (commands are refused).
+    pub fn is_closed(&self) -> bool {
+        self.mailbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed
+    }
+
+    fn resume(&self, token: u64) {
+        let _ = self.post(Command::Resume(token));
+    }
+
+    fn next_token(&self) -> u64 {
+        self.next_token.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Queues a command and wakes the loop; gives it back if closed.
+    fn post(&self, command: Command) -> Result<(), Command> {
+        {
+            let mut mailbox = self.mailbox.lock().unwrap_or_else(|e| e.into_inner());
+            if mailbox.closed {
+                return Err(command);
+            }
+            mailbox.commands.push_back(command);
+        }
+        self.sender.send();
+        Ok(())
+    }
+}
+
+/// The loop side of a [`Remote`]: owned by the driver.
+pub(crate) struct Endpoint {
+    mailbox: Arc<Mutex<MailboxState>>,
+    wakeup: Async,
+    next_token: Arc<AtomicU64>,
+}
+
+impl Endpoint {
+    /// Opens the mailbox of `driver`; `keep_alive` keeps the loop running
+    /// while the `Multi` is open even if idle (for a background thread).
+    pub fn open(driver: &Rc<Driver>, keep_alive: bool) -> Result<Endpoint, Error> {
+        let mailbox = Arc::new(Mutex::new(MailboxState::default()));
+        let transfers: Rc<RefCell<HashMap<u64, Transfer>>> = Rc::default();
+        let (weak, inbox) = (Rc::downgrade(driver), mailbox.clone());
+        let released_after_me = driver.release_token();
+        let wakeup = Async::new(driver.uv(), move || {
+            let _ = &released_after_me;
+            run_commands(&weak, &inbox, &transfers)
+        })?;
+        if !keep_alive {
+            wakeup.unref();
+        }
+        Ok(Endpoint {
+            mailbox,
+            wakeup,
+            next_token: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
+    pub fn remote(&self) -> Remote {
+        Remote {
+            mailbox: self.mailbox.clone(),
+            sender: self.wakeup.sender(),
+            next_token: self.next_token.clone(),
+        }
+    }
+
+    /// Closes the mailbox: queued submissions complete as `Closed`.
+    pub fn shut(self) {
+        let queued = {
+            let mut mailbox = self.mailbox.lock().unwrap_or_else(|e| e.into_inner());
+            mailbox.closed = true;
+            std::mem::take(&mut mailbox.commands)
+        };
+        for command in queued {
+            if let Command::Start { done, .. } = command {
+                call_done(done, Err(Error::closed()));
+            }
+        }
+        drop(self.wakeup);
+    }
+}
+
+fn call_done(done: Done, result: Result<Response, Error>) {
+    if panic::catch_unwind(AssertUnwindSafe(|| done(result))).is_err() {
+        log::error!("uvcurl: panic in a remote completion (ignored)");
+    }
+}
+
+/// Runs every queued command, in order, on the loop thread.
+fn run_commands(
+    driver: &Weak<Driver>,
+    mailbox: &Arc<Mutex<MailboxState>>,
+    transfers: &Rc<RefCell<HashMap<u64, Transfer>>>,
+) {
+    let Some(driver) = driver.upgrade() else {
+        return;
+    };
+    loop {
+        let next = mailbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .commands
+            .pop_front();
+        let Some(command) = next else { break };
+        match command {
+            Command::Start { token, make, done } => {
+                let request = match panic::catch_unwind(AssertUnwindSafe(make)) {
+                    Ok(request) => request,
+                    Err(_) => {
+                        call_done(
+                            done,
+                            Err(Error::new(
+                                crate::ErrorKind::CallbackPanic,
+                                "the request builder panicked",
+                            )),
+                        );
+                        continue;
+                    }
+                };
+                // Shared by the completion and the rejection path below.
+                let done = Rc::new(RefCell::new(Some(done)));
+                let (map, once) = (transfers.clone(), done.clone());
+                let completion = Completion::Response(Box::new(move |result| {
+                    map.borrow_mut().remove(&token);
+                    if let Some(done) = once.borrow_mut().take() {
+                        call_done(done, result);
+                    }
+                }));
+                match driver.start(request, completion) {
+                    Ok((key, id)) => {
+                        transfers
+                            .borrow_mut()
+                            .insert(token, Transfer::new(&driver, key, id));
+                    }
+                    Err(error) => {
+                        let done = done.borrow_mut().take();
+                        if let Some(done) = done {
+                            call_done(done, Err(error));
+                        }
+                    }
+                }
+            }
+            Command::Cancel(token) => {
+                let transfer = transfers.borrow().get(&token).cloned();
+                if let Some(transfer) = transfer {
+                    transfer.cancel();
+                }
+            }
+            Command::Resume(token) => {
+                let transfer = transfers.borrow().get(&token).cloned();
+                if let Some(transfer) = transfer {
+                    let _ = transfer.resume();
+                }
+            }
+            Command::Close => driver.close(),
+        }
+    }
+}
