@@ -266,6 +266,11 @@ impl TransferState {
         })
     }
 
+    /// Sets a function or data pointer option of the driver's.
+    pub fn set_callback(&self, option: curl::CURLoption, value: *mut c_void) -> Result<(), Error> {
+        self.set_ptr(option, value)
+    }
+
     fn set_ptr(&self, option: curl::CURLoption, value: *mut c_void) -> Result<(), Error> {
         // SAFETY: a live easy handle and a pointer-typed option; every pointer set
         // here lives as long as the easy handle (it is owned by `self`).

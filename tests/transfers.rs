@@ -370,3 +370,71 @@ fn head_callback_fires_for_empty_bodies() {
     drop(server);
     h.finish();
 }
+
+/// Sequential transfers over one keep-alive connection: between transfers
+/// the pooled socket's watch lingers (kept, unreferenced: the loop still
+/// finishes), and the next transfer takes it up again.
+#[test]
+fn pooled_connection_keeps_its_watch_between_transfers() {
+    fn next(handle: uvcurl::MultiHandle, url: String, left: Rc<std::cell::Cell<u32>>) {
+        let h2 = handle.clone();
+        handle
+            .start(Request::get(url.clone()), move |result| {
+                assert_eq!(result.unwrap().body(), &body_bytes(100, 0)[..]);
+                left.set(left.get() - 1);
+                if left.get() > 0 {
+                    next(h2, url, left);
+                }
+            })
+            .unwrap();
+    }
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let left = Rc::new(std::cell::Cell::new(50));
+    next(h.multi().handle(), server.url("/bytes/100"), left.clone());
+    h.run(); // returns although the pooled socket is still watched
+    assert_eq!(left.get(), 0);
+    assert_eq!(server.connections(), 1);
+    assert_eq!(h.multi().watched_sockets(), 0);
+    assert_eq!(h.multi().lingering_sockets(), 1);
+    drop(server);
+    h.finish();
+}
+
+/// A pooled connection that the server closes while its watch lingers: the
+/// watch is stopped on that event, and the next transfer reconnects.
+#[test]
+fn pooled_connection_closed_by_the_server_is_replaced() {
+    let h = Harness::new();
+    // Answers as if keeping the connection alive, then closes it.
+    let server =
+        support::RawServer::script(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec());
+    let results = collector();
+    let r = results.clone();
+    h.multi()
+        .start(Request::get(server.url("/")), move |res| {
+            r.borrow_mut().push(res.map(|x| x.into_body()))
+        })
+        .unwrap();
+    h.run();
+    // Let the server's close arrive while the socket lingers in the pool.
+    let pause = uvcurl::uv::Timer::new(&h.uv, || {}).unwrap();
+    pause.start(200);
+    h.run();
+    drop(pause);
+    let r = results.clone();
+    h.multi()
+        .start(Request::get(server.url("/")), move |res| {
+            r.borrow_mut().push(res.map(|x| x.into_body()))
+        })
+        .unwrap();
+    h.run();
+    let results = results.borrow();
+    assert_eq!(results.len(), 2);
+    for result in results.iter() {
+        assert_eq!(result.as_ref().unwrap(), b"ok");
+    }
+    assert_eq!(server.connections(), 2);
+    drop(server);
+    h.finish();
+}

@@ -255,6 +255,7 @@ impl Driver {
         }
         let id = self.next_id();
         let state = TransferState::from_request(request, id, on_done, self.share.as_ref())?;
+        self.announce_sockets(&state)?;
         self.add(state)
     }
 
@@ -281,6 +282,18 @@ impl Driver {
         }
         let id = self.next_id();
         self.add(Rc::new(TransferState::foreign(easy, id, on_done)))
+    }
+
+    /// Has libcurl open and close this transfer's sockets through us, so
+    /// their watches may linger in the connection pool (see sockets.rs).
+    fn announce_sockets(&self, state: &TransferState) -> Result<(), Error> {
+        let me = self as *const Driver as *mut c_void;
+        let open: curl::curl_opensocket_callback = on_open_socket;
+        let close: CloseSocketCallback = on_close_socket;
+        state.set_callback(curl::CURLOPT_OPENSOCKETFUNCTION, open as *mut c_void)?;
+        state.set_callback(curl::CURLOPT_OPENSOCKETDATA, me)?;
+        state.set_callback(curl::CURLOPT_CLOSESOCKETFUNCTION, close as *mut c_void)?;
+        state.set_callback(curl::CURLOPT_CLOSESOCKETDATA, me)
     }
 
     fn add(&self, state: Rc<TransferState>) -> Result<(usize, u64), Error> {
@@ -537,8 +550,12 @@ impl Driver {
         generation: u64,
         result: crate::uv::PollResult,
     ) {
-        if self.multi.get().is_null() || !self.sockets.is_current(socket, generation) {
-            return; // a stale event for a watch that is gone
+        if self.multi.get().is_null() {
+            return;
+        }
+        match self.sockets.event_for(socket, generation) {
+            super::sockets::EventFor::Curl => {}
+            super::sockets::EventFor::Nobody | super::sockets::EventFor::Stale => return,
         }
         let mask = match result {
             Err(_) => curl::CURL_CSELECT_ERR,
@@ -738,6 +755,49 @@ extern "C" fn on_socket(
             .stash_panic(payload, "the socket callback");
     }
     0 // -1 would fail every transfer of the multi; errors are handled per transfer
+}
+
+type CloseSocketCallback = extern "C" fn(*mut c_void, curl_socket_t) -> c_int;
+
+/// libcurl's open-socket callback: opens the socket as libcurl would, and
+/// notes that its close will be announced.
+extern "C" fn on_open_socket(
+    clientp: *mut c_void,
+    _purpose: curl::curlsocktype,
+    address: *mut curl::curl_sockaddr,
+) -> curl_socket_t {
+    // SAFETY: libcurl passes a valid address description for the call.
+    let address = unsafe { &*address };
+    // SAFETY: plain socket(2) with the family/type/protocol libcurl chose.
+    let socket = unsafe {
+        libc::socket(
+            address.family,
+            address.socktype | libc::SOCK_CLOEXEC,
+            address.protocol,
+        )
+    };
+    if socket < 0 {
+        return curl::CURL_SOCKET_BAD;
+    }
+    // SAFETY: OPENSOCKETDATA is the driver, alive while libcurl has connections.
+    let driver = unsafe { &*(clientp as *const Driver) };
+    if panic::catch_unwind(AssertUnwindSafe(|| driver.sockets.opened(socket))).is_err() {
+        log::error!("uvcurl: panic noting socket {socket} (ignored)");
+    }
+    socket
+}
+
+/// libcurl's close-socket callback: closes the socket's watch while the
+/// number is still this socket's, then the socket.
+extern "C" fn on_close_socket(clientp: *mut c_void, socket: curl_socket_t) -> c_int {
+    // SAFETY: CLOSESOCKETDATA is the driver; libcurl closes connections at the
+    // latest in curl_multi_cleanup, which runs while the driver is alive.
+    let driver = unsafe { &*(clientp as *const Driver) };
+    if panic::catch_unwind(AssertUnwindSafe(|| driver.sockets.closing(socket))).is_err() {
+        log::error!("uvcurl: panic closing the watch of socket {socket} (ignored)");
+    }
+    // SAFETY: libcurl hands over a socket it opened through us and no longer uses.
+    unsafe { libc::close(socket) }
 }
 
 extern "C" fn on_timer(_multi: *mut CURLM, timeout_ms: c_long, userp: *mut c_void) -> c_int {

@@ -215,9 +215,15 @@ impl Multi {
         self.driver.active()
     }
 
-    /// Sockets currently watched with a `uv_poll_t`.
+    /// Sockets libcurl currently wants watched with a `uv_poll_t`.
     pub fn watched_sockets(&self) -> usize {
         self.driver.sockets.len()
+    }
+
+    /// Pooled (idle keep-alive) sockets whose `uv_poll_t` is kept, unreferenced,
+    /// for their next transfer.
+    pub fn lingering_sockets(&self) -> usize {
+        self.driver.sockets.lingering()
     }
 
     /// How often the uv timer that drives libcurl's timeouts has fired.

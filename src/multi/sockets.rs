@@ -1,34 +1,69 @@
 //! The sockets libcurl asked us to watch: one [`Poll`] per socket (not per
 //! transfer: HTTP/2 transfers share a socket), found by socket number.
+//!
+//! Cheap keep-alive: a socket that uvcurl opened itself (through libcurl's
+//! open-socket callback) also has its close announced to us (close-socket
+//! callback). Such a socket's watch survives `CURL_POLL_REMOVE` — it
+//! *lingers*, unreferenced, still registered — so a pooled connection taken
+//! up again costs no `epoll_ctl` at all; it is stopped if an event arrives
+//! while it lingers, and closed just before libcurl closes the socket, while
+//! the number is still that socket's. Every other descriptor (resolver
+//! socketpairs, libcurl's wakeup fd, sockets of caller-configured easy
+//! handles) is stopped and closed at `CURL_POLL_REMOVE`, since nobody would
+//! tell us when its number is reused.
 
 use crate::error::Error;
 use crate::uv::{Loop, Poll, PollEvents, PollResult};
 use curl_sys::curl_socket_t;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// What libcurl last asked for on a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interest {
+    Wanted(PollEvents),
+    /// Removed by libcurl, kept open by us until its close is announced.
+    Lingering,
+}
 
 struct Watch {
     poll: Poll,
     /// Tells events of this watch from those of an earlier one on the same number.
     generation: u64,
-    wanted: Cell<PollEvents>,
+    interest: Cell<Interest>,
+    /// What libuv is watching for now (`None`: stopped).
+    active: Cell<Option<PollEvents>>,
 }
 
-/// Socket number → its live watch.
+/// What an event on a socket means.
+pub(crate) enum EventFor {
+    /// libcurl wants it: pass it on.
+    Curl,
+    /// A lingering socket stirred (e.g. the server closed the idle
+    /// connection): it was stopped; libcurl finds out when it reuses it.
+    Nobody,
+    /// An event of a watch that no longer exists.
+    Stale,
+}
+
+/// Socket number → its watch.
 #[derive(Default)]
 pub(crate) struct SocketTable {
     watches: RefCell<HashMap<curl_socket_t, Watch>>,
+    /// Sockets we opened and whose close we will be told about.
+    close_announced: RefCell<HashSet<curl_socket_t>>,
     last_generation: Cell<u64>,
 }
 
 impl SocketTable {
     /// Watches `socket` for `wanted` (readable, writable), creating the poll
-    /// handle on first use. Returns the new watch's generation when one was
-    /// created, `None` when an existing watch was kept.
+    /// handle on first use. Returns a generation when libcurl should be given
+    /// (again) a socket pointer for it.
     ///
-    /// `new_to_curl` is true when libcurl passed no socket pointer: then any
-    /// watch we still have on that number is stale (the socket was closed and
-    /// the number reused without a REMOVE reaching us) and is replaced.
+    /// `new_to_curl` is true when libcurl passed no socket pointer. For a
+    /// lingering watch that is the normal return of a pooled socket; for a
+    /// wanted one it means the socket was closed and its number reused
+    /// without a REMOVE reaching us: the stale watch is replaced.
     pub fn watch(
         &self,
         uv: &Loop,
@@ -38,53 +73,102 @@ impl SocketTable {
         on_event: impl Fn(u64, PollResult) + 'static,
     ) -> Result<Option<u64>, Error> {
         let events = PollEvents { readable, writable };
-        if new_to_curl {
-            if let Some(stale) = self.take(socket) {
-                log::debug!("uvcurl: socket {socket} re-announced; replacing its stale watch");
-                drop(stale);
-            }
+        let stale = new_to_curl
+            && self
+                .watches
+                .borrow()
+                .get(&socket)
+                .is_some_and(|w| w.interest.get() != Interest::Lingering);
+        if stale {
+            log::debug!("uvcurl: socket {socket} re-announced; replacing its stale watch");
+            drop(self.take(socket));
         }
         if let Some(watch) = self.watches.borrow().get(&socket) {
-            if watch.wanted.get() != events {
-                watch.poll.start(events)?;
-                watch.wanted.set(events);
+            let was_lingering =
+                watch.interest.replace(Interest::Wanted(events)) == Interest::Lingering;
+            if was_lingering {
+                watch.poll.set_ref(true);
             }
-            return Ok(None);
+            Self::apply(watch, events)?;
+            return Ok(new_to_curl.then_some(watch.generation));
         }
         let generation = self.last_generation.get() + 1;
         self.last_generation.set(generation);
         let poll = Poll::new(uv, socket, move |result| on_event(generation, result))?;
-        poll.start(events)?;
         let watch = Watch {
             poll,
             generation,
-            wanted: Cell::new(events),
+            interest: Cell::new(Interest::Wanted(events)),
+            active: Cell::new(None),
         };
+        Self::apply(&watch, events)?;
         self.watches.borrow_mut().insert(socket, watch);
         Ok(Some(generation))
     }
 
-    /// Whether `generation` is the live watch of `socket`.
-    pub fn is_current(&self, socket: curl_socket_t, generation: u64) -> bool {
-        self.watches
-            .borrow()
-            .get(&socket)
-            .is_some_and(|w| w.generation == generation)
+    /// Makes libuv watch for `events`, calling `uv_poll_start` only on a change.
+    fn apply(watch: &Watch, events: PollEvents) -> Result<(), Error> {
+        if watch.active.get() != Some(events) {
+            watch.poll.start(events)?;
+            watch.active.set(Some(events));
+        }
+        Ok(())
+    }
+
+    /// Sorts an event of `socket`'s watch `generation`.
+    pub fn event_for(&self, socket: curl_socket_t, generation: u64) -> EventFor {
+        let watches = self.watches.borrow();
+        match watches.get(&socket) {
+            Some(w) if w.generation == generation => match w.interest.get() {
+                Interest::Wanted(_) => EventFor::Curl,
+                Interest::Lingering => {
+                    w.poll.stop();
+                    w.active.set(None);
+                    EventFor::Nobody
+                }
+            },
+            _ => EventFor::Stale,
+        }
     }
 
     /// Starts a live watch again after libuv stopped it on an error.
     pub fn restart(&self, socket: curl_socket_t, generation: u64) {
         if let Some(watch) = self.watches.borrow().get(&socket) {
-            if watch.generation == generation {
-                if let Err(error) = watch.poll.start(watch.wanted.get()) {
+            watch.active.set(None); // libuv stopped it
+            if let (true, Interest::Wanted(events)) =
+                (watch.generation == generation, watch.interest.get())
+            {
+                if let Err(error) = Self::apply(watch, events) {
                     log::warn!("uvcurl: socket {socket}: cannot restart polling: {error}");
                 }
             }
         }
     }
 
-    /// Stops watching `socket` now (libcurl may close it as soon as we return).
+    /// libcurl no longer needs `socket` (CURL_POLL_REMOVE). Stops watching it
+    /// now unless its close will be announced (then it lingers).
     pub fn remove(&self, socket: curl_socket_t) {
+        if self.close_announced.borrow().contains(&socket) {
+            if let Some(watch) = self.watches.borrow().get(&socket) {
+                watch.interest.set(Interest::Lingering);
+                watch.poll.set_ref(false); // a pooled connection keeps no loop alive
+            }
+            return;
+        }
+        drop(self.take(socket));
+    }
+
+    /// uvcurl opened `socket` for libcurl: its close will be announced.
+    pub fn opened(&self, socket: curl_socket_t) {
+        // A watch left on this number belonged to a socket that is gone.
+        drop(self.take(socket));
+        self.close_announced.borrow_mut().insert(socket);
+    }
+
+    /// libcurl is about to close `socket`: close its watch while the number
+    /// is still that socket's.
+    pub fn closing(&self, socket: curl_socket_t) {
+        self.close_announced.borrow_mut().remove(&socket);
         drop(self.take(socket));
     }
 
@@ -96,10 +180,20 @@ impl SocketTable {
     pub fn close_all(&self) {
         let all = std::mem::take(&mut *self.watches.borrow_mut());
         drop(all);
+        self.close_announced.borrow_mut().clear();
     }
 
-    /// How many sockets are watched.
+    /// How many sockets libcurl currently wants watched.
     pub fn len(&self) -> usize {
-        self.watches.borrow().len()
+        self.watches
+            .borrow()
+            .values()
+            .filter(|w| w.interest.get() != Interest::Lingering)
+            .count()
+    }
+
+    /// How many pooled sockets linger with a watch.
+    pub fn lingering(&self) -> usize {
+        self.watches.borrow().len() - self.len()
     }
 }

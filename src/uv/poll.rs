@@ -97,6 +97,19 @@ impl Poll {
         unsafe { uv::uv_poll_stop(self.raw()) };
     }
 
+    /// Whether the handle, while active, keeps the loop alive (`uv_ref` /
+    /// `uv_unref`; handles start referenced).
+    pub fn set_ref(&self, referenced: bool) {
+        // SAFETY: initialised handle; both calls are idempotent.
+        unsafe {
+            if referenced {
+                uv::uv_ref(self.raw().cast());
+            } else {
+                uv::uv_unref(self.raw().cast());
+            }
+        }
+    }
+
     /// The address of the raw handle (stable for the handle's life).
     pub fn as_raw(&self) -> *mut uv::uv_poll_t {
         self.raw()
