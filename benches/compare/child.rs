@@ -1,0 +1,503 @@
+//! The clients the runner measures, each run in a child process:
+//! `compare --client NAME --urls FILE --size BYTES --inflight N [--h2c]
+//! [--buffer BYTES] [--stream]`.
+//!
+//! Each fetches every URL of the list keeping N transfers in flight, checks
+//! that every response is a 200 with exactly `--size` body bytes, and prints
+//! `ok COUNT BYTES` — or names the first failure on stderr and exits 1.
+
+use std::cell::{Cell, RefCell};
+use std::os::raw::{c_char, c_long, c_void};
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Longest a client may run; past it, it gives up and fails.
+const DEADLINE: Duration = Duration::from_secs(240);
+
+/// Per-transfer timeout, for every client.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct Job {
+    urls: Vec<String>,
+    size: u64,
+    inflight: usize,
+    h2c: bool,
+    buffer: Option<usize>,
+    stream: bool,
+}
+
+/// Transfers done and body bytes seen.
+type Outcome = Result<(usize, u64), String>;
+
+pub fn main(args: &[String]) -> ExitCode {
+    let (client, job) = match parse(args) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("compare --client: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match client.as_str() {
+        "uvcurl" => run_uvcurl(&job),
+        "libcurl" => run_libcurl(&job),
+        "reqwest" => run_reqwest(&job),
+        other => Err(format!("unknown client {other}")),
+    };
+    match outcome {
+        Ok((done, bytes)) if done == job.urls.len() && bytes == done as u64 * job.size => {
+            println!("ok {done} {bytes}");
+            ExitCode::SUCCESS
+        }
+        Ok((done, bytes)) => {
+            eprintln!(
+                "{client}: {done} of {} transfers, {bytes} bytes: incomplete",
+                job.urls.len()
+            );
+            ExitCode::FAILURE
+        }
+        Err(message) => {
+            eprintln!("{client}: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<(String, Job), String> {
+    let client = args.first().cloned().ok_or("--client needs a name")?;
+    let mut job = Job {
+        urls: Vec::new(),
+        size: 0,
+        inflight: 1,
+        h2c: false,
+        buffer: None,
+        stream: false,
+    };
+    let mut it = args[1..].iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
+        let number = |v: String| v.parse::<u64>().map_err(|_| format!("{arg}: bad number"));
+        match arg.as_str() {
+            "--urls" => {
+                let path = value()?;
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+                job.urls = text.lines().map(str::to_string).collect();
+            }
+            "--size" => job.size = number(value()?)?,
+            "--inflight" => job.inflight = number(value()?)?.max(1) as usize,
+            "--buffer" => job.buffer = Some(number(value()?)? as usize),
+            "--h2c" => job.h2c = true,
+            "--stream" => job.stream = true,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok((client, job))
+}
+
+/// Checks one finished transfer.
+fn check(url: &str, status: i64, len: u64, size: u64) -> Result<(), String> {
+    if status != 200 {
+        return Err(format!("{url}: HTTP status {status}"));
+    }
+    if len != size {
+        return Err(format!("{url}: {len} body bytes, expected {size}"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- uvcurl
+
+struct UvState {
+    job: Job,
+    next: Cell<usize>,
+    done: Cell<usize>,
+    bytes: Cell<u64>,
+    failure: RefCell<Option<String>>,
+    deadline: Instant,
+}
+
+fn run_uvcurl(job: &Job) -> Outcome {
+    let uv = uvcurl::Loop::new().map_err(|e| e.to_string())?;
+    let multi = uvcurl::Multi::builder()
+        .max_host_connections(job.inflight)
+        .max_concurrent_streams(job.inflight)
+        .build(&uv)
+        .map_err(|e| e.to_string())?;
+    let state = Rc::new(UvState {
+        job: Job {
+            urls: job.urls.clone(),
+            ..*job
+        },
+        next: Cell::new(0),
+        done: Cell::new(0),
+        bytes: Cell::new(0),
+        failure: RefCell::new(None),
+        deadline: Instant::now() + DEADLINE,
+    });
+    let handle = multi.handle();
+    for _ in 0..job.inflight.min(job.urls.len()) {
+        uv_start_next(&handle, &state);
+    }
+    uv.run().map_err(|e| e.to_string())?;
+    drop(multi);
+    uv.run().map_err(|e| e.to_string())?;
+    if let Some(failure) = state.failure.borrow_mut().take() {
+        return Err(failure);
+    }
+    Ok((state.done.get(), state.bytes.get()))
+}
+
+fn uv_start_next(handle: &uvcurl::MultiHandle, state: &Rc<UvState>) {
+    let index = state.next.get();
+    if index >= state.job.urls.len() || state.failure.borrow().is_some() {
+        return;
+    }
+    if Instant::now() > state.deadline {
+        *state.failure.borrow_mut() = Some(format!("gave up after {DEADLINE:?}"));
+        handle.close();
+        return;
+    }
+    state.next.set(index + 1);
+    let url = &state.job.urls[index];
+    let version = if state.job.h2c {
+        uvcurl::HttpVersionPref::Http2PriorKnowledge
+    } else {
+        uvcurl::HttpVersionPref::Http1_1
+    };
+    let mut request = uvcurl::Request::get(url.as_str())
+        .http_version(version)
+        .timeout(TRANSFER_TIMEOUT);
+    if let Some(buffer) = state.job.buffer {
+        request = request.buffer_size(buffer);
+    }
+    let streamed = Rc::new(Cell::new(0u64));
+    if state.job.stream {
+        let streamed = Rc::clone(&streamed);
+        request = request.on_data(move |chunk| {
+            streamed.set(streamed.get() + chunk.len() as u64);
+            uvcurl::Flow::Continue
+        });
+    }
+    let next_handle = handle.clone();
+    let me = Rc::clone(state);
+    let started = handle.start(request, move |result| {
+        let url = &me.job.urls[index];
+        let checked = match result {
+            Ok(response) => {
+                let len = if me.job.stream {
+                    streamed.get()
+                } else {
+                    response.body().len() as u64
+                };
+                check(url, i64::from(response.status()), len, me.job.size).map(|()| len)
+            }
+            Err(error) => Err(format!("{url}: {error}")),
+        };
+        match checked {
+            Ok(len) => {
+                me.done.set(me.done.get() + 1);
+                me.bytes.set(me.bytes.get() + len);
+                uv_start_next(&next_handle, &me);
+            }
+            Err(message) => {
+                me.failure.borrow_mut().get_or_insert(message);
+                next_handle.close();
+            }
+        }
+    });
+    if let Err(error) = started {
+        state
+            .failure
+            .borrow_mut()
+            .get_or_insert(format!("{url}: start: {error}"));
+    }
+}
+
+// ---------------------------------------------------------------- libcurl
+
+extern "C" {
+    // libcurl 7.66.0; curl-sys does not declare it. The symbol is in the
+    // libcurl curl-sys links (the bundled 8.22).
+    fn curl_multi_poll(
+        multi: *mut uvcurl::ffi::curl::CURLM,
+        extra_fds: *mut uvcurl::ffi::curl::curl_waitfd,
+        extra_nfds: std::os::raw::c_uint,
+        timeout_ms: std::os::raw::c_int,
+        numfds: *mut std::os::raw::c_int,
+    ) -> uvcurl::ffi::curl::CURLMcode;
+}
+
+/// One running easy handle of the libcurl-own-loop client.
+struct Slot {
+    index: usize,
+    body: Vec<u8>,
+    streamed: u64,
+    stream: bool,
+}
+
+extern "C" fn write_cb(data: *mut c_char, size: usize, nmemb: usize, user: *mut c_void) -> usize {
+    let len = size * nmemb;
+    // SAFETY: `user` is the Slot set as CURLOPT_WRITEDATA, alive until the
+    // handle is removed; libcurl passes `len` readable bytes at `data`.
+    let slot = unsafe { &mut *user.cast::<Slot>() };
+    if slot.stream {
+        slot.streamed += len as u64;
+    } else {
+        // SAFETY: as above.
+        let chunk = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
+        slot.body.extend_from_slice(chunk);
+    }
+    len
+}
+
+/// libcurl's own event loop (`curl_multi_poll`), with the options uvcurl sets
+/// on its easy handles, one fresh easy handle per transfer as uvcurl does.
+fn run_libcurl(job: &Job) -> Outcome {
+    use uvcurl::ffi::curl;
+    // `CURLMOPT_MAX_CONCURRENT_STREAMS` (7.67.0), not in curl-sys.
+    const MAX_CONCURRENT_STREAMS: curl::CURLMoption = 16;
+    let deadline = Instant::now() + DEADLINE;
+    let cstrings: Vec<std::ffi::CString> = job
+        .urls
+        .iter()
+        .map(|u| std::ffi::CString::new(u.as_str()).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let protocols = c"http,https";
+
+    // SAFETY: the libcurl API used as documented: every easy handle is added
+    // once, removed and cleaned up once; each Slot outlives its handle.
+    unsafe {
+        curl::curl_global_init(curl::CURL_GLOBAL_ALL);
+        let multi = curl::curl_multi_init();
+        if multi.is_null() {
+            return Err("curl_multi_init failed".into());
+        }
+        curl::curl_multi_setopt(
+            multi,
+            curl::CURLMOPT_MAX_HOST_CONNECTIONS,
+            job.inflight as c_long,
+        );
+        curl::curl_multi_setopt(multi, MAX_CONCURRENT_STREAMS, job.inflight as c_long);
+        let mut slots: std::collections::HashMap<usize, Box<Slot>> =
+            std::collections::HashMap::with_capacity(job.inflight);
+        let mut next = 0usize;
+        let mut done = 0usize;
+        let mut bytes = 0u64;
+        let mut failure: Option<String> = None;
+        let total = job.urls.len();
+        // Each pass completes at least one transfer or waits up to 1 s; the
+        // deadline bounds the whole.
+        let max_passes = 100 * total + 10_000_000;
+        for _ in 0..max_passes {
+            // Refill.
+            while failure.is_none() && next < total && slots.len() < job.inflight {
+                let easy = curl::curl_easy_init();
+                if easy.is_null() {
+                    failure = Some("curl_easy_init failed".into());
+                    break;
+                }
+                let mut slot = Box::new(Slot {
+                    index: next,
+                    body: Vec::new(),
+                    streamed: 0,
+                    stream: job.stream,
+                });
+                let me: *mut Slot = &mut *slot;
+                curl::curl_easy_setopt(easy, curl::CURLOPT_URL, cstrings[next].as_ptr());
+                curl::curl_easy_setopt(easy, curl::CURLOPT_NOSIGNAL, 1 as c_long);
+                curl::curl_easy_setopt(
+                    easy,
+                    curl::CURLOPT_WRITEFUNCTION,
+                    write_cb as extern "C" fn(*mut c_char, usize, usize, *mut c_void) -> usize,
+                );
+                curl::curl_easy_setopt(easy, curl::CURLOPT_WRITEDATA, me.cast::<c_void>());
+                // CURLOPT_PROTOCOLS_STR (7.85.0), as uvcurl sets it.
+                curl::curl_easy_setopt(easy, 10_318, protocols.as_ptr());
+                curl::curl_easy_setopt(easy, curl::CURLOPT_FOLLOWLOCATION, 1 as c_long);
+                curl::curl_easy_setopt(easy, curl::CURLOPT_MAXREDIRS, 10 as c_long);
+                curl::curl_easy_setopt(
+                    easy,
+                    curl::CURLOPT_TIMEOUT_MS,
+                    TRANSFER_TIMEOUT.as_millis() as c_long,
+                );
+                let version = if job.h2c {
+                    curl::CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+                } else {
+                    curl::CURL_HTTP_VERSION_1_1
+                };
+                curl::curl_easy_setopt(easy, curl::CURLOPT_HTTP_VERSION, version as c_long);
+                if job.h2c {
+                    curl::curl_easy_setopt(easy, curl::CURLOPT_PIPEWAIT, 1 as c_long);
+                }
+                if let Some(buffer) = job.buffer {
+                    curl::curl_easy_setopt(easy, curl::CURLOPT_BUFFERSIZE, buffer as c_long);
+                }
+                let code = curl::curl_multi_add_handle(multi, easy);
+                if code != curl::CURLM_OK {
+                    failure = Some(format!("curl_multi_add_handle: {code}"));
+                    curl::curl_easy_cleanup(easy);
+                    break;
+                }
+                slots.insert(easy as usize, slot);
+                next += 1;
+            }
+            if slots.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                failure.get_or_insert(format!("gave up after {DEADLINE:?}"));
+                break;
+            }
+            let mut running = 0;
+            let code = curl::curl_multi_perform(multi, &mut running);
+            if code != curl::CURLM_OK {
+                failure.get_or_insert(format!("curl_multi_perform: {code}"));
+                break;
+            }
+            let mut left = 0;
+            for _ in 0..=slots.len() {
+                let msg = curl::curl_multi_info_read(multi, &mut left);
+                if msg.is_null() {
+                    break;
+                }
+                if (*msg).msg != curl::CURLMSG_DONE {
+                    continue;
+                }
+                let easy = (*msg).easy_handle;
+                // The union's first member is the CURLcode.
+                let result = (*msg).data as usize as curl::CURLcode;
+                let mut status: c_long = 0;
+                curl::curl_easy_getinfo(easy, curl::CURLINFO_RESPONSE_CODE, &mut status);
+                curl::curl_multi_remove_handle(multi, easy);
+                curl::curl_easy_cleanup(easy);
+                let Some(slot) = slots.remove(&(easy as usize)) else {
+                    failure.get_or_insert("unknown easy handle completed".into());
+                    continue;
+                };
+                let url = &job.urls[slot.index];
+                let len = if slot.stream {
+                    slot.streamed
+                } else {
+                    slot.body.len() as u64
+                };
+                let checked = if result != curl::CURLE_OK {
+                    Err(format!("{url}: curl error {result}"))
+                } else {
+                    check(url, status as i64, len, job.size)
+                };
+                match checked {
+                    Ok(()) => {
+                        done += 1;
+                        bytes += len;
+                    }
+                    Err(message) => {
+                        failure.get_or_insert(message);
+                    }
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+            if next < total && slots.len() < job.inflight {
+                // Room to start more: refill before waiting.
+                continue;
+            }
+            if slots.is_empty() {
+                break;
+            }
+            let mut numfds = 0;
+            let code = curl_multi_poll(multi, std::ptr::null_mut(), 0, 1000, &mut numfds);
+            if code != curl::CURLM_OK {
+                failure.get_or_insert(format!("curl_multi_poll: {code}"));
+                break;
+            }
+        }
+        for easy in slots.keys() {
+            curl::curl_multi_remove_handle(multi, *easy as *mut curl::CURL);
+            curl::curl_easy_cleanup(*easy as *mut curl::CURL);
+        }
+        slots.clear();
+        curl::curl_multi_cleanup(multi);
+        match failure {
+            Some(message) => Err(message),
+            None => Ok((done, bytes)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- reqwest
+
+/// reqwest on a current-thread tokio runtime (one thread, as the other
+/// clients), N worker tasks taking URLs from a shared counter.
+fn run_reqwest(job: &Job) -> Outcome {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(TRANSFER_TIMEOUT)
+        .pool_max_idle_per_host(job.inflight);
+    builder = if job.h2c {
+        builder.http2_prior_knowledge()
+    } else {
+        builder.http1_only()
+    };
+    let client = builder.build().map_err(|e| e.to_string())?;
+    let urls = Arc::new(job.urls.clone());
+    let next = Arc::new(AtomicUsize::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (size, stream) = (job.size, job.stream);
+    let workers = job.inflight.min(job.urls.len());
+    runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            let (client, urls, next) = (client.clone(), Arc::clone(&urls), Arc::clone(&next));
+            let (bytes, done) = (Arc::clone(&bytes), Arc::clone(&done));
+            tasks.spawn(async move {
+                for _ in 0..urls.len() {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(url) = urls.get(index) else {
+                        break;
+                    };
+                    let mut response = client
+                        .get(url.as_str())
+                        .send()
+                        .await
+                        .map_err(|e| format!("{url}: {e}"))?;
+                    let status = i64::from(response.status().as_u16());
+                    let len = if stream {
+                        let mut len = 0u64;
+                        while let Some(chunk) =
+                            response.chunk().await.map_err(|e| format!("{url}: {e}"))?
+                        {
+                            len += chunk.len() as u64;
+                        }
+                        len
+                    } else {
+                        let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+                        body.len() as u64
+                    };
+                    check(url, status, len, size)?;
+                    bytes.fetch_add(len, Ordering::Relaxed);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<(), String>(())
+            });
+        }
+        let all = async {
+            while let Some(joined) = tasks.join_next().await {
+                joined.map_err(|e| e.to_string())??;
+            }
+            Ok::<(), String>(())
+        };
+        tokio::time::timeout(DEADLINE, all)
+            .await
+            .map_err(|_| format!("gave up after {DEADLINE:?}"))?
+    })?;
+    Ok((done.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed)))
+}
