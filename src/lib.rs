@@ -36,6 +36,7 @@
 mod capi;
 mod client;
 mod error;
+mod fast_map;
 mod global;
 mod multi;
 mod remote;

@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::response::Head;
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -61,13 +62,13 @@ pub(crate) type HeadCallback = Box<dyn FnMut(&Head) -> Flow>;
 /// # drop(request);
 /// ```
 pub struct Request {
-    pub(crate) method: String,
+    pub(crate) method: Cow<'static, str>,
     pub(crate) url: String,
     pub(crate) headers: Vec<String>,
     pub(crate) body: Body,
     pub(crate) follow_redirects: bool,
     pub(crate) max_redirects: u32,
-    pub(crate) protocols: String,
+    pub(crate) protocols: Cow<'static, str>,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) low_speed: Option<(u32, Duration)>,
@@ -90,13 +91,13 @@ impl Request {
     /// A request with `method` (e.g. `"PATCH"`) for `url`.
     pub fn new(method: &str, url: impl Into<String>) -> Request {
         let mut request = Request {
-            method: String::new(),
+            method: Cow::Borrowed("GET"),
             url: url.into(),
             headers: Vec::new(),
             body: Body::Empty,
             follow_redirects: true,
             max_redirects: 10,
-            protocols: "http,https".to_owned(),
+            protocols: Cow::Borrowed("http,https"),
             connect_timeout: None,
             timeout: None,
             low_speed: None,
@@ -160,7 +161,13 @@ impl Request {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if token_ok {
-            self.method = method.to_owned();
+            self.method = match method {
+                "GET" => Cow::Borrowed("GET"),
+                "HEAD" => Cow::Borrowed("HEAD"),
+                "POST" => Cow::Borrowed("POST"),
+                "PUT" => Cow::Borrowed("PUT"),
+                other => Cow::Owned(other.to_owned()),
+            };
         } else {
             self.fail(Error::invalid(format!("invalid HTTP method {method:?}")));
         }
@@ -293,7 +300,7 @@ impl Request {
     /// for the URL and for redirects. The default is `"http,https"`.
     pub fn protocols(mut self, protocols: &str) -> Request {
         if self.clean("protocols", protocols) {
-            self.protocols = protocols.to_owned();
+            self.protocols = Cow::Owned(protocols.to_owned());
         }
         self
     }

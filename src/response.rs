@@ -19,10 +19,14 @@ pub enum HttpVersion {
 }
 
 /// Status line and headers of the final response (after redirects).
+///
+/// The header lines are kept as received, in one buffer, and looked up on
+/// demand: receiving them costs one copy, no allocation per header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
     pub(crate) status: u16,
-    pub(crate) headers: Vec<(String, String)>,
+    /// The header lines after the status line, CRLF-terminated, as received.
+    raw: Vec<u8>,
 }
 
 impl Head {
@@ -31,36 +35,53 @@ impl Head {
         self.status
     }
 
-    /// All headers in the order received, names as the server sent them.
-    pub fn headers(&self) -> &[(String, String)] {
-        &self.headers
+    /// All headers as (name, value), in the order received, names as the
+    /// server sent them, values without surrounding white space. Lines that
+    /// are not valid UTF-8 are skipped.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.raw.split(|&b| b == b'\n').filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = std::str::from_utf8(trim(&line[..colon])).ok()?;
+            let value = std::str::from_utf8(trim(&line[colon + 1..])).ok()?;
+            Some((name, value))
+        })
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
+        self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Feeds one raw header line from libcurl's header callback. A status line
     /// starts a new response (redirects and `100 Continue` come before the final one).
     pub(crate) fn push_line(&mut self, line: &[u8]) {
-        let line = String::from_utf8_lossy(line);
-        let line = line.trim_end_matches(['\r', '\n']);
-        if line.starts_with("HTTP/") {
-            self.headers.clear();
-            self.status = line
-                .split_whitespace()
+        if line.starts_with(b"HTTP/") {
+            self.raw.clear();
+            self.status = trim(line)
+                .split(|&b| b == b' ')
+                .filter(|part| !part.is_empty())
                 .nth(1)
-                .and_then(|code| code.parse().ok())
+                .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
                 .unwrap_or(0);
-        } else if let Some((name, value)) = line.split_once(':') {
-            self.headers
-                .push((name.trim().to_owned(), value.trim().to_owned()));
+        } else {
+            self.raw.extend_from_slice(line);
         }
     }
+}
+
+/// Strips ASCII white space (CR and LF included) from both ends.
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &bytes[start..end.max(start)]
 }
 
 /// Where the time of a transfer went, each measured from its start.
@@ -168,5 +189,9 @@ mod tests {
         assert_eq!(head.status(), 200);
         assert_eq!(head.header("Content-Type"), Some("text/plain"));
         assert_eq!(head.header("location"), None);
+        assert_eq!(
+            head.headers().collect::<Vec<_>>(),
+            vec![("content-type", "text/plain")]
+        );
     }
 }

@@ -13,12 +13,16 @@ const CURLINFO_OFF_T: CURLINFO = 0x60_0000;
 /// `CURLMOPT_MAX_CONCURRENT_STREAMS` (7.67.0).
 pub const CURLMOPT_MAX_CONCURRENT_STREAMS: curl_sys::CURLMoption = 16;
 
+/// `CURLOPT_CURLU` (7.63.0): a parsed URL handle instead of a string.
+pub const CURLOPT_CURLU: CURLoption = 10_000 + 282;
+
 pub const CURLOPT_PROTOCOLS_STR: CURLoption = CURLOPTTYPE_STRINGPOINT + 318;
 pub const CURLOPT_REDIR_PROTOCOLS_STR: CURLoption = CURLOPTTYPE_STRINGPOINT + 319;
 
 pub const CURLINFO_HTTP_VERSION: CURLINFO = CURLINFO_LONG + 46;
 pub const CURLINFO_SIZE_UPLOAD_T: CURLINFO = CURLINFO_OFF_T + 7;
 pub const CURLINFO_SIZE_DOWNLOAD_T: CURLINFO = CURLINFO_OFF_T + 8;
+pub const CURLINFO_CONTENT_LENGTH_DOWNLOAD_T: CURLINFO = CURLINFO_OFF_T + 15;
 pub const CURLINFO_TOTAL_TIME_T: CURLINFO = CURLINFO_OFF_T + 50;
 pub const CURLINFO_NAMELOOKUP_TIME_T: CURLINFO = CURLINFO_OFF_T + 51;
 pub const CURLINFO_CONNECT_TIME_T: CURLINFO = CURLINFO_OFF_T + 52;
@@ -36,7 +40,6 @@ pub struct Curlu {
 }
 
 pub const CURLUPART_URL: c_int = 0;
-pub const CURLUPART_SCHEME: c_int = 1;
 
 extern "C" {
     pub fn curl_url() -> *mut Curlu;
@@ -45,12 +48,6 @@ extern "C" {
         handle: *mut Curlu,
         what: c_int,
         part: *const c_char,
-        flags: c_uint,
-    ) -> c_int;
-    pub fn curl_url_get(
-        handle: *mut Curlu,
-        what: c_int,
-        part: *mut *mut c_char,
         flags: c_uint,
     ) -> c_int;
     pub fn curl_url_strerror(code: c_int) -> *const c_char;

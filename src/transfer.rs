@@ -13,6 +13,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ffi::{CStr, CString};
 use std::io::Read;
 use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Where the body goes.
@@ -56,6 +57,10 @@ pub(crate) struct TransferState {
     share: Option<crate::Share>,
     /// Values the request asked to keep until the transfer is gone.
     _keep: Vec<Box<dyn std::any::Any>>,
+    /// The parsed URL the easy handle reads (dropped after it).
+    url: Option<ParsedUrl>,
+    /// Where an owned easy handle goes back to for reuse.
+    pool: Option<Rc<EasyPool>>,
 }
 
 impl TransferState {
@@ -69,13 +74,14 @@ impl TransferState {
         id: u64,
         on_done: Completion,
         share: Option<&crate::Share>,
+        pool: &Rc<EasyPool>,
     ) -> Result<std::rc::Rc<TransferState>, Error> {
         if let Some(error) = request.error.take() {
             return Err(error);
         }
-        let scheme = check_url(&request.url, &request.protocols)?;
-        // SAFETY: curl_global_init ran (Multi::new); curl_easy_init has no preconditions.
-        let easy = unsafe { curl::curl_easy_init() };
+        let url = check_url(&request.url, &request.protocols)?;
+        let tls = url.scheme == "https";
+        let easy = pool.take();
         if easy.is_null() {
             return Err(Error::new(ErrorKind::Other, "curl_easy_init failed"));
         }
@@ -107,9 +113,11 @@ impl TransferState {
             paused: Cell::new(false),
             share: share.cloned(),
             _keep: std::mem::take(&mut request.keep),
+            url: Some(url),
+            pool: Some(pool.clone()),
         });
         // On error `state` is dropped here, which cleans up the easy handle.
-        state.configure(&request, upload_len, scheme == "https")?;
+        state.configure(&request, upload_len, tls)?;
         if let Some(share) = &state.share {
             state.set_ptr(curl::CURLOPT_SHARE, share.raw().cast())?;
         }
@@ -136,6 +144,8 @@ impl TransferState {
             paused: Cell::new(false),
             share: None,
             _keep: Vec::new(),
+            url: None,
+            pool: None,
         }
     }
 
@@ -147,7 +157,9 @@ impl TransferState {
         let write: curl::curl_write_callback = on_write;
         let header: curl::curl_write_callback = on_header;
         let read: curl::curl_read_callback = on_read;
-        self.set_str(curl::CURLOPT_URL, &r.url)?;
+        if let Some(url) = &self.url {
+            self.set_ptr(sys::CURLOPT_CURLU, url.handle.cast())?;
+        }
         self.set_long(curl::CURLOPT_NOSIGNAL, 1)?;
         self.set_ptr(curl::CURLOPT_ERRORBUFFER, self.errbuf.get().cast())?;
         self.set_ptr(curl::CURLOPT_WRITEFUNCTION, write as *mut c_void)?;
@@ -159,7 +171,7 @@ impl TransferState {
         self.set_long(curl::CURLOPT_FOLLOWLOCATION, r.follow_redirects as c_long)?;
         self.set_long(curl::CURLOPT_MAXREDIRS, r.max_redirects as c_long)?;
 
-        let method = r.method.as_str();
+        let method = &*r.method;
         if let Some(bytes) = &self._post_body {
             self.set_off_t(curl::CURLOPT_POSTFIELDSIZE_LARGE, bytes.len() as i64)?;
             self.set_ptr(curl::CURLOPT_POSTFIELDS, bytes.as_ptr() as *mut c_void)?;
@@ -195,11 +207,11 @@ impl TransferState {
                 period.as_secs().max(1) as c_long,
             )?;
         }
-        self.set_long(curl::CURLOPT_SSL_VERIFYPEER, r.verify_tls as c_long)?;
-        self.set_long(
-            curl::CURLOPT_SSL_VERIFYHOST,
-            if r.verify_tls { 2 } else { 0 },
-        )?;
+        if !r.verify_tls {
+            // (Verification is libcurl's default: nothing to set otherwise.)
+            self.set_long(curl::CURLOPT_SSL_VERIFYPEER, 0)?;
+            self.set_long(curl::CURLOPT_SSL_VERIFYHOST, 0)?;
+        }
         if let Some(path) = &r.ca_file {
             self.set_path(curl::CURLOPT_CAINFO, path)?;
         }
@@ -350,7 +362,7 @@ impl TransferState {
             _ => Vec::new(),
         };
         let status = self.info_long(curl::CURLINFO_RESPONSE_CODE) as u16;
-        let mut head = self.head.borrow().clone();
+        let mut head = std::mem::take(&mut *self.head.borrow_mut());
         if status != 0 {
             head.status = status;
         }
@@ -476,7 +488,14 @@ impl TransferState {
         }
         match &self.sink {
             Sink::Collect(buffer) => {
-                buffer.borrow_mut().extend_from_slice(chunk);
+                let mut buffer = buffer.borrow_mut();
+                if buffer.capacity() == 0 {
+                    // One allocation for the whole body when its length is known.
+                    let announced = self.info_off_t(sys::CURLINFO_CONTENT_LENGTH_DOWNLOAD_T);
+                    let expected = usize::try_from(announced).unwrap_or(0).min(64 << 20);
+                    buffer.reserve(expected.max(chunk.len()));
+                }
+                buffer.extend_from_slice(chunk);
                 chunk.len()
             }
             Sink::Stream(callback) => {
@@ -537,7 +556,10 @@ impl Drop for TransferState {
         // last reference went; we created it (owned) and free it exactly once.
         unsafe {
             if self.owned {
-                curl::curl_easy_cleanup(self.easy);
+                match &self.pool {
+                    Some(pool) => pool.give(self.easy),
+                    None => curl::curl_easy_cleanup(self.easy),
+                }
             }
             let list = self.header_list.get();
             if !list.is_null() {
@@ -551,54 +573,106 @@ fn millis(d: Duration) -> c_long {
     d.as_millis().clamp(1, c_long::MAX as u128) as c_long
 }
 
-/// Parses `url` with libcurl's own parser and checks its scheme is allowed;
-/// returns the scheme, lower-case.
-fn check_url(url: &str, protocols: &str) -> Result<String, Error> {
+/// Easy handles kept for reuse: `curl_easy_reset` costs much less than
+/// `curl_easy_cleanup` plus `curl_easy_init`.
+#[derive(Default)]
+pub(crate) struct EasyPool {
+    free: RefCell<Vec<*mut CURL>>,
+}
+
+/// Most idle easy handles kept.
+const EASY_POOL_MAX: usize = 256;
+
+impl EasyPool {
+    /// An easy handle with default options (null if libcurl is out of memory).
+    pub fn take(&self) -> *mut CURL {
+        let reused = self.free.borrow_mut().pop();
+        // SAFETY: curl_global_init ran (Multi::new); no other preconditions.
+        reused.unwrap_or_else(|| unsafe { curl::curl_easy_init() })
+    }
+
+    /// Takes back an easy handle that is in no multi handle any more.
+    ///
+    /// # Safety
+    /// `easy` is a valid easy handle nobody else uses.
+    pub unsafe fn give(&self, easy: *mut CURL) {
+        let mut free = self.free.borrow_mut();
+        if free.len() < EASY_POOL_MAX {
+            // SAFETY: per the contract; reset drops every option (and so every
+            // pointer into the transfer state that is about to be freed).
+            unsafe { curl::curl_easy_reset(easy) };
+            free.push(easy);
+        } else {
+            // SAFETY: per the contract.
+            unsafe { curl::curl_easy_cleanup(easy) };
+        }
+    }
+}
+
+impl Drop for EasyPool {
+    fn drop(&mut self) {
+        for easy in self.free.get_mut().drain(..) {
+            // SAFETY: idle handles owned by the pool.
+            unsafe { curl::curl_easy_cleanup(easy) };
+        }
+    }
+}
+
+/// A URL parsed by libcurl's own parser; the easy handle uses this parse
+/// (`CURLOPT_CURLU`) instead of parsing the string a second time.
+pub(crate) struct ParsedUrl {
+    handle: *mut sys::Curlu,
+    /// The scheme, lower-case.
+    scheme: String,
+}
+
+impl Drop for ParsedUrl {
+    fn drop(&mut self) {
+        // SAFETY: from curl_url, freed once; the easy handle that used it has
+        // been cleaned up before (TransferState drops its fields after Drop).
+        unsafe { sys::curl_url_cleanup(self.handle) };
+    }
+}
+
+/// Parses `url` with libcurl's own parser and checks its scheme is allowed.
+fn check_url(url: &str, protocols: &str) -> Result<ParsedUrl, Error> {
     let c_url = CString::new(url).map_err(|_| Error::invalid("URL contains a NUL byte"))?;
-    // SAFETY: curl_url allocates a handle we free below on every path.
+    // SAFETY: curl_url allocates a handle that ParsedUrl frees.
     let handle = unsafe { sys::curl_url() };
     if handle.is_null() {
         return Err(Error::new(ErrorKind::Other, "curl_url failed"));
     }
+    // Parsed without a default scheme, so the URL starts with its scheme.
+    let scheme = url
+        .trim_start()
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let parsed = ParsedUrl { handle, scheme };
     // SAFETY: valid handle and NUL-terminated string; curl copies it.
     let rc = unsafe { sys::curl_url_set(handle, sys::CURLUPART_URL, c_url.as_ptr(), 0) };
-    let result = if rc != 0 {
+    if rc != 0 {
         // SAFETY: curl_url_strerror returns a static string for any code.
         let why = unsafe { CStr::from_ptr(sys::curl_url_strerror(rc)) };
-        Err(Error::invalid(format!(
+        return Err(Error::invalid(format!(
             "invalid URL {url:?}: {}",
             why.to_string_lossy()
-        )))
-    } else {
-        let mut scheme: *mut c_char = std::ptr::null_mut();
-        // SAFETY: valid handle; on success `scheme` is a string we free with curl_free.
-        let rc = unsafe { sys::curl_url_get(handle, sys::CURLUPART_SCHEME, &mut scheme, 0) };
-        let scheme_text = if rc == 0 && !scheme.is_null() {
-            // SAFETY: NUL-terminated string from libcurl, freed right after.
-            let text = unsafe { CStr::from_ptr(scheme) }
-                .to_string_lossy()
-                .to_ascii_lowercase();
-            // SAFETY: allocated by libcurl.
-            unsafe { curl::curl_free(scheme.cast()) };
-            text
-        } else {
-            String::new()
-        };
-        let allowed = protocols
-            .split(',')
-            .any(|p| p.trim().eq_ignore_ascii_case(&scheme_text));
-        if allowed {
-            Ok(scheme_text)
-        } else {
-            Err(Error::new(
-                ErrorKind::UnsupportedProtocol,
-                format!("scheme {scheme_text:?} of {url:?} is not allowed (allowed: {protocols})"),
-            ))
-        }
-    };
-    // SAFETY: handle from curl_url, freed once.
-    unsafe { sys::curl_url_cleanup(handle) };
-    result
+        )));
+    }
+    let allowed = protocols
+        .split(',')
+        .any(|p| p.trim().eq_ignore_ascii_case(&parsed.scheme));
+    if !allowed {
+        return Err(Error::new(
+            ErrorKind::UnsupportedProtocol,
+            format!(
+                "scheme {:?} of {url:?} is not allowed (allowed: {protocols})",
+                parsed.scheme
+            ),
+        ));
+    }
+    Ok(parsed)
 }
 
 /// Recovers the transfer state from a callback's user data.

@@ -10,12 +10,13 @@
 
 use super::sockets::SocketTable;
 use crate::error::{Error, ErrorKind};
+use crate::fast_map::IntMap;
 use crate::transfer::{Completion, TransferState};
 use crate::uv::{Loop, Timer};
 use curl_sys::{self as curl, curl_socket_t, CURL, CURLM};
 use libc::{c_int, c_long, c_void};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 
@@ -64,7 +65,7 @@ pub(crate) struct Driver {
     timer: RefCell<Option<Timer>>,
     pub(super) sockets: SocketTable,
     /// Live transfers by easy-handle address.
-    transfers: RefCell<HashMap<usize, Rc<TransferState>>>,
+    transfers: RefCell<IntMap<usize, Rc<TransferState>>>,
     next_id: Cell<u64>,
     deferred: RefCell<VecDeque<Deferred>>,
     /// How many libcurl calls that may run callbacks are on the stack.
@@ -76,6 +77,8 @@ pub(crate) struct Driver {
     timer_fires: Cell<u64>,
     /// Caches shared with other loops' transfers.
     share: Option<crate::Share>,
+    /// Idle easy handles for the next transfers.
+    easy_pool: Rc<crate::transfer::EasyPool>,
     /// The mailbox of remote commands, once a Remote was asked for.
     endpoint: RefCell<Option<crate::remote::Endpoint>>,
 }
@@ -104,7 +107,7 @@ impl Driver {
             multi: Cell::new(multi),
             timer: RefCell::new(None),
             sockets: SocketTable::default(),
-            transfers: RefCell::new(HashMap::new()),
+            transfers: RefCell::new(IntMap::default()),
             next_id: Cell::new(1),
             deferred: RefCell::new(VecDeque::new()),
             curl_depth: Cell::new(0),
@@ -114,6 +117,7 @@ impl Driver {
             timer_fires: Cell::new(0),
             endpoint: RefCell::new(None),
             share,
+            easy_pool: Rc::default(),
         });
         // From here on, an error drops `driver`, whose Drop cleans up the multi.
         let weak = Rc::downgrade(&driver);
@@ -254,7 +258,13 @@ impl Driver {
             return Err(Error::closed());
         }
         let id = self.next_id();
-        let state = TransferState::from_request(request, id, on_done, self.share.as_ref())?;
+        let state = TransferState::from_request(
+            request,
+            id,
+            on_done,
+            self.share.as_ref(),
+            &self.easy_pool,
+        )?;
         self.announce_sockets(&state)?;
         self.add(state)
     }

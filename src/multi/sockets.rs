@@ -13,10 +13,10 @@
 //! tell us when its number is reused.
 
 use crate::error::Error;
+use crate::fast_map::IntMap;
 use crate::uv::{Loop, Poll, PollEvents, PollResult};
 use curl_sys::curl_socket_t;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
 
 /// What libcurl last asked for on a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +49,9 @@ pub(crate) enum EventFor {
 /// Socket number → its watch.
 #[derive(Default)]
 pub(crate) struct SocketTable {
-    watches: RefCell<HashMap<curl_socket_t, Watch>>,
+    watches: RefCell<IntMap<curl_socket_t, Watch>>,
     /// Sockets we opened and whose close we will be told about.
-    close_announced: RefCell<HashSet<curl_socket_t>>,
+    close_announced: RefCell<IntMap<curl_socket_t, ()>>,
     last_generation: Cell<u64>,
 }
 
@@ -148,7 +148,7 @@ impl SocketTable {
     /// libcurl no longer needs `socket` (CURL_POLL_REMOVE). Stops watching it
     /// now unless its close will be announced (then it lingers).
     pub fn remove(&self, socket: curl_socket_t) {
-        if self.close_announced.borrow().contains(&socket) {
+        if self.close_announced.borrow().contains_key(&socket) {
             if let Some(watch) = self.watches.borrow().get(&socket) {
                 watch.interest.set(Interest::Lingering);
                 watch.poll.set_ref(false); // a pooled connection keeps no loop alive
@@ -162,7 +162,7 @@ impl SocketTable {
     pub fn opened(&self, socket: curl_socket_t) {
         // A watch left on this number belonged to a socket that is gone.
         drop(self.take(socket));
-        self.close_announced.borrow_mut().insert(socket);
+        self.close_announced.borrow_mut().insert(socket, ());
     }
 
     /// libcurl is about to close `socket`: close its watch while the number
