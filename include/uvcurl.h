@@ -237,6 +237,28 @@ CURLM *uvcurl_multi_curlm(const uvcurl_multi *multi);
 int uvcurl_multi_add(uvcurl_multi *multi, CURL *easy, uvcurl_done_cb done, void *userdata);
 
 /**
+ * Like `uvcurl_multi_add`, but callable from **any thread**: the easy handle
+ * is handed to the loop thread (through a `uv_async_t`) and added there.
+ *
+ * `done` then runs exactly once, on the loop thread: with the transfer's
+ * result as for `uvcurl_multi_add`, or with the error that kept the handle
+ * from being added there (`UVCURL_EEXIST`, `UVCURL_ECURLM`, ...), or with
+ * `UVCURL_ECLOSED` if the multi was closed before the loop got to it.
+ *
+ * The loop must be running (`uv_run`) for submissions to be picked up; the
+ * async handle behind this does not keep the loop alive by itself.
+ *
+ * Returns `UVCURL_OK` (and `done` will be called), or, without calling
+ * `done`: `UVCURL_EINVAL` if `multi`, `easy` or `done` is NULL,
+ * `UVCURL_ECLOSED` if the multi is closed or released, `UVCURL_EPANIC`.
+ *
+ * # Safety
+ * `easy` must be a valid easy handle, kept valid and untouched until `done`
+ * ran; `userdata` is passed to `done` on the loop thread.
+ */
+int uvcurl_multi_submit(uvcurl_multi *multi, CURL *easy, uvcurl_done_cb done, void *userdata);
+
+/**
  * Cancels the transfer running on `easy`: libcurl stops it and its `done`
  * callback runs once, with `UVCURL_ECANCELED` -- before this function returns,
  * or, when called from inside a libcurl callback (such as the easy handle's

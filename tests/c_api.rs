@@ -505,3 +505,30 @@ fn boundary_and_fetch_are_clean_under_valgrind() {
     let output = under_valgrind(&fetch, &args);
     check_success("fetch under valgrind", &output);
 }
+
+// ---- submissions from other threads ----------------------------------------
+
+/// 4 pthreads submit 250 transfers each with `uvcurl_multi_submit` while the
+/// main thread runs the loop: every done callback runs once, on the loop
+/// thread, with the whole body; after the close a submission is refused.
+#[test]
+fn c_threads_submit_through_uvcurl_multi_submit() {
+    let server = HttpServer::start();
+    let exe = build_static("tests/c/threads.c");
+    let url = server.url("/bytes/3000?seed=2");
+    let output = run(&exe, &["4".into(), "250".into(), url]);
+    check_success("threads", &output);
+    let lines = stdout_lines(&output);
+    let done: Vec<_> = lines.iter().filter(|l| l.starts_with("done ")).collect();
+    assert_eq!(done.len(), 1000);
+    assert!(done.iter().all(|l| *l == "done 0 3000"), "{done:?}");
+    assert!(lines.contains(&"completed 1000".to_owned()));
+    assert!(lines.contains(&"wrong-thread 0".to_owned()));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("late ") && l.contains("closed")),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"closed".to_owned()));
+}

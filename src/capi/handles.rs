@@ -33,6 +33,8 @@ pub(super) struct State {
 
 struct Entry {
     thread: ThreadId,
+    /// For submissions from other threads (`uvcurl_multi_submit`).
+    remote: Option<crate::Remote>,
     /// `Box<State>` turned into a raw pointer; dereferenced only on `thread`.
     state: usize,
 }
@@ -56,8 +58,10 @@ pub(super) fn register(multi: Multi) -> usize {
         transfers: Rc::default(),
         closing: Cell::new(false),
     });
+    let remote = state.multi.remote().ok();
     let entry = Entry {
         thread: thread::current().id(),
+        remote,
         state: Box::into_raw(state) as usize,
     };
     table().insert(handle, entry);
@@ -83,6 +87,11 @@ pub(super) fn with_state(handle: usize, f: impl FnOnce(&State) -> c_int) -> c_in
     // SAFETY: live entry on its own thread (checked above); see the doc comment
     // for why it cannot be freed while `f` runs.
     f(unsafe { &*(state as *const State) })
+}
+
+/// The remote of `handle`, from any thread; `None` once it is released.
+pub(super) fn remote_of(handle: usize) -> Option<crate::Remote> {
+    table().get(&handle).and_then(|entry| entry.remote.clone())
 }
 
 /// Forgets `handle` and frees its state (dropping the `Multi`).

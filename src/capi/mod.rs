@@ -22,6 +22,8 @@ use libc::{c_char, c_int, c_void};
 use libuv_sys2::uv_loop_t;
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// A set of concurrent transfers driven by one libuv loop: a libcurl multi
 /// handle plus the `uv_poll_t` and `uv_timer_t` handles that drive it.
@@ -194,37 +196,147 @@ pub unsafe extern "C" fn uvcurl_multi_add(
         let Some(done) = done else {
             return UVCURL_EINVAL;
         };
-        with_state(of_handle(multi), |state| {
-            if state.closing.get() {
-                return UVCURL_ECLOSED;
-            }
-            let key = easy as usize;
-            if state.transfers.borrow().contains_key(&key) {
-                return UVCURL_EEXIST;
-            }
-            let transfers = Rc::clone(&state.transfers);
-            let finished = Rc::new(Cell::new(false));
-            let finished_in_callback = Rc::clone(&finished);
-            let handle = to_handle(state.handle);
-            let on_done = move |outcome| {
-                finished_in_callback.set(true);
-                transfers.borrow_mut().remove(&key);
-                let result = codes::of_outcome(&outcome);
-                // SAFETY: a C function pointer the caller gave us with the
-                // uvcurl_done_cb signature; the easy handle is out of the multi.
-                unsafe { done(handle, key as *mut CURL, result, userdata) };
-            };
-            // SAFETY: the caller keeps `easy` valid and untouched until `done` ran.
-            match unsafe { state.multi.start_raw(easy, on_done) } {
-                Ok(transfer) => {
-                    if !finished.get() {
-                        state.transfers.borrow_mut().insert(key, transfer);
-                    }
-                    UVCURL_OK
+        // SAFETY: forwarded contract.
+        unsafe { add_on_loop(of_handle(multi), easy, done, userdata) }
+    })
+}
+
+/// The body of `uvcurl_multi_add`, also run on the loop thread for
+/// `uvcurl_multi_submit`.
+///
+/// # Safety
+/// As for `uvcurl_multi_add`.
+unsafe fn add_on_loop(
+    handle: usize,
+    easy: *mut CURL,
+    done: unsafe extern "C" fn(*mut uvcurl_multi, *mut CURL, c_int, *mut c_void),
+    userdata: *mut c_void,
+) -> c_int {
+    with_state(handle, |state| {
+        if state.closing.get() {
+            return UVCURL_ECLOSED;
+        }
+        let key = easy as usize;
+        if state.transfers.borrow().contains_key(&key) {
+            return UVCURL_EEXIST;
+        }
+        let transfers = Rc::clone(&state.transfers);
+        let finished = Rc::new(Cell::new(false));
+        let finished_in_callback = Rc::clone(&finished);
+        let handle = to_handle(state.handle);
+        let on_done = move |outcome| {
+            finished_in_callback.set(true);
+            transfers.borrow_mut().remove(&key);
+            let result = codes::of_outcome(&outcome);
+            // SAFETY: a C function pointer the caller gave us with the
+            // uvcurl_done_cb signature; the easy handle is out of the multi.
+            unsafe { done(handle, key as *mut CURL, result, userdata) };
+        };
+        // SAFETY: the caller keeps `easy` valid and untouched until `done` ran.
+        match unsafe { state.multi.start_raw(easy, on_done) } {
+            Ok(transfer) => {
+                if !finished.get() {
+                    state.transfers.borrow_mut().insert(key, transfer);
                 }
-                Err(error) => codes::of_error(&error),
+                UVCURL_OK
             }
-        })
+            Err(error) => codes::of_error(&error),
+        }
+    })
+}
+
+/// A submission on its way to the loop thread. Whatever becomes of it, its
+/// `done` callback runs exactly once there: with the transfer's result, with
+/// the error that kept it from starting, or — if the multi closed before the
+/// loop got to it — with `UVCURL_ECLOSED`.
+struct Submission {
+    handle: usize,
+    easy: usize,
+    done: unsafe extern "C" fn(*mut uvcurl_multi, *mut CURL, c_int, *mut c_void),
+    userdata: usize,
+    /// Cleared when the submission was handed to `add_on_loop`.
+    pending: bool,
+    /// Cleared when it was refused synchronously (its caller got the error).
+    armed: Arc<AtomicBool>,
+}
+
+impl Submission {
+    fn run(mut self) {
+        self.pending = false;
+        let (easy, userdata) = (self.easy as *mut CURL, self.userdata as *mut c_void);
+        // SAFETY: the contract of uvcurl_multi_submit (as uvcurl_multi_add's).
+        let code = unsafe { add_on_loop(self.handle, easy, self.done, userdata) };
+        if code != UVCURL_OK {
+            // SAFETY: the caller's callback, on the loop thread.
+            unsafe { (self.done)(to_handle(self.handle), easy, code, userdata) };
+        }
+    }
+}
+
+impl Drop for Submission {
+    fn drop(&mut self) {
+        if self.pending && self.armed.load(Ordering::SeqCst) {
+            // Dropped unrun by a closing multi, on its loop thread.
+            let (easy, userdata) = (self.easy as *mut CURL, self.userdata as *mut c_void);
+            // SAFETY: the caller's callback, on the loop thread.
+            unsafe { (self.done)(to_handle(self.handle), easy, UVCURL_ECLOSED, userdata) };
+        }
+    }
+}
+
+/// Like `uvcurl_multi_add`, but callable from **any thread**: the easy handle
+/// is handed to the loop thread (through a `uv_async_t`) and added there.
+///
+/// `done` then runs exactly once, on the loop thread: with the transfer's
+/// result as for `uvcurl_multi_add`, or with the error that kept the handle
+/// from being added there (`UVCURL_EEXIST`, `UVCURL_ECURLM`, ...), or with
+/// `UVCURL_ECLOSED` if the multi was closed before the loop got to it.
+///
+/// The loop must be running (`uv_run`) for submissions to be picked up; the
+/// async handle behind this does not keep the loop alive by itself.
+///
+/// Returns `UVCURL_OK` (and `done` will be called), or, without calling
+/// `done`: `UVCURL_EINVAL` if `multi`, `easy` or `done` is NULL,
+/// `UVCURL_ECLOSED` if the multi is closed or released, `UVCURL_EPANIC`.
+///
+/// # Safety
+/// `easy` must be a valid easy handle, kept valid and untouched until `done`
+/// ran; `userdata` is passed to `done` on the loop thread.
+#[no_mangle]
+pub unsafe extern "C" fn uvcurl_multi_submit(
+    multi: *mut uvcurl_multi,
+    easy: *mut CURL,
+    done: uvcurl_done_cb,
+    userdata: *mut c_void,
+) -> c_int {
+    guard_code(|| {
+        if multi.is_null() || easy.is_null() {
+            return UVCURL_EINVAL;
+        }
+        let Some(done) = done else {
+            return UVCURL_EINVAL;
+        };
+        let handle = of_handle(multi);
+        let Some(remote) = handles::remote_of(handle) else {
+            return UVCURL_ECLOSED;
+        };
+        let armed = Arc::new(AtomicBool::new(true));
+        let submission = Submission {
+            handle,
+            easy: easy as usize,
+            done,
+            userdata: userdata as usize,
+            pending: true,
+            armed: Arc::clone(&armed),
+        };
+        match remote.run_on_loop(move || submission.run()) {
+            Ok(()) => UVCURL_OK,
+            Err(refused) => {
+                armed.store(false, Ordering::SeqCst);
+                drop(refused);
+                UVCURL_ECLOSED
+            }
+        }
     })
 }
 

@@ -38,8 +38,13 @@ enum Command {
     },
     Cancel(u64),
     Resume(u64),
+    /// Crate-internal work for the loop thread (the C ABI's submissions).
+    Run(Box<dyn FnOnce() + Send>),
     Close,
 }
+
+/// A command the closed mailbox refused; dropping it drops its contents.
+pub(crate) struct Refused(#[allow(dead_code)] Command);
 
 #[derive(Default)]
 struct MailboxState {
@@ -140,6 +145,12 @@ impl Remote {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .closed
+    }
+
+    /// Runs `job` on the loop thread. Refused once the `Multi` is closed; a
+    /// job still queued at the close is dropped unrun (on the loop thread).
+    pub(crate) fn run_on_loop(&self, job: impl FnOnce() + Send + 'static) -> Result<(), Refused> {
+        self.post(Command::Run(Box::new(job))).map_err(Refused)
     }
 
     fn resume(&self, token: u64) {
@@ -287,6 +298,11 @@ fn run_commands(
                 let transfer = transfers.borrow().get(&token).cloned();
                 if let Some(transfer) = transfer {
                     let _ = transfer.resume();
+                }
+            }
+            Command::Run(job) => {
+                if panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                    log::error!("uvcurl: panic in loop work (ignored)");
                 }
             }
             Command::Close => driver.close(),
