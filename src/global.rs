@@ -61,6 +61,13 @@ pub fn version() -> VersionInfo {
     }
 }
 
+/// libcurl's version as a number, e.g. `0x081600` for 8.22.0.
+pub(crate) fn curl_version_num() -> u32 {
+    init();
+    // SAFETY: curl_version_info returns a pointer to static data.
+    unsafe { (*curl_sys::curl_version_info(curl_sys::CURLVERSION_NOW)).version_num as u32 }
+}
+
 static HIGH_FDS: OnceCell<bool> = OnceCell::new();
 
 /// Asks libcurl to wait on a descriptor numbered ≥ 1024: a `select()`-based

@@ -90,5 +90,10 @@ fn failure_suite_is_clean_under_memcheck() {
 /// and 10 MiB cases are left to the plain run: too slow under valgrind).
 #[test]
 fn transfer_suite_is_clean_under_memcheck() {
-    memcheck("transfers", &["--skip", "thousand", "--skip", "ten_mib"]);
+    let mut skip = vec!["--skip", "thousand", "--skip", "ten_mib"];
+    if !uvcurl::version().curl.starts_with("8.") {
+        // On libcurl 7.x that test multiplexes over an HTTPS test server.
+        skip.extend(["--skip", "two_hundred"]);
+    }
+    memcheck("transfers", &skip);
 }

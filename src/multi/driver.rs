@@ -106,7 +106,7 @@ impl Driver {
             uv: uv.clone(),
             multi: Cell::new(multi),
             timer: RefCell::new(None),
-            sockets: SocketTable::default(),
+            sockets: SocketTable::new(crate::global::curl_version_num()),
             transfers: RefCell::new(IntMap::default()),
             next_id: Cell::new(1),
             deferred: RefCell::new(VecDeque::new()),

@@ -10,7 +10,8 @@
 //! the number is still that socket's. Every other descriptor (resolver
 //! socketpairs, libcurl's wakeup fd, sockets of caller-configured easy
 //! handles) is stopped and closed at `CURL_POLL_REMOVE`, since nobody would
-//! tell us when its number is reused.
+//! tell us when its number is reused. With a libcurl older than 8.10 nothing
+//! lingers (see [`LINGER_SINCE`]).
 
 use crate::error::Error;
 use crate::fast_map::IntMap;
@@ -49,13 +50,30 @@ pub(crate) enum EventFor {
 /// Socket number → its watch.
 #[derive(Default)]
 pub(crate) struct SocketTable {
+    /// Whether pooled sockets may linger (the linked libcurl announces closes
+    /// reliably; see [`SocketTable::new`]).
+    linger: bool,
     watches: RefCell<IntMap<curl_socket_t, Watch>>,
     /// Sockets we opened and whose close we will be told about.
     close_announced: RefCell<IntMap<curl_socket_t, ()>>,
     last_generation: Cell<u64>,
 }
 
+/// The oldest libcurl whose socket closes uvcurl trusts to be announced:
+/// 7.88 was seen to close a pooled socket without REMOVE or close callback,
+/// leaving a registration libuv then aborted on; 8.22 is verified.
+const LINGER_SINCE: u32 = 0x08_0A_00; // 8.10.0
+
 impl SocketTable {
+    /// A table for a libcurl of version `curl_version_num` (as in
+    /// `curl_version_info`): pooled sockets linger only from 8.10 on.
+    pub fn new(curl_version_num: u32) -> SocketTable {
+        SocketTable {
+            linger: curl_version_num >= LINGER_SINCE,
+            ..SocketTable::default()
+        }
+    }
+
     /// Watches `socket` for `wanted` (readable, writable), creating the poll
     /// handle on first use. Returns a generation when libcurl should be given
     /// (again) a socket pointer for it.
@@ -162,7 +180,9 @@ impl SocketTable {
     pub fn opened(&self, socket: curl_socket_t) {
         // A watch left on this number belonged to a socket that is gone.
         drop(self.take(socket));
-        self.close_announced.borrow_mut().insert(socket, ());
+        if self.linger {
+            self.close_announced.borrow_mut().insert(socket, ());
+        }
     }
 
     /// libcurl is about to close `socket`: close its watch while the number
