@@ -28,7 +28,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The clients, in the order the tables list them; the first is the baseline.
-const CLIENTS: [&str; 4] = ["libcurl", "uvcurl", "reqwest", "download"];
+/// libcurl's own loop, uvcurl's `Multi`, reqwest on tokio, the downloader,
+/// and uvcurl's background `Client` with one and two loops (futures on tokio).
+const CLIENTS: [&str; 6] = [
+    "libcurl", "uvcurl", "reqwest", "download", "client1", "client2",
+];
 
 /// Longest any one client run may take before it is killed and the run fails.
 const CHILD_DEADLINE: Duration = Duration::from_secs(300);

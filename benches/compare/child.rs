@@ -42,6 +42,8 @@ pub fn main(args: &[String]) -> ExitCode {
         "uvcurl" => run_uvcurl(&job),
         "libcurl" => run_libcurl(&job),
         "reqwest" => run_reqwest(&job),
+        "client1" => run_client(&job, 1),
+        "client2" => run_client(&job, 2),
         other => Err(format!("unknown client {other}")),
     };
     match outcome {
@@ -483,6 +485,78 @@ fn run_reqwest(job: &Job) -> Outcome {
                         body.len() as u64
                     };
                     check(url, status, len, size)?;
+                    bytes.fetch_add(len, Ordering::Relaxed);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<(), String>(())
+            });
+        }
+        let all = async {
+            while let Some(joined) = tasks.join_next().await {
+                joined.map_err(|e| e.to_string())??;
+            }
+            Ok::<(), String>(())
+        };
+        tokio::time::timeout(DEADLINE, all)
+            .await
+            .map_err(|_| format!("gave up after {DEADLINE:?}"))?
+    })?;
+    Ok((done.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed)))
+}
+
+/// uvcurl's background `Client` with `loops` loop threads, its futures
+/// awaited on a current-thread tokio runtime: what an async Rust program
+/// without a libuv loop of its own would use.
+fn run_client(job: &Job, loops: usize) -> Outcome {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let client = uvcurl::Client::builder()
+        .loops(loops)
+        .max_host_connections(job.inflight.div_ceil(loops))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let urls = Arc::new(job.urls.clone());
+    let next = Arc::new(AtomicUsize::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (size, h2c, buffer) = (job.size, job.h2c, job.buffer);
+    let workers = job.inflight.min(job.urls.len());
+    runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            let (client, urls, next) = (client.clone(), Arc::clone(&urls), Arc::clone(&next));
+            let (bytes, done) = (Arc::clone(&bytes), Arc::clone(&done));
+            tasks.spawn(async move {
+                for _ in 0..urls.len() {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(url) = urls.get(index).cloned() else {
+                        break;
+                    };
+                    let shown = url.clone();
+                    let response = client
+                        .submit(move || {
+                            let version = if h2c {
+                                uvcurl::HttpVersionPref::Http2PriorKnowledge
+                            } else {
+                                uvcurl::HttpVersionPref::Http1_1
+                            };
+                            let request = uvcurl::Request::get(url)
+                                .http_version(version)
+                                .timeout(TRANSFER_TIMEOUT);
+                            match buffer {
+                                Some(bytes) => request.buffer_size(bytes),
+                                None => request,
+                            }
+                        })
+                        .await
+                        .map_err(|e| format!("{shown}: {e}"))?;
+                    let len = response.body().len() as u64;
+                    check(&shown, i64::from(response.status()), len, size)?;
                     bytes.fetch_add(len, Ordering::Relaxed);
                     done.fetch_add(1, Ordering::Relaxed);
                 }
