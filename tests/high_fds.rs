@@ -7,7 +7,7 @@ mod support;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
-use support::harness::{collector, Harness};
+use support::harness::Harness;
 use support::{body_bytes, HttpServer};
 use uvcurl::Request;
 
@@ -51,17 +51,10 @@ fn two_hundred_transfers_on_sockets_above_1024() {
 
     let h = Harness::new();
     let server = HttpServer::start();
-    let results = collector();
-    for i in 0..200 {
-        let r = results.clone();
+    let results = h.start_all((0..200).map(|i| {
         let url = server.url(&format!("/bytes/2000?seed={i}&close=1"));
-        h.multi()
-            .start(
-                Request::get(url).timeout(Duration::from_secs(30)),
-                move |result| r.borrow_mut().push((i, result)),
-            )
-            .unwrap();
-    }
+        (i, Request::get(url).timeout(Duration::from_secs(30)))
+    }));
     h.run();
     let results = results.borrow();
     assert_eq!(results.len(), 200);

@@ -142,9 +142,7 @@ fn multiplex_200(max_streams: usize, expected_connections: usize) {
     // The TLS server only where needed: its ring crypto confuses valgrind.
     let plain = HttpServer::start();
     let tls = (!h2c_reuse_works()).then(HttpsServer::start);
-    let results = collector();
-    for i in 0..200 {
-        let r = results.clone();
+    let results = h.start_all((0..200).map(|i| {
         let path = format!("/bytes/{}?seed={i}", size_of(i));
         let request = match &tls {
             None => {
@@ -152,12 +150,8 @@ fn multiplex_200(max_streams: usize, expected_connections: usize) {
             }
             Some(tls) => Request::get(tls.url(&path)).ca_file(tls.ca_file()),
         };
-        h.multi()
-            .start(request.timeout(Duration::from_secs(30)), move |result| {
-                r.borrow_mut().push((i, result))
-            })
-            .unwrap();
-    }
+        (i, request.timeout(Duration::from_secs(30)))
+    }));
     h.run();
     let results = results.borrow();
     assert_eq!(results.len(), 200);
@@ -185,21 +179,18 @@ fn ten_mib_uploads_arrive_intact() {
     let server = HttpServer::start();
     let data = body_bytes(10 << 20, 42);
     let expected = format!("{} {}", data.len(), sha256_hex(&data));
-    let results = collector();
     let requests = [
         Request::post(server.url("/upload"), data.clone()),
         Request::new("PUT", server.url("/upload"))
             .body_reader(Cursor::new(data.clone()), Some(data.len() as u64)),
         Request::new("POST", server.url("/upload")).body_reader(Cursor::new(data.clone()), None),
     ];
-    for (i, request) in requests.into_iter().enumerate() {
-        let r = results.clone();
-        h.multi()
-            .start(request.timeout(Duration::from_secs(60)), move |result| {
-                r.borrow_mut().push((i, result))
-            })
-            .unwrap();
-    }
+    let results = h.start_all(
+        requests
+            .into_iter()
+            .map(|r| r.timeout(Duration::from_secs(60)))
+            .enumerate(),
+    );
     h.run();
     let results = results.borrow();
     assert_eq!(results.len(), 3);
@@ -226,7 +217,6 @@ fn ten_mib_uploads_arrive_intact() {
 fn redirects_are_followed_limited_and_restricted_to_http() {
     let h = Harness::new();
     let server = HttpServer::start();
-    let results = collector();
     let ftp = "ftp%3A%2F%2F127.0.0.1%2Fx";
     let file = "file%3A%2F%2F%2Fetc%2Fpasswd";
     let cases = [
@@ -245,14 +235,11 @@ fn redirects_are_followed_limited_and_restricted_to_http() {
             Request::get(server.url("/redirect/1")).follow_redirects(false),
         ),
     ];
-    for (name, request) in cases {
-        let r = results.clone();
-        h.multi()
-            .start(request.timeout(Duration::from_secs(10)), move |result| {
-                r.borrow_mut().push((name, result))
-            })
-            .unwrap();
-    }
+    let results = h.start_all(
+        cases
+            .into_iter()
+            .map(|(name, request)| (name, request.timeout(Duration::from_secs(10)))),
+    );
     h.run();
     let results = results.borrow();
     let get = |name: &str| &results.iter().find(|(n, _)| *n == name).unwrap().1;

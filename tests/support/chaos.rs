@@ -241,33 +241,8 @@ async fn respond(stream: &mut TcpStream, status: &str, body: &[u8]) -> bool {
 
 /// Closes with RST: SO_LINGER 0, then close.
 fn reset(stream: TcpStream) {
-    if let Ok(std) = stream.into_std() {
-        let _ = socket_linger_zero(&std);
-        drop(std);
-    }
-}
-
-fn socket_linger_zero(stream: &std::net::TcpStream) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: valid socket and a correctly sized option value.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    let _ = super::raw::set_zero_linger(&stream);
+    drop(stream);
 }
 
 type ChunkResult = Result<Frame<Bytes>, std::io::Error>;

@@ -135,6 +135,26 @@ pub fn assert_fds_back_to(before: usize) {
     }
 }
 
+/// Outcomes of transfers by key, in completion order.
+pub type Outcomes<K> = Rc<RefCell<Vec<(K, Result<uvcurl::Response, uvcurl::Error>)>>>;
+
+impl Harness {
+    /// Starts every request and records each outcome under its key.
+    pub fn start_all<K: 'static>(
+        &self,
+        requests: impl IntoIterator<Item = (K, uvcurl::Request)>,
+    ) -> Outcomes<K> {
+        let outcomes: Outcomes<K> = collector();
+        for (key, request) in requests {
+            let sink = outcomes.clone();
+            self.multi()
+                .start(request, move |result| sink.borrow_mut().push((key, result)))
+                .expect("start");
+        }
+        outcomes
+    }
+}
+
 /// A shared list that completion callbacks push into.
 pub fn collector<T>() -> Rc<RefCell<Vec<T>>> {
     Rc::new(RefCell::new(Vec::new()))

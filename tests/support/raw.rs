@@ -247,7 +247,7 @@ async fn wait_send_queue_empty(stream: &TcpStream) {
 }
 
 /// Sets `SO_LINGER` to {on, 0 s} so that closing sends a reset.
-fn set_zero_linger(stream: &TcpStream) -> io::Result<()> {
+pub(crate) fn set_zero_linger(stream: &TcpStream) -> io::Result<()> {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
