@@ -432,13 +432,6 @@ fn run_libcurl(job: &Job) -> Outcome {
 /// reqwest on a current-thread tokio runtime (one thread, as the other
 /// clients), N worker tasks taking URLs from a shared counter.
 fn run_reqwest(job: &Job) -> Outcome {
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .timeout(TRANSFER_TIMEOUT)
@@ -449,73 +442,78 @@ fn run_reqwest(job: &Job) -> Outcome {
         builder.http1_only()
     };
     let client = builder.build().map_err(|e| e.to_string())?;
-    let urls = Arc::new(job.urls.clone());
-    let next = Arc::new(AtomicUsize::new(0));
-    let bytes = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
     let (size, stream) = (job.size, job.stream);
-    let workers = job.inflight.min(job.urls.len());
-    runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..workers {
-            let (client, urls, next) = (client.clone(), Arc::clone(&urls), Arc::clone(&next));
-            let (bytes, done) = (Arc::clone(&bytes), Arc::clone(&done));
-            tasks.spawn(async move {
-                for _ in 0..urls.len() {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(url) = urls.get(index) else {
-                        break;
-                    };
-                    let mut response = client
-                        .get(url.as_str())
-                        .send()
-                        .await
-                        .map_err(|e| format!("{url}: {e}"))?;
-                    let status = i64::from(response.status().as_u16());
-                    let len = if stream {
-                        let mut len = 0u64;
-                        while let Some(chunk) =
-                            response.chunk().await.map_err(|e| format!("{url}: {e}"))?
-                        {
-                            len += chunk.len() as u64;
-                        }
-                        len
-                    } else {
-                        let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-                        body.len() as u64
-                    };
-                    check(url, status, len, size)?;
-                    bytes.fetch_add(len, Ordering::Relaxed);
-                    done.fetch_add(1, Ordering::Relaxed);
+    run_async_workers(job, move |url: String| {
+        let client = client.clone();
+        async move {
+            let mut response = client
+                .get(url.as_str())
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let status = i64::from(response.status().as_u16());
+            let len = if stream {
+                let mut len = 0u64;
+                while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+                    len += chunk.len() as u64;
                 }
-                Ok::<(), String>(())
-            });
+                len
+            } else {
+                let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+                body.len() as u64
+            };
+            check(&url, status, len, size)?;
+            Ok(len)
         }
-        let all = async {
-            while let Some(joined) = tasks.join_next().await {
-                joined.map_err(|e| e.to_string())??;
-            }
-            Ok::<(), String>(())
-        };
-        tokio::time::timeout(DEADLINE, all)
-            .await
-            .map_err(|_| format!("gave up after {DEADLINE:?}"))?
-    })?;
-    Ok((done.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed)))
+    })
 }
 
 /// uvcurl's background `Client` with `loops` loop threads, its futures
 /// awaited on a current-thread tokio runtime: what an async Rust program
 /// without a libuv loop of its own would use.
 fn run_client(job: &Job, loops: usize) -> Outcome {
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    use std::sync::Arc;
-
     let client = uvcurl::Client::builder()
         .loops(loops)
         .max_host_connections(job.inflight.div_ceil(loops))
         .build()
         .map_err(|e| e.to_string())?;
+    let (size, h2c, buffer) = (job.size, job.h2c, job.buffer);
+    run_async_workers(job, move |url: String| {
+        let shown = url.clone();
+        let response = client.submit(move || {
+            let version = if h2c {
+                uvcurl::HttpVersionPref::Http2PriorKnowledge
+            } else {
+                uvcurl::HttpVersionPref::Http1_1
+            };
+            let request = uvcurl::Request::get(url)
+                .http_version(version)
+                .timeout(TRANSFER_TIMEOUT);
+            match buffer {
+                Some(bytes) => request.buffer_size(bytes),
+                None => request,
+            }
+        });
+        async move {
+            let response = response.await.map_err(|e| format!("{shown}: {e}"))?;
+            let len = response.body().len() as u64;
+            check(&shown, i64::from(response.status()), len, size)?;
+            Ok(len)
+        }
+    })
+}
+
+/// Fetches every URL of `job` with `fetch` (which checks the response and
+/// returns the body length) from `job.inflight` tasks on a current-thread
+/// tokio runtime.
+fn run_async_workers<F, Fut>(job: &Job, fetch: F) -> Outcome
+where
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<u64, String>> + Send + 'static,
+{
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -524,39 +522,15 @@ fn run_client(job: &Job, loops: usize) -> Outcome {
     let next = Arc::new(AtomicUsize::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicUsize::new(0));
-    let (size, h2c, buffer) = (job.size, job.h2c, job.buffer);
     let workers = job.inflight.min(job.urls.len());
     runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers {
-            let (client, urls, next) = (client.clone(), Arc::clone(&urls), Arc::clone(&next));
+            let (fetch, urls, next) = (fetch.clone(), Arc::clone(&urls), Arc::clone(&next));
             let (bytes, done) = (Arc::clone(&bytes), Arc::clone(&done));
             tasks.spawn(async move {
-                for _ in 0..urls.len() {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(url) = urls.get(index).cloned() else {
-                        break;
-                    };
-                    let shown = url.clone();
-                    let response = client
-                        .submit(move || {
-                            let version = if h2c {
-                                uvcurl::HttpVersionPref::Http2PriorKnowledge
-                            } else {
-                                uvcurl::HttpVersionPref::Http1_1
-                            };
-                            let request = uvcurl::Request::get(url)
-                                .http_version(version)
-                                .timeout(TRANSFER_TIMEOUT);
-                            match buffer {
-                                Some(bytes) => request.buffer_size(bytes),
-                                None => request,
-                            }
-                        })
-                        .await
-                        .map_err(|e| format!("{shown}: {e}"))?;
-                    let len = response.body().len() as u64;
-                    check(&shown, i64::from(response.status()), len, size)?;
+                while let Some(url) = urls.get(next.fetch_add(1, Ordering::Relaxed)).cloned() {
+                    let len = fetch(url).await?;
                     bytes.fetch_add(len, Ordering::Relaxed);
                     done.fetch_add(1, Ordering::Relaxed);
                 }
