@@ -244,68 +244,78 @@ fn run_commands(
         return;
     };
     loop {
-        let next = mailbox
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .commands
-            .pop_front();
-        let Some(command) = next else { break };
-        match command {
-            Command::Start { token, make, done } => {
-                let request = match panic::catch_unwind(AssertUnwindSafe(make)) {
-                    Ok(request) => request,
-                    Err(_) => {
-                        call_done(
-                            done,
-                            Err(Error::new(
-                                crate::ErrorKind::CallbackPanic,
-                                "the request builder panicked",
-                            )),
-                        );
-                        continue;
-                    }
-                };
-                // Shared by the completion and the rejection path below.
-                let done = Rc::new(RefCell::new(Some(done)));
-                let (map, once) = (transfers.clone(), done.clone());
-                let completion = Completion::Response(Box::new(move |result| {
-                    map.borrow_mut().remove(&token);
-                    if let Some(done) = once.borrow_mut().take() {
-                        call_done(done, result);
-                    }
-                }));
-                match driver.start(request, completion) {
-                    Ok((key, id)) => {
-                        transfers
-                            .borrow_mut()
-                            .insert(token, Transfer::new(&driver, key, id));
-                    }
-                    Err(error) => {
-                        let done = done.borrow_mut().take();
-                        if let Some(done) = done {
-                            call_done(done, Err(error));
-                        }
-                    }
-                }
-            }
-            Command::Cancel(token) => {
-                let transfer = transfers.borrow().get(&token).cloned();
-                if let Some(transfer) = transfer {
-                    transfer.cancel();
-                }
-            }
-            Command::Resume(token) => {
-                let transfer = transfers.borrow().get(&token).cloned();
-                if let Some(transfer) = transfer {
-                    let _ = transfer.resume();
-                }
-            }
-            Command::Run(job) => {
-                if panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
-                    log::error!("uvcurl: panic in loop work (ignored)");
-                }
-            }
-            Command::Close => driver.close(),
+        // One lock per batch, not per command.
+        let batch = std::mem::take(&mut mailbox.lock().unwrap_or_else(|e| e.into_inner()).commands);
+        if batch.is_empty() {
+            break;
         }
+        for command in batch {
+            run_command(&driver, transfers, command);
+        }
+    }
+}
+
+/// Runs one command on the loop thread.
+fn run_command(
+    driver: &Rc<Driver>,
+    transfers: &Rc<RefCell<HashMap<u64, Transfer>>>,
+    command: Command,
+) {
+    match command {
+        Command::Start { token, make, done } => {
+            let request = match panic::catch_unwind(AssertUnwindSafe(make)) {
+                Ok(request) => request,
+                Err(_) => {
+                    call_done(
+                        done,
+                        Err(Error::new(
+                            crate::ErrorKind::CallbackPanic,
+                            "the request builder panicked",
+                        )),
+                    );
+                    return;
+                }
+            };
+            // Shared by the completion and the rejection path below.
+            let done = Rc::new(RefCell::new(Some(done)));
+            let (map, once) = (transfers.clone(), done.clone());
+            let completion = Completion::Response(Box::new(move |result| {
+                map.borrow_mut().remove(&token);
+                if let Some(done) = once.borrow_mut().take() {
+                    call_done(done, result);
+                }
+            }));
+            match driver.start(request, completion) {
+                Ok((key, id)) => {
+                    transfers
+                        .borrow_mut()
+                        .insert(token, Transfer::new(&driver, key, id));
+                }
+                Err(error) => {
+                    let done = done.borrow_mut().take();
+                    if let Some(done) = done {
+                        call_done(done, Err(error));
+                    }
+                }
+            }
+        }
+        Command::Cancel(token) => {
+            let transfer = transfers.borrow().get(&token).cloned();
+            if let Some(transfer) = transfer {
+                transfer.cancel();
+            }
+        }
+        Command::Resume(token) => {
+            let transfer = transfers.borrow().get(&token).cloned();
+            if let Some(transfer) = transfer {
+                let _ = transfer.resume();
+            }
+        }
+        Command::Run(job) => {
+            if panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                log::error!("uvcurl: panic in loop work (ignored)");
+            }
+        }
+        Command::Close => driver.close(),
     }
 }
