@@ -289,7 +289,7 @@ fn run_command(
                 Ok((key, id)) => {
                     transfers
                         .borrow_mut()
-                        .insert(token, Transfer::new(&driver, key, id));
+                        .insert(token, Transfer::new(driver, key, id));
                 }
                 Err(error) => {
                     let done = done.borrow_mut().take();
