@@ -9,6 +9,9 @@
 //! libcurl is never re-entered.
 
 use super::sockets::SocketTable;
+use super::trampolines::{
+    on_close_socket, on_open_socket, on_socket, on_timer, CloseSocketCallback,
+};
 use crate::error::{Error, ErrorKind};
 use crate::fast_map::IntMap;
 use crate::transfer::{Completion, TransferState};
@@ -660,7 +663,7 @@ impl Driver {
 
     // ---- libcurl's requests -----------------------------------------------
 
-    fn handle_socket(
+    pub(super) fn handle_socket(
         &self,
         easy: *mut CURL,
         socket: curl_socket_t,
@@ -719,7 +722,7 @@ impl Driver {
         }
     }
 
-    fn handle_timer(&self, timeout_ms: c_long) {
+    pub(super) fn handle_timer(&self, timeout_ms: c_long) {
         let timer = self.timer.borrow();
         let Some(timer) = timer.as_ref() else { return };
         if timeout_ms < 0 {
@@ -744,80 +747,6 @@ fn finished() -> Error {
         ErrorKind::InvalidState,
         "the transfer has already completed",
     )
-}
-
-extern "C" fn on_socket(
-    easy: *mut CURL,
-    socket: curl_socket_t,
-    what: c_int,
-    userp: *mut c_void,
-    socketp: *mut c_void,
-) -> c_int {
-    // SAFETY: SOCKETDATA is the driver, alive until after curl_multi_cleanup.
-    let driver = unsafe { &*(userp as *const Driver) };
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        driver.handle_socket(easy, socket, what, socketp)
-    }));
-    if let Err(payload) = result {
-        driver
-            .uv
-            .inner()
-            .stash_panic(payload, "the socket callback");
-    }
-    0 // -1 would fail every transfer of the multi; errors are handled per transfer
-}
-
-type CloseSocketCallback = extern "C" fn(*mut c_void, curl_socket_t) -> c_int;
-
-/// libcurl's open-socket callback: opens the socket as libcurl would, and
-/// notes that its close will be announced.
-extern "C" fn on_open_socket(
-    clientp: *mut c_void,
-    _purpose: curl::curlsocktype,
-    address: *mut curl::curl_sockaddr,
-) -> curl_socket_t {
-    // SAFETY: libcurl passes a valid address description for the call.
-    let address = unsafe { &*address };
-    // SAFETY: plain socket(2) with the family/type/protocol libcurl chose.
-    let socket = unsafe {
-        libc::socket(
-            address.family,
-            address.socktype | libc::SOCK_CLOEXEC,
-            address.protocol,
-        )
-    };
-    if socket < 0 {
-        return curl::CURL_SOCKET_BAD;
-    }
-    // SAFETY: OPENSOCKETDATA is the driver, alive while libcurl has connections.
-    let driver = unsafe { &*(clientp as *const Driver) };
-    if panic::catch_unwind(AssertUnwindSafe(|| driver.sockets.opened(socket))).is_err() {
-        log::error!("uvcurl: panic noting socket {socket} (ignored)");
-    }
-    socket
-}
-
-/// libcurl's close-socket callback: closes the socket's watch while the
-/// number is still this socket's, then the socket.
-extern "C" fn on_close_socket(clientp: *mut c_void, socket: curl_socket_t) -> c_int {
-    // SAFETY: CLOSESOCKETDATA is the driver; libcurl closes connections at the
-    // latest in curl_multi_cleanup, which runs while the driver is alive.
-    let driver = unsafe { &*(clientp as *const Driver) };
-    if panic::catch_unwind(AssertUnwindSafe(|| driver.sockets.closing(socket))).is_err() {
-        log::error!("uvcurl: panic closing the watch of socket {socket} (ignored)");
-    }
-    // SAFETY: libcurl hands over a socket it opened through us and no longer uses.
-    unsafe { libc::close(socket) }
-}
-
-extern "C" fn on_timer(_multi: *mut CURLM, timeout_ms: c_long, userp: *mut c_void) -> c_int {
-    // SAFETY: TIMERDATA is the driver, alive until after curl_multi_cleanup.
-    let driver = unsafe { &*(userp as *const Driver) };
-    let result = panic::catch_unwind(AssertUnwindSafe(|| driver.handle_timer(timeout_ms)));
-    if let Err(payload) = result {
-        driver.uv.inner().stash_panic(payload, "the timer callback");
-    }
-    0
 }
 
 impl Driver {

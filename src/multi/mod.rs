@@ -2,6 +2,7 @@
 
 pub(crate) mod driver;
 mod sockets;
+mod trampolines;
 
 use crate::error::Error;
 use crate::request::Request;
