@@ -482,6 +482,16 @@ impl TransferState {
         }
     }
 
+    fn header(&self, line: &[u8]) -> size_t {
+        if self.cancel_requested.get() {
+            return 0;
+        }
+        if let Ok(mut head) = self.head.try_borrow_mut() {
+            head.push_line(line);
+        }
+        line.len()
+    }
+
     fn write(&self, chunk: &[u8]) -> size_t {
         if self.cancel_requested.get() || !self.deliver_head() {
             return 0;
@@ -684,15 +694,30 @@ unsafe fn state<'a>(data: *mut c_void) -> &'a TransferState {
     unsafe { &*(data as *const TransferState) }
 }
 
-extern "C" fn on_write(ptr: *mut c_char, size: size_t, nmemb: size_t, data: *mut c_void) -> size_t {
+/// The state and the bytes of a write or header callback.
+///
+/// # Safety
+/// `data` is the address of a live `TransferState`, and libcurl hands
+/// `size * nmemb` readable bytes at `ptr`.
+unsafe fn incoming<'a>(
+    ptr: *mut c_char,
+    size: size_t,
+    nmemb: size_t,
+    data: *mut c_void,
+) -> (&'a TransferState, &'a [u8]) {
     let len = size.saturating_mul(nmemb);
-    // SAFETY: `data` is our state (WRITEDATA); libcurl hands `len` readable bytes at `ptr`.
-    let (state, chunk) = unsafe {
+    // SAFETY: per the contract.
+    unsafe {
         (
             state(data),
             std::slice::from_raw_parts(ptr as *const u8, len),
         )
-    };
+    }
+}
+
+extern "C" fn on_write(ptr: *mut c_char, size: size_t, nmemb: size_t, data: *mut c_void) -> size_t {
+    // SAFETY: WRITEDATA is our state; libcurl passes a chunk of that size.
+    let (state, chunk) = unsafe { incoming(ptr, size, nmemb, data) };
     // Nothing below unwinds: user code runs under catch_unwind in `guarded`.
     state.write(chunk)
 }
@@ -703,21 +728,9 @@ extern "C" fn on_header(
     nmemb: size_t,
     data: *mut c_void,
 ) -> size_t {
-    let len = size.saturating_mul(nmemb);
-    // SAFETY: as in on_write (HEADERDATA).
-    let (state, line) = unsafe {
-        (
-            state(data),
-            std::slice::from_raw_parts(ptr as *const u8, len),
-        )
-    };
-    if state.cancel_requested.get() {
-        return 0;
-    }
-    if let Ok(mut head) = state.head.try_borrow_mut() {
-        head.push_line(line);
-    }
-    len
+    // SAFETY: HEADERDATA is our state; libcurl passes a line of that size.
+    let (state, line) = unsafe { incoming(ptr, size, nmemb, data) };
+    state.header(line)
 }
 
 extern "C" fn on_read(ptr: *mut c_char, size: size_t, nmemb: size_t, data: *mut c_void) -> size_t {

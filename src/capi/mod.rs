@@ -190,15 +190,29 @@ pub unsafe extern "C" fn uvcurl_multi_add(
     userdata: *mut c_void,
 ) -> c_int {
     guard_code(|| {
-        if multi.is_null() || easy.is_null() {
-            return UVCURL_EINVAL;
-        }
-        let Some(done) = done else {
-            return UVCURL_EINVAL;
+        let (handle, done) = match checked_args(multi, easy, done) {
+            Ok(args) => args,
+            Err(code) => return code,
         };
         // SAFETY: forwarded contract.
-        unsafe { add_on_loop(of_handle(multi), easy, done, userdata) }
+        unsafe { add_on_loop(handle, easy, done, userdata) }
     })
+}
+
+/// A non-null `uvcurl_done_cb`.
+type DoneFn = unsafe extern "C" fn(*mut uvcurl_multi, *mut CURL, c_int, *mut c_void);
+
+/// The null checks shared by `uvcurl_multi_add` and `uvcurl_multi_submit`:
+/// the multi's handle value and the callback, or `UVCURL_EINVAL`.
+fn checked_args(
+    multi: *mut uvcurl_multi,
+    easy: *mut CURL,
+    done: uvcurl_done_cb,
+) -> Result<(usize, DoneFn), c_int> {
+    match done {
+        Some(done) if !multi.is_null() && !easy.is_null() => Ok((of_handle(multi), done)),
+        _ => Err(UVCURL_EINVAL),
+    }
 }
 
 /// The body of `uvcurl_multi_add`, also run on the loop thread for
@@ -209,7 +223,7 @@ pub unsafe extern "C" fn uvcurl_multi_add(
 unsafe fn add_on_loop(
     handle: usize,
     easy: *mut CURL,
-    done: unsafe extern "C" fn(*mut uvcurl_multi, *mut CURL, c_int, *mut c_void),
+    done: DoneFn,
     userdata: *mut c_void,
 ) -> c_int {
     with_state(handle, |state| {
@@ -252,7 +266,7 @@ unsafe fn add_on_loop(
 struct Submission {
     handle: usize,
     easy: usize,
-    done: unsafe extern "C" fn(*mut uvcurl_multi, *mut CURL, c_int, *mut c_void),
+    done: DoneFn,
     userdata: usize,
     /// Cleared when the submission was handed to `add_on_loop`.
     pending: bool,
@@ -310,13 +324,10 @@ pub unsafe extern "C" fn uvcurl_multi_submit(
     userdata: *mut c_void,
 ) -> c_int {
     guard_code(|| {
-        if multi.is_null() || easy.is_null() {
-            return UVCURL_EINVAL;
-        }
-        let Some(done) = done else {
-            return UVCURL_EINVAL;
+        let (handle, done) = match checked_args(multi, easy, done) {
+            Ok(args) => args,
+            Err(code) => return code,
         };
-        let handle = of_handle(multi);
         let Some(remote) = handles::remote_of(handle) else {
             return UVCURL_ECLOSED;
         };
