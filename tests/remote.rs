@@ -250,12 +250,9 @@ fn streamed_body_has_backpressure() {
     let server = HttpServer::start();
     let client = Client::new().unwrap();
     let url = server.url("/bytes/8000000?seed=4");
-    let remote_stream = {
-        // Through the client's loop: submit via a one-off Multi-less path.
-        let remote = client_remote(&client);
-        remote.stream(move || Request::get(url))
-    };
-    let mut stream = remote_stream;
+    let mut stream = client
+        .remote_of_least_busy_loop()
+        .stream(move || Request::get(url));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -278,10 +275,6 @@ fn streamed_body_has_backpressure() {
         body
     });
     assert_eq!(sha256_hex(&body), sha256_hex(&body_bytes(8_000_000, 4)));
-}
-
-fn client_remote(client: &Client) -> uvcurl::Remote {
-    client.remote_of_least_busy_loop()
 }
 
 /// The client with one loop and with two loops gives the same results, and
