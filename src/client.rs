@@ -81,7 +81,7 @@ impl Client {
         let guard = LoadGuard(load);
         worker.remote.submit(move || {
             let request = make();
-            request.on_drop(guard)
+            request.keep_alive(guard)
         })
     }
 

@@ -71,7 +71,7 @@ impl Error {
     /// An error for a failed transfer's `CURLcode`, with libcurl's error-buffer text
     /// (`detail`, may be empty).
     pub fn from_curl(code: curl_sys::CURLcode, detail: &str) -> Error {
-        let generic = curl_strerror(code);
+        let generic = crate::curl::global::easy_strerror(code);
         let message = if detail.is_empty() || detail == generic {
             generic
         } else {
@@ -79,20 +79,16 @@ impl Error {
         };
         Error {
             curl_code: Some(code as i32),
-            ..Error::new(kind_of_curl_code(code), message)
+            ..Error::new(kind_of_code(code), message)
         }
     }
 
     /// An error for a failed `curl_multi_*` call.
     pub fn from_multi(code: curl_sys::CURLMcode, call: &str) -> Error {
-        // SAFETY: curl_multi_strerror returns a static NUL-terminated string for any code.
-        let text = unsafe { CStr::from_ptr(curl_sys::curl_multi_strerror(code)) };
+        let text = crate::curl::global::multi_strerror(code);
         Error {
             multi_code: Some(code),
-            ..Error::new(
-                ErrorKind::Driver,
-                format!("{call} failed: {}", text.to_string_lossy()),
-            )
+            ..Error::new(ErrorKind::Driver, format!("{call} failed: {text}"))
         }
     }
 
@@ -175,14 +171,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-fn curl_strerror(code: curl_sys::CURLcode) -> String {
-    // SAFETY: curl_easy_strerror returns a static NUL-terminated string for any code.
-    let text = unsafe { CStr::from_ptr(curl_sys::curl_easy_strerror(code)) };
-    text.to_string_lossy().into_owned()
-}
-
 /// Sorts a `CURLcode` into an [`ErrorKind`].
-pub(crate) fn kind_of_curl_code(code: curl_sys::CURLcode) -> ErrorKind {
+pub(crate) fn kind_of_code(code: curl_sys::CURLcode) -> ErrorKind {
     use curl_sys::*;
     match code {
         CURLE_UNSUPPORTED_PROTOCOL => ErrorKind::UnsupportedProtocol,
@@ -219,8 +209,7 @@ pub(crate) fn kind_of_curl_code(code: curl_sys::CURLcode) -> ErrorKind {
 
 /// Codes curl-sys does not name.
 fn other_kind(code: curl_sys::CURLcode) -> ErrorKind {
-    const CURLE_TOO_LARGE: curl_sys::CURLcode = 100;
-    const CURLE_HTTP3: curl_sys::CURLcode = 95;
+    use crate::curl::sys::{CURLE_HTTP3, CURLE_TOO_LARGE};
     match code {
         CURLE_TOO_LARGE | CURLE_HTTP3 => ErrorKind::Protocol,
         _ => ErrorKind::Other,
@@ -232,13 +221,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn curl_codes_sort_into_kinds() {
+    fn codes_sort_into_kinds() {
         assert_eq!(
-            kind_of_curl_code(curl_sys::CURLE_COULDNT_CONNECT),
+            kind_of_code(curl_sys::CURLE_COULDNT_CONNECT),
             ErrorKind::Connect
         );
         assert_eq!(
-            kind_of_curl_code(curl_sys::CURLE_OPERATION_TIMEDOUT),
+            kind_of_code(curl_sys::CURLE_OPERATION_TIMEDOUT),
             ErrorKind::Timeout
         );
         let e = Error::from_curl(curl_sys::CURLE_COULDNT_RESOLVE_HOST, "no such host");

@@ -1,20 +1,8 @@
 //! libcurl's one-time global initialisation, and what the linked libraries can do.
 
-use once_cell::sync::{Lazy, OnceCell};
+use crate::curl::{self, global::version_info};
+use once_cell::sync::OnceCell;
 use std::ffi::CStr;
-
-static CURL_INIT: Lazy<curl_sys::CURLcode> =
-    // SAFETY: runs once, before any other libcurl call of this crate, as
-    // curl_global_init requires.
-    Lazy::new(|| unsafe { curl_sys::curl_global_init(curl_sys::CURL_GLOBAL_ALL) });
-
-/// Makes sure `curl_global_init` has run (once per process).
-pub(crate) fn init() {
-    let rc = *CURL_INIT;
-    if rc != curl_sys::CURLE_OK {
-        log::error!("uvcurl: curl_global_init failed with code {rc}");
-    }
-}
 
 /// Versions and capabilities of the libcurl and libuv uvcurl runs on.
 #[derive(Debug, Clone)]
@@ -43,9 +31,7 @@ pub struct VersionInfo {
 /// assert!(info.curl.starts_with(|c: char| c.is_ascii_digit()));
 /// ```
 pub fn version() -> VersionInfo {
-    init();
-    // SAFETY: curl_version_info returns a pointer to static data.
-    let data = unsafe { &*curl_sys::curl_version_info(curl_sys::CURLVERSION_NOW) };
+    let data = version_info();
     let text = |p: *const libc::c_char| {
         // SAFETY: libcurl and libuv version strings are static NUL-terminated strings.
         (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
@@ -62,10 +48,8 @@ pub fn version() -> VersionInfo {
 }
 
 /// libcurl's version as a number, e.g. `0x081600` for 8.22.0.
-pub(crate) fn curl_version_num() -> u32 {
-    init();
-    // SAFETY: curl_version_info returns a pointer to static data.
-    unsafe { (*curl_sys::curl_version_info(curl_sys::CURLVERSION_NOW)).version_num as u32 }
+pub(crate) fn version_number() -> u32 {
+    version_info().version_num
 }
 
 static HIGH_FDS: OnceCell<bool> = OnceCell::new();
@@ -84,21 +68,9 @@ fn high_fds_supported() -> Option<bool> {
     // SAFETY: F_DUPFD with a valid descriptor; fails (-1) if the limit is too low.
     let high = unsafe { libc::fcntl(fds[0], libc::F_DUPFD_CLOEXEC, 1024) };
     let answer = if high >= 1024 {
-        // SAFETY: a fresh multi handle, one waitfd on our own descriptor, no
-        // timeout; everything is released before returning.
-        let rc = unsafe {
-            let multi = curl_sys::curl_multi_init();
-            let mut wait = curl_sys::curl_waitfd {
-                fd: high,
-                events: curl_sys::CURL_WAIT_POLLIN,
-                revents: 0,
-            };
-            let mut n = 0;
-            let rc = curl_sys::curl_multi_wait(multi, &mut wait, 1, 0, &mut n);
-            curl_sys::curl_multi_cleanup(multi);
-            rc
-        };
-        Some(rc == curl_sys::CURLM_OK)
+        // A fresh multi handle, waiting without a timeout on our own descriptor.
+        let answer = curl::Multi::new().map(|multi| multi.wait_readable(high, 0).is_ok());
+        answer.ok()
     } else {
         None
     };

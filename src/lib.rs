@@ -35,15 +35,16 @@
 
 mod capi;
 mod client;
+mod curl;
 mod error;
 mod fast_map;
 mod global;
 mod multi;
+mod panic;
 mod remote;
 mod request;
 mod response;
 mod share;
-mod sys;
 mod transfer;
 pub mod uv;
 

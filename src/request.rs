@@ -84,7 +84,7 @@ pub struct Request {
     pub(crate) on_head: Option<HeadCallback>,
     pub(crate) error: Option<Error>,
     /// Dropped with the transfer's state (after its completion).
-    pub(crate) keep: Vec<Box<dyn std::any::Any>>,
+    pub(crate) keep_alive: Vec<Box<dyn std::any::Any>>,
 }
 
 impl Request {
@@ -112,7 +112,7 @@ impl Request {
             on_data: None,
             on_head: None,
             error: None,
-            keep: Vec::new(),
+            keep_alive: Vec::new(),
         };
         if request.url.contains('\0') {
             request.fail(Error::invalid("URL contains a NUL byte"));
@@ -339,8 +339,8 @@ impl Request {
 
     /// Keeps `value` alive as long as the transfer; it is dropped after the
     /// completion ran.
-    pub(crate) fn on_drop(mut self, value: impl std::any::Any) -> Request {
-        self.keep.push(Box::new(value));
+    pub(crate) fn keep_alive(mut self, value: impl std::any::Any) -> Request {
+        self.keep_alive.push(Box::new(value));
         self
     }
 

@@ -1,6 +1,7 @@
 //! [`Share`]: a libcurl share handle (`CURLSH`) used by several loops at once.
 
-use crate::error::{Error, ErrorKind};
+use crate::curl::ShareHandle;
+use crate::error::Error;
 use curl_sys::{self as curl, CURL, CURLSH};
 use libc::c_void;
 use std::cell::UnsafeCell;
@@ -10,7 +11,8 @@ use std::sync::Arc;
 const LOCKS: usize = 8;
 
 struct Inner {
-    handle: *mut CURLSH,
+    /// Dropped first: `curl_share_cleanup` may still take the locks below.
+    handle: ShareHandle,
     locks: Box<[UnsafeCell<libc::pthread_mutex_t>; LOCKS]>,
 }
 
@@ -37,55 +39,22 @@ impl Share {
     /// # Errors
     /// If libcurl cannot create or configure it.
     pub fn new() -> Result<Share, Error> {
-        crate::global::init();
-        // SAFETY: global init done.
-        let handle = unsafe { curl::curl_share_init() };
-        if handle.is_null() {
-            return Err(Error::new(ErrorKind::Other, "curl_share_init failed"));
-        }
         let inner = Arc::new(Inner {
-            handle,
+            handle: ShareHandle::new()?,
             locks: Box::new(std::array::from_fn(|_| {
                 UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER)
             })),
         });
-        let lock: curl::curl_lock_function = on_lock;
-        let unlock: curl::curl_unlock_function = on_unlock;
         let userdata = Arc::as_ptr(&inner) as *mut c_void;
-        // SAFETY: a fresh share handle; each option with the type it expects.
-        // `userdata` stays valid as long as the handle (both live in `inner`).
-        let codes = unsafe {
-            [
-                curl::curl_share_setopt(handle, curl::CURLSHOPT_LOCKFUNC, lock),
-                curl::curl_share_setopt(handle, curl::CURLSHOPT_UNLOCKFUNC, unlock),
-                curl::curl_share_setopt(handle, curl::CURLSHOPT_USERDATA, userdata),
-                curl::curl_share_setopt(handle, curl::CURLSHOPT_SHARE, curl::CURL_LOCK_DATA_DNS),
-                curl::curl_share_setopt(
-                    handle,
-                    curl::CURLSHOPT_SHARE,
-                    curl::CURL_LOCK_DATA_SSL_SESSION,
-                ),
-            ]
-        };
-        if let Some(code) = codes.iter().find(|&&c| c != 0) {
-            return Err(Error::new(
-                ErrorKind::Other,
-                format!("curl_share_setopt failed with code {code}"),
-            ));
-        }
+        // SAFETY: `userdata` is the Inner that owns both the handle and the
+        // locks, so it lives as long as the handle.
+        unsafe { inner.handle.configure(on_lock, on_unlock, userdata)? };
         Ok(Share { inner })
     }
 
     /// The raw handle, for `CURLOPT_SHARE`.
     pub(crate) fn raw(&self) -> *mut CURLSH {
-        self.inner.handle
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // SAFETY: no easy handle uses the share any more (they hold the Arc).
-        unsafe { curl::curl_share_cleanup(self.handle) };
+        self.inner.handle.raw()
     }
 }
 

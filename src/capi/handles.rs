@@ -13,7 +13,6 @@ use crate::{Multi, Transfer};
 use libc::c_int;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -106,16 +105,7 @@ pub(super) fn release(handle: usize) {
 
 /// The panic boundary: runs `f`, and returns `fallback` if it panicked.
 pub(super) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
-    match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(value) => value,
-        Err(payload) => {
-            log::error!(
-                "uvcurl: panic at the C API boundary: {}",
-                crate::uv::panic_message(payload.as_ref())
-            );
-            fallback
-        }
-    }
+    crate::panic::c_export(fallback, f)
 }
 
 /// [`guard`] for functions returning a code.

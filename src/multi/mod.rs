@@ -7,7 +7,7 @@ mod trampolines;
 use crate::error::Error;
 use crate::request::Request;
 use crate::response::Response;
-use crate::transfer::Completion;
+use crate::transfer::{Completion, TransferKey};
 use crate::uv::Loop;
 use driver::{Driver, MultiOptions};
 use std::fmt;
@@ -159,29 +159,15 @@ impl Multi {
         easy: *mut curl_sys::CURL,
         on_done: impl FnOnce(Result<(), Error>) + 'static,
     ) -> Result<Transfer, Error> {
+        let on_done = Completion::External(Box::new(on_done));
         // SAFETY: forwarded contract.
-        let (key, id) = unsafe {
-            self.driver
-                .start_foreign(easy, Completion::Raw(Box::new(on_done)))?
-        };
-        Ok(Transfer::new(&self.driver, key, id))
+        let key = unsafe { self.driver.start_raw(easy, on_done)? };
+        Ok(Transfer::new(&self.driver, key))
     }
 
-    /// A `Send + Sync + Clone` handle for other threads: submit (with a
-    /// callback or as a `Future`), cancel and close. Commands reach the loop
-    /// through a `uv_async_t` that does not keep the loop alive.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) on a closed `Multi`;
-    /// libuv's error if the async handle cannot be created.
-    pub fn remote(&self) -> Result<crate::Remote, Error> {
-        self.driver.remote(false)
-    }
-
-    /// Like [`remote`](Multi::remote), but the async handle keeps the loop
-    /// alive until the `Multi` closes: for a loop on a thread of its own.
-    pub(crate) fn remote_keeping_loop_alive(&self) -> Result<crate::Remote, Error> {
-        self.driver.remote(true)
+    /// The driver, for the modules built on it (the remote's mailbox).
+    pub(crate) fn driver(&self) -> &Rc<Driver> {
+        &self.driver
     }
 
     /// A handle that can start transfers and close this `Multi` from callbacks
@@ -218,13 +204,13 @@ impl Multi {
 
     /// Sockets libcurl currently wants watched with a `uv_poll_t`.
     pub fn watched_sockets(&self) -> usize {
-        self.driver.sockets.len()
+        self.driver.sockets().len()
     }
 
     /// Pooled (idle keep-alive) sockets whose `uv_poll_t` is kept, unreferenced,
     /// for their next transfer.
     pub fn lingering_sockets(&self) -> usize {
-        self.driver.sockets.lingering()
+        self.driver.sockets().lingering()
     }
 
     /// How often the uv timer that drives libcurl's timeouts has fired.
@@ -269,8 +255,8 @@ fn start(
     request: Request,
     on_done: impl FnOnce(Result<Response, Error>) + 'static,
 ) -> Result<Transfer, Error> {
-    let (key, id) = driver.start(request, Completion::Response(Box::new(on_done)))?;
-    Ok(Transfer::new(driver, key, id))
+    let key = driver.start(request, Completion::Response(Box::new(on_done)))?;
+    Ok(Transfer::new(driver, key))
 }
 
 /// A weak handle to a [`Multi`], for use inside callbacks: it does not keep
@@ -331,22 +317,20 @@ impl MultiHandle {
 #[derive(Clone)]
 pub struct Transfer {
     driver: Weak<Driver>,
-    key: usize,
-    id: u64,
+    key: TransferKey,
 }
 
 impl Transfer {
-    pub(crate) fn new(driver: &Rc<Driver>, key: usize, id: u64) -> Transfer {
+    pub(crate) fn new(driver: &Rc<Driver>, key: TransferKey) -> Transfer {
         Transfer {
             driver: Rc::downgrade(driver),
             key,
-            id,
         }
     }
 
     /// A number that identifies the transfer within its `Multi`.
     pub fn id(&self) -> u64 {
-        self.id
+        self.key.id
     }
 
     /// Cancels the transfer: its completion reports
@@ -357,9 +341,7 @@ impl Transfer {
     /// loop's owner), the completion runs before `cancel` returns; called from
     /// a data, head or upload callback, it runs as soon as libcurl returned.
     pub fn cancel(&self) -> bool {
-        self.driver
-            .upgrade()
-            .is_some_and(|d| d.cancel(self.key, self.id))
+        self.driver.upgrade().is_some_and(|d| d.cancel(self.key))
     }
 
     /// Pauses receiving. The body resumes where it stopped after [`resume`](Transfer::resume).
@@ -370,7 +352,7 @@ impl Transfer {
         self.driver
             .upgrade()
             .ok_or_else(Error::closed)?
-            .pause(self.key, self.id)
+            .pause(self.key)
     }
 
     /// Resumes a transfer paused with [`pause`](Transfer::pause) or by a data
@@ -382,19 +364,21 @@ impl Transfer {
         self.driver
             .upgrade()
             .ok_or_else(Error::closed)?
-            .resume(self.key, self.id)
+            .resume(self.key)
     }
 
     /// Whether the transfer is still running (not completed, not cancelled).
     pub fn is_active(&self) -> bool {
         self.driver
             .upgrade()
-            .is_some_and(|d| d.is_running(self.key, self.id))
+            .is_some_and(|d| d.is_running(self.key))
     }
 }
 
 impl fmt::Debug for Transfer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transfer").field("id", &self.id).finish()
+        f.debug_struct("Transfer")
+            .field("id", &self.key.id)
+            .finish()
     }
 }

@@ -1,12 +1,23 @@
 //! The `extern "C"` functions libcurl calls: the socket and timer callbacks
 //! of the multi handle, and the open/close-socket callbacks of each easy
-//! handle. Each one only reaches the driver, behind a panic boundary; none of
-//! them calls back into libcurl.
+//! handle. Each one reaches only the driver's [`Callbacks`], with its whole
+//! body behind the panic boundary (a panic is resumed from `Loop::run`);
+//! none of them calls back into libcurl.
 
-use super::driver::Driver;
+use super::driver::Callbacks;
+use crate::panic::trampoline;
 use curl_sys::{self as curl, curl_socket_t, CURL, CURLM};
 use libc::{c_int, c_long, c_void};
-use std::panic::{self, AssertUnwindSafe};
+
+/// Recovers the callbacks' data from libcurl's user data.
+///
+/// # Safety
+/// `data` is the driver's boxed [`Callbacks`], which it keeps until after
+/// `curl_multi_cleanup` returned, and so past the last call of any of these.
+unsafe fn callbacks<'a>(data: *mut c_void) -> &'a Callbacks {
+    // SAFETY: per the contract.
+    unsafe { &*(data as *const Callbacks) }
+}
 
 pub(super) extern "C" fn on_socket(
     easy: *mut CURL,
@@ -15,61 +26,14 @@ pub(super) extern "C" fn on_socket(
     userp: *mut c_void,
     socketp: *mut c_void,
 ) -> c_int {
-    // SAFETY: SOCKETDATA is the driver, alive until after curl_multi_cleanup.
-    let driver = unsafe { &*(userp as *const Driver) };
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        driver.handle_socket(easy, socket, what, socketp)
-    }));
-    if let Err(payload) = result {
-        driver
-            .uv()
-            .inner()
-            .stash_panic(payload, "the socket callback");
-    }
-    0 // -1 would fail every transfer of the multi; errors are handled per transfer
-}
-
-pub(super) type CloseSocketCallback = extern "C" fn(*mut c_void, curl_socket_t) -> c_int;
-
-/// libcurl's open-socket callback: opens the socket as libcurl would, and
-/// notes that its close will be announced.
-pub(super) extern "C" fn on_open_socket(
-    clientp: *mut c_void,
-    _purpose: curl::curlsocktype,
-    address: *mut curl::curl_sockaddr,
-) -> curl_socket_t {
-    // SAFETY: libcurl passes a valid address description for the call.
-    let address = unsafe { &*address };
-    // SAFETY: plain socket(2) with the family/type/protocol libcurl chose.
-    let socket = unsafe {
-        libc::socket(
-            address.family,
-            address.socktype | libc::SOCK_CLOEXEC,
-            address.protocol,
-        )
-    };
-    if socket < 0 {
-        return curl::CURL_SOCKET_BAD;
-    }
-    // SAFETY: OPENSOCKETDATA is the driver, alive while libcurl has connections.
-    let driver = unsafe { &*(clientp as *const Driver) };
-    if panic::catch_unwind(AssertUnwindSafe(|| driver.sockets.opened(socket))).is_err() {
-        log::error!("uvcurl: panic noting socket {socket} (ignored)");
-    }
-    socket
-}
-
-/// libcurl's close-socket callback: closes the socket's watch while the
-/// number is still this socket's, then the socket.
-pub(super) extern "C" fn on_close_socket(clientp: *mut c_void, socket: curl_socket_t) -> c_int {
-    // SAFETY: CLOSESOCKETDATA is the driver; libcurl closes connections at the
-    // latest in curl_multi_cleanup, which runs while the driver is alive.
-    let driver = unsafe { &*(clientp as *const Driver) };
-    if panic::catch_unwind(AssertUnwindSafe(|| driver.sockets.closing(socket))).is_err() {
-        log::error!("uvcurl: panic closing the watch of socket {socket} (ignored)");
-    }
-    // SAFETY: libcurl hands over a socket it opened through us and no longer uses.
-    unsafe { libc::close(socket) }
+    // SAFETY: SOCKETDATA is the driver's Callbacks.
+    let callbacks = unsafe { callbacks(userp) };
+    // 0 also after a panic: -1 would fail every transfer of the multi, and
+    // errors are handled per transfer.
+    trampoline(&callbacks.uv, "the socket callback", 0, || {
+        callbacks.handle_socket(easy, socket, what, socketp);
+        0
+    })
 }
 
 pub(super) extern "C" fn on_timer(
@@ -77,14 +41,60 @@ pub(super) extern "C" fn on_timer(
     timeout_ms: c_long,
     userp: *mut c_void,
 ) -> c_int {
-    // SAFETY: TIMERDATA is the driver, alive until after curl_multi_cleanup.
-    let driver = unsafe { &*(userp as *const Driver) };
-    let result = panic::catch_unwind(AssertUnwindSafe(|| driver.handle_timer(timeout_ms)));
-    if let Err(payload) = result {
-        driver
-            .uv()
-            .inner()
-            .stash_panic(payload, "the timer callback");
-    }
-    0
+    // SAFETY: TIMERDATA is the driver's Callbacks.
+    let callbacks = unsafe { callbacks(userp) };
+    trampoline(&callbacks.uv, "the timer callback", 0, || {
+        callbacks.handle_timer(timeout_ms);
+        0
+    })
+}
+
+pub(crate) type CloseSocketCallback = extern "C" fn(*mut c_void, curl_socket_t) -> c_int;
+
+/// libcurl's open-socket callback: opens the socket as libcurl would, and
+/// notes that its close will be announced.
+pub(crate) extern "C" fn on_open_socket(
+    clientp: *mut c_void,
+    _purpose: curl::curlsocktype,
+    address: *mut curl::curl_sockaddr,
+) -> curl_socket_t {
+    // SAFETY: OPENSOCKETDATA is the driver's Callbacks, alive while libcurl has
+    // connections (the last ones close in curl_multi_cleanup).
+    let callbacks = unsafe { callbacks(clientp) };
+    trampoline(
+        &callbacks.uv,
+        "the open-socket callback",
+        curl::CURL_SOCKET_BAD,
+        || {
+            // SAFETY: libcurl passes a valid address description for the call.
+            let address = unsafe { &*address };
+            // SAFETY: plain socket(2) with the family/type/protocol libcurl chose.
+            let socket = unsafe {
+                libc::socket(
+                    address.family,
+                    address.socktype | libc::SOCK_CLOEXEC,
+                    address.protocol,
+                )
+            };
+            if socket < 0 {
+                return curl::CURL_SOCKET_BAD;
+            }
+            callbacks.sockets.opened(socket);
+            socket
+        },
+    )
+}
+
+/// libcurl's close-socket callback: closes the socket's watch while the
+/// number is still this socket's, then the socket.
+pub(crate) extern "C" fn on_close_socket(clientp: *mut c_void, socket: curl_socket_t) -> c_int {
+    // SAFETY: CLOSESOCKETDATA is the driver's Callbacks; libcurl closes
+    // connections at the latest in curl_multi_cleanup, while it is alive.
+    let callbacks = unsafe { callbacks(clientp) };
+    trampoline(&callbacks.uv, "the close-socket callback", (), || {
+        callbacks.sockets.closing(socket)
+    });
+    // Closed whatever happened above: libcurl no longer uses it.
+    // SAFETY: a socket opened through us that libcurl hands back.
+    unsafe { libc::close(socket) }
 }

@@ -13,14 +13,14 @@ pub use future::ResponseFuture;
 pub use stream::BodyStream;
 
 use crate::error::Error;
-use crate::multi::{driver::Driver, Transfer};
+use crate::multi::driver::{Attachment, Driver};
+use crate::multi::{Multi, Transfer};
 use crate::request::Request;
 use crate::response::Response;
 use crate::transfer::Completion;
-use crate::uv::{Async, AsyncSender};
+use crate::uv::{Async, AsyncSender, Loop};
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -175,8 +175,33 @@ impl Remote {
     }
 }
 
-/// The loop side of a [`Remote`]: owned by the driver.
+impl Multi {
+    /// A `Send + Sync + Clone` handle for other threads: submit (with a
+    /// callback or as a `Future`), cancel and close. Commands reach the loop
+    /// through a `uv_async_t` that does not keep the loop alive.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) on a closed `Multi`;
+    /// libuv's error if the async handle cannot be created.
+    pub fn remote(&self) -> Result<crate::Remote, Error> {
+        remote(self.driver(), false)
+    }
+
+    /// Like [`remote`](Multi::remote), but the async handle keeps the loop
+    /// alive until the `Multi` closes: for a loop on a thread of its own.
+    pub(crate) fn remote_keeping_loop_alive(&self) -> Result<crate::Remote, Error> {
+        remote(self.driver(), true)
+    }
+}
+
+/// The remote handle of `driver`, opening its mailbox on first use.
+fn remote(driver: &Rc<Driver>, keep_alive: bool) -> Result<Remote, Error> {
+    driver.attachment(|| Endpoint::open(driver, keep_alive), Endpoint::remote)
+}
+
+/// The loop side of a [`Remote`]: attached to the driver, shut when it closes.
 pub(crate) struct Endpoint {
+    uv: Loop,
     mailbox: Arc<Mutex<MailboxState>>,
     wakeup: Async,
     next_token: Arc<AtomicU64>,
@@ -198,6 +223,7 @@ impl Endpoint {
             wakeup.unref();
         }
         Ok(Endpoint {
+            uv: driver.uv().clone(),
             mailbox,
             wakeup,
             next_token: Arc::new(AtomicU64::new(1)),
@@ -211,9 +237,11 @@ impl Endpoint {
             next_token: self.next_token.clone(),
         }
     }
+}
 
+impl Attachment for Endpoint {
     /// Closes the mailbox: queued submissions complete as `Closed`.
-    pub fn shut(self) {
+    fn shut(self: Box<Self>) {
         let queued = {
             let mut mailbox = self.mailbox.lock().unwrap_or_else(|e| e.into_inner());
             mailbox.closed = true;
@@ -221,17 +249,17 @@ impl Endpoint {
         };
         for command in queued {
             if let Command::Start { done, .. } = command {
-                call_done(done, Err(Error::closed()));
+                call_done(&self.uv, done, Err(Error::closed()));
             }
         }
-        drop(self.wakeup);
     }
 }
 
-fn call_done(done: Done, result: Result<Response, Error>) {
-    if panic::catch_unwind(AssertUnwindSafe(|| done(result))).is_err() {
-        log::error!("uvcurl: panic in a remote completion (ignored)");
-    }
+/// Runs a submission's completion outside the driver's completion path
+/// (refused or never started); a panic in it is resumed from `Loop::run`,
+/// as one in any completion.
+fn call_done(uv: &Loop, done: Done, result: Result<Response, Error>) {
+    crate::panic::completion(uv, "completion", || done(result));
 }
 
 /// Runs every queued command, in order, on the loop thread.
@@ -263,16 +291,10 @@ fn run_command(
 ) {
     match command {
         Command::Start { token, make, done } => {
-            let request = match panic::catch_unwind(AssertUnwindSafe(make)) {
+            let request = match crate::panic::in_transfer("request builder", make) {
                 Ok(request) => request,
-                Err(_) => {
-                    call_done(
-                        done,
-                        Err(Error::new(
-                            crate::ErrorKind::CallbackPanic,
-                            "the request builder panicked",
-                        )),
-                    );
+                Err(error) => {
+                    call_done(driver.uv(), done, Err(error));
                     return;
                 }
             };
@@ -281,20 +303,22 @@ fn run_command(
             let (map, once) = (transfers.clone(), done.clone());
             let completion = Completion::Response(Box::new(move |result| {
                 map.borrow_mut().remove(&token);
-                if let Some(done) = once.borrow_mut().take() {
-                    call_done(done, result);
+                let done = once.borrow_mut().take();
+                if let Some(done) = done {
+                    // Inside the driver's completion, under its panic policy.
+                    done(result);
                 }
             }));
             match driver.start(request, completion) {
-                Ok((key, id)) => {
+                Ok(key) => {
                     transfers
                         .borrow_mut()
-                        .insert(token, Transfer::new(driver, key, id));
+                        .insert(token, Transfer::new(driver, key));
                 }
                 Err(error) => {
                     let done = done.borrow_mut().take();
                     if let Some(done) = done {
-                        call_done(done, Err(error));
+                        call_done(driver.uv(), done, Err(error));
                     }
                 }
             }
@@ -312,9 +336,8 @@ fn run_command(
             }
         }
         Command::Run(job) => {
-            if panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
-                log::error!("uvcurl: panic in loop work (ignored)");
-            }
+            // uvcurl's own work (the C ABI's submissions): a panic is a bug.
+            crate::panic::trampoline(driver.uv(), "loop work", (), job);
         }
         Command::Close => driver.close(),
     }

@@ -13,7 +13,7 @@ mod wakeup;
 
 pub use poll::{Poll, PollEvents, PollResult};
 pub use run_loop::Loop;
-pub(crate) use run_loop::{panic_message, LoopInner};
+pub(crate) use run_loop::LoopInner;
 pub use timer::Timer;
 pub use wakeup::{Async, AsyncSender};
 

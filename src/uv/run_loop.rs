@@ -190,7 +190,7 @@ impl LoopInner {
     pub(crate) fn stash_panic(&self, payload: Box<dyn Any + Send>, place: &str) {
         log::error!(
             "uvcurl: panic in {place}: {} (resumed when Loop::run returns)",
-            panic_message(payload.as_ref())
+            crate::panic::message(payload.as_ref())
         );
         self.panics.borrow_mut().push(payload);
     }
@@ -245,16 +245,5 @@ impl Drop for LoopInner {
             // memory would leave them dangling, so it is leaked on purpose.
             log::warn!("uvcurl: Loop dropped with handles still open; leaking it");
         }
-    }
-}
-
-/// The text of a panic payload, for messages.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }

@@ -1,4 +1,5 @@
-//! libcurl declarations that `curl-sys` 0.4.91 does not carry.
+//! libcurl declarations that `curl-sys` 0.4.91 does not carry, and the
+//! numbers uvcurl uses that it does not name.
 //!
 //! All of them exist in libcurl 7.85 and later (the oldest libcurl uvcurl
 //! supports is Debian 12's 7.88); the numbers are libcurl's stable ABI.
@@ -52,3 +53,16 @@ extern "C" {
     ) -> c_int;
     pub fn curl_url_strerror(code: c_int) -> *const c_char;
 }
+
+/// `CURLE_NOT_BUILT_IN`: an option or feature this libcurl was built without.
+pub const CURLE_NOT_BUILT_IN: curl_sys::CURLcode = 4;
+/// `CURLE_HTTP3` (7.68.0).
+pub const CURLE_HTTP3: curl_sys::CURLcode = 95;
+/// `CURLE_TOO_LARGE` (8.6.0).
+pub const CURLE_TOO_LARGE: curl_sys::CURLcode = 100;
+
+/// `CURL_HTTP_VERSION_*` values `CURLINFO_HTTP_VERSION` reports.
+pub const CURL_HTTP_VERSION_1_0: libc::c_long = 1;
+pub const CURL_HTTP_VERSION_1_1: libc::c_long = 2;
+pub const CURL_HTTP_VERSION_2_0: libc::c_long = 3;
+pub const CURL_HTTP_VERSION_3: libc::c_long = 30;

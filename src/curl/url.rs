@@ -1,0 +1,67 @@
+//! [`Url`]: a URL parsed by libcurl's own parser (`CURLU`).
+
+use super::{check_url, sys};
+use crate::error::{Error, ErrorKind};
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+/// A parsed URL; an easy handle reads it through `CURLOPT_CURLU` instead of
+/// parsing the string a second time, so it must outlive that handle.
+pub(crate) struct Url {
+    raw: NonNull<sys::Curlu>,
+    /// The scheme, lower-case.
+    scheme: String,
+}
+
+impl Url {
+    /// Parses `url` and checks that its scheme is one of the comma-separated
+    /// `protocols`.
+    pub fn parse(url: &str, protocols: &str) -> Result<Url, Error> {
+        let c_url = CString::new(url).map_err(|_| Error::invalid("URL contains a NUL byte"))?;
+        // SAFETY: curl_url allocates a handle that Url frees.
+        let raw = NonNull::new(unsafe { sys::curl_url() })
+            .ok_or_else(|| Error::new(ErrorKind::Other, "curl_url failed"))?;
+        // Parsed without a default scheme, so the URL starts with its scheme.
+        let scheme = url
+            .trim_start()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let parsed = Url { raw, scheme };
+        // SAFETY: valid handle and NUL-terminated string; libcurl copies it.
+        let rc = unsafe { sys::curl_url_set(raw.as_ptr(), sys::CURLUPART_URL, c_url.as_ptr(), 0) };
+        check_url(rc, url)?;
+        let allowed = protocols
+            .split(',')
+            .any(|p| p.trim().eq_ignore_ascii_case(&parsed.scheme));
+        if !allowed {
+            return Err(Error::new(
+                ErrorKind::UnsupportedProtocol,
+                format!(
+                    "scheme {:?} of {url:?} is not allowed (allowed: {protocols})",
+                    parsed.scheme
+                ),
+            ));
+        }
+        Ok(parsed)
+    }
+
+    /// The scheme, lower-case.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The raw handle, for `CURLOPT_CURLU`.
+    pub fn raw(&self) -> *mut sys::Curlu {
+        self.raw.as_ptr()
+    }
+}
+
+impl Drop for Url {
+    fn drop(&mut self) {
+        // SAFETY: from curl_url, freed exactly once; the easy handle that used
+        // it was cleaned up or reset before (its owner drops it first).
+        unsafe { sys::curl_url_cleanup(self.raw.as_ptr()) };
+    }
+}

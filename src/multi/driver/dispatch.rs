@@ -1,0 +1,171 @@
+//! libuv events into libcurl, and what comes out: finished transfers and the
+//! work queued while libcurl was on the stack. Each transfer is completed
+//! here, exactly once.
+
+use super::{Deferred, Driver};
+use crate::error::Error;
+use crate::multi::sockets::EventFor;
+use crate::transfer::{Completion, TransferState};
+use crate::uv::PollResult;
+use curl_sys::{self as curl, curl_socket_t};
+use libc::c_int;
+use std::rc::Rc;
+
+impl Driver {
+    /// A watched socket is ready (or failed: `CURL_CSELECT_ERR`).
+    pub(crate) fn on_socket_ready(
+        &self,
+        socket: curl_socket_t,
+        generation: u64,
+        result: PollResult,
+    ) {
+        if self.multi.borrow().is_none() {
+            return;
+        }
+        match self.callbacks.sockets.event_for(socket, generation) {
+            EventFor::Curl => {}
+            EventFor::Nobody | EventFor::Stale => return,
+        }
+        let mask = match result {
+            Err(_) => curl::CURL_CSELECT_ERR,
+            Ok(events) => {
+                let mut mask = 0;
+                if events.readable {
+                    mask |= curl::CURL_CSELECT_IN;
+                }
+                if events.writable {
+                    mask |= curl::CURL_CSELECT_OUT;
+                }
+                mask
+            }
+        };
+        log::trace!("uvcurl: socket {socket} ready, mask {mask}");
+        self.socket_action(socket, mask);
+        if result.is_err() {
+            // libuv stopped the handle on the error; if libcurl still wants the
+            // socket, watch it again.
+            self.callbacks.sockets.restart(socket, generation);
+        }
+        self.drain();
+    }
+
+    /// The libuv timer fired: libcurl's timeout is due.
+    pub(super) fn on_timeout(&self) {
+        self.timer_fires.set(self.timer_fires.get() + 1);
+        log::trace!("uvcurl: timer fired");
+        self.socket_action(curl::CURL_SOCKET_TIMEOUT, 0);
+        self.drain();
+    }
+
+    /// `curl_multi_socket_action`, from a libuv callback (never from inside a
+    /// libcurl callback). After an error the multi handle is in an unknown
+    /// state: every transfer fails and it is not driven again.
+    fn socket_action(&self, socket: curl_socket_t, mask: c_int) {
+        let acted = self.in_curl(|| self.with_multi(|multi| multi.socket_action(socket, mask)));
+        if let Some(Err(error)) = acted {
+            self.fail_all(error);
+        }
+    }
+
+    /// Completes every finished transfer and does the queued work, until
+    /// neither is left (after every action, whatever `running_handles` says).
+    pub(super) fn drain(&self) {
+        if self.draining.replace(true) {
+            return; // an outer drain on the stack picks up what is new
+        }
+        loop {
+            self.read_messages();
+            let next = self.callbacks.deferred.borrow_mut().pop_front();
+            match next {
+                Some(work) => self.run_deferred(work),
+                None => break,
+            }
+        }
+        self.draining.set(false);
+    }
+
+    fn read_messages(&self) {
+        while let Some(Some(done)) = self.with_multi(|multi| multi.next_done()) {
+            let state = self.transfers.borrow().get(&(done.easy as usize)).cloned();
+            if let Some(state) = state {
+                let outcome = state.outcome(done.code);
+                self.complete(state, outcome);
+            }
+        }
+    }
+
+    fn run_deferred(&self, work: Deferred) {
+        match work {
+            Deferred::Add(key) => {
+                let Some(state) = self.lookup(key) else {
+                    return;
+                };
+                if self.is_closed() {
+                    self.complete(state, Err(Error::closed()));
+                } else if let Err(error) = self.add_to_multi(key) {
+                    self.complete(state, Err(error));
+                }
+            }
+            Deferred::Cancel(key) => {
+                if let Some(state) = self.lookup(key) {
+                    self.complete(state, Err(Error::cancelled()));
+                }
+            }
+            Deferred::Resume(key) => {
+                if let Some(state) = self.lookup(key) {
+                    if let Err(error) = self.resume_now(&state) {
+                        self.complete(state, Err(error));
+                    }
+                }
+            }
+            Deferred::Fail(slot, error) => {
+                let state = self.transfers.borrow().get(&slot).cloned();
+                if let Some(state) = state {
+                    self.complete(state, Err(error));
+                }
+            }
+            Deferred::Close => self.teardown(),
+        }
+    }
+
+    /// Removes a transfer from the multi and calls its completion, exactly
+    /// once. Never from inside a libcurl callback.
+    pub(super) fn complete(&self, state: Rc<TransferState>, outcome: Result<(), Error>) {
+        let key = state.key();
+        let removed = {
+            let mut transfers = self.transfers.borrow_mut();
+            let ours = transfers.get(&key.slot).is_some_and(|s| s.id == key.id);
+            ours && transfers.remove(&key.slot).is_some()
+        };
+        if !removed {
+            return;
+        }
+        let easy = state.easy().raw();
+        // SAFETY: the easy handle is in our multi (or was never added, which
+        // libcurl answers with an error of no interest); it is removed before
+        // `state` can free it.
+        self.in_curl(|| self.with_multi(|multi| unsafe { multi.remove(easy) }));
+        // A body-less response had no chunk to announce its head before.
+        let outcome = match outcome {
+            Ok(()) => state.finish_head(),
+            failed => failed,
+        };
+        match &outcome {
+            Ok(()) => log::debug!("uvcurl: transfer {} done", key.id),
+            Err(e) => log::debug!("uvcurl: transfer {} failed: {e}", key.id),
+        }
+        let completion = state.completion.borrow_mut().take();
+        // `state` (its easy handle, and the values the request keeps alive)
+        // is dropped when this returns, after the completion ran.
+        match completion {
+            Some(Completion::Response(callback)) => {
+                let result = outcome.map(|()| state.response());
+                crate::panic::completion(&self.uv, "completion", || callback(result));
+            }
+            Some(Completion::External(callback)) => {
+                crate::panic::completion(&self.uv, "completion", || callback(outcome));
+            }
+            None => {}
+        }
+    }
+}

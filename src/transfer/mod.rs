@@ -1,0 +1,196 @@
+//! One transfer: its easy handle and the state libcurl's callbacks for it
+//! reach, from before the handle is added to the multi until after it has
+//! been removed.
+//!
+//! - this file: [`TransferState`], its key, and what owns what;
+//! - `options`: a [`Request`] turned into easy-handle options;
+//! - `trampolines`: the write/header/read callbacks libcurl calls;
+//! - `readback`: the outcome and the [`Response`] read back at the end.
+
+mod options;
+mod readback;
+mod trampolines;
+
+use crate::curl::{Easy, EasyPool, Slist, Url};
+use crate::error::Error;
+use crate::request::{Body, DataCallback, HeadCallback, Request};
+use crate::response::{Head, Response};
+use crate::uv::Loop;
+use curl_sys as curl;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::io::Read;
+use std::ptr::NonNull;
+use std::rc::Rc;
+
+/// Names a transfer of a driver: the address of its easy handle (the slot in
+/// the driver's table) and a number never reused, so a key outliving its
+/// transfer cannot reach a later one on the same handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TransferKey {
+    pub slot: usize,
+    pub id: u64,
+}
+
+/// Where the body goes.
+enum Sink {
+    Collect(RefCell<Vec<u8>>),
+    Stream(RefCell<DataCallback>),
+    /// An external easy handle: its own callbacks handle the body.
+    External,
+}
+
+/// Who hears about the end of the transfer.
+pub(crate) enum Completion {
+    /// A transfer uvcurl configured from a [`Request`].
+    Response(Box<dyn FnOnce(Result<Response, Error>)>),
+    /// A transfer on an external easy handle (the caller reads it back).
+    External(Box<dyn FnOnce(Result<(), Error>)>),
+}
+
+/// Everything libcurl's callbacks for one easy handle need. Lives in an `Rc`
+/// owned by the driver; its address is the callbacks' user data.
+///
+/// Fields drop in declaration order, and that order matters: `easy` goes
+/// first (back to the pool, reset, or left to its external owner), so that
+/// nothing it points at (URL, header list, POST body, error buffer, share
+/// handle, this state's callbacks) is freed while the handle still refers to it.
+pub(crate) struct TransferState {
+    easy: Easy,
+    pub id: u64,
+    /// The loop whose `run` resumes a panic of uvcurl's own trampoline code.
+    uv: Loop,
+    sink: Sink,
+    head: RefCell<Head>,
+    on_head: RefCell<Option<HeadCallback>>,
+    head_delivered: Cell<bool>,
+    upload: RefCell<Option<Box<dyn Read>>>,
+    /// `CURLOPT_POSTFIELDS`, which libcurl does not copy.
+    post_body: Option<Vec<u8>>,
+    /// `CURLOPT_HTTPHEADER`, which libcurl does not copy.
+    header_list: RefCell<Option<Slist>>,
+    /// `CURLOPT_CURLU`, read by the handle.
+    url: Option<Url>,
+    /// `CURLOPT_ERRORBUFFER`, written by libcurl.
+    errbuf: Box<UnsafeCell<[u8; curl::CURL_ERROR_SIZE]>>,
+    /// `CURLOPT_SHARE`: keeps the share handle alive.
+    share: Option<crate::Share>,
+    pub completion: RefCell<Option<Completion>>,
+    pub cancel_requested: Cell<bool>,
+    /// Set by a callback that stopped the transfer (panic, abort, upload error).
+    failure: RefCell<Option<Error>>,
+    pub paused: Cell<bool>,
+    /// Values the request asked to keep alive until the transfer is gone.
+    _keep_alive: Vec<Box<dyn std::any::Any>>,
+}
+
+impl TransferState {
+    /// Builds the easy handle for `request`; the transfer is not added yet.
+    ///
+    /// # Errors
+    /// The request's first builder error, an invalid or disallowed URL, or an
+    /// option libcurl refuses.
+    pub fn from_request(
+        mut request: Request,
+        id: u64,
+        on_done: Completion,
+        uv: &Loop,
+        share: Option<&crate::Share>,
+        pool: &Rc<EasyPool>,
+    ) -> Result<Rc<TransferState>, Error> {
+        if let Some(error) = request.error.take() {
+            return Err(error);
+        }
+        let url = Url::parse(&request.url, &request.protocols)?;
+        let tls = url.scheme() == "https";
+        let easy = pool.take()?;
+        let (upload, upload_len, post_body) =
+            match std::mem::replace(&mut request.body, Body::Empty) {
+                Body::Empty => (None, None, None),
+                Body::Bytes(bytes) => (None, None, Some(bytes)),
+                Body::Reader { reader, len } => (Some(reader), len, None),
+            };
+        let sink = match request.on_data.take() {
+            Some(callback) => Sink::Stream(RefCell::new(callback)),
+            None => Sink::Collect(RefCell::new(Vec::new())),
+        };
+        let state = Rc::new(TransferState {
+            easy,
+            id,
+            uv: uv.clone(),
+            sink,
+            head: RefCell::new(Head::default()),
+            on_head: RefCell::new(request.on_head.take()),
+            head_delivered: Cell::new(false),
+            upload: RefCell::new(upload),
+            post_body,
+            header_list: RefCell::new(None),
+            url: Some(url),
+            errbuf: Box::new(UnsafeCell::new([0; curl::CURL_ERROR_SIZE])),
+            share: share.cloned(),
+            completion: RefCell::new(Some(on_done)),
+            cancel_requested: Cell::new(false),
+            failure: RefCell::new(None),
+            paused: Cell::new(false),
+            _keep_alive: std::mem::take(&mut request.keep_alive),
+        });
+        // On error `state` is dropped here, which returns the easy handle.
+        options::configure(&state, &request, upload_len, tls)?;
+        Ok(state)
+    }
+
+    /// Wraps an external (caller-configured) easy handle; uvcurl sets no
+    /// option on it and never frees it.
+    ///
+    /// # Safety
+    /// `easy` is a valid easy handle that stays valid until the transfer's
+    /// completion ran.
+    pub unsafe fn external(
+        easy: NonNull<curl::CURL>,
+        id: u64,
+        on_done: Completion,
+        uv: &Loop,
+    ) -> TransferState {
+        TransferState {
+            // SAFETY: per the contract.
+            easy: unsafe { Easy::external(easy) },
+            id,
+            uv: uv.clone(),
+            sink: Sink::External,
+            head: RefCell::new(Head::default()),
+            on_head: RefCell::new(None),
+            head_delivered: Cell::new(true),
+            upload: RefCell::new(None),
+            post_body: None,
+            header_list: RefCell::new(None),
+            url: None,
+            errbuf: Box::new(UnsafeCell::new([0; curl::CURL_ERROR_SIZE])),
+            share: None,
+            completion: RefCell::new(Some(on_done)),
+            cancel_requested: Cell::new(false),
+            failure: RefCell::new(None),
+            paused: Cell::new(false),
+            _keep_alive: Vec::new(),
+        }
+    }
+
+    /// The easy handle.
+    pub fn easy(&self) -> &Easy {
+        &self.easy
+    }
+
+    /// This transfer's key in its driver.
+    pub fn key(&self) -> TransferKey {
+        TransferKey {
+            slot: self.easy.raw() as usize,
+            id: self.id,
+        }
+    }
+
+    /// Records the first reason a callback stopped the transfer.
+    fn fail(&self, error: Error) {
+        let mut failure = self.failure.borrow_mut();
+        if failure.is_none() {
+            *failure = Some(error);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! A [`Request`] turned into easy-handle options.
+
+use super::trampolines::{on_header, on_read, on_write};
+use super::TransferState;
+use crate::curl::{sys, Slist};
+use crate::error::Error;
+use crate::request::{HttpVersionPref, Request};
+use curl_sys as curl;
+use libc::{c_long, c_void};
+use std::time::Duration;
+
+/// Sets the easy handle's options from `r`. `tls` tells whether the URL is
+/// https: only then can HTTP/2 be negotiated, and waiting for a connection
+/// that may multiplex pays off.
+pub(super) fn configure(
+    state: &TransferState,
+    r: &Request,
+    upload_len: Option<u64>,
+    tls: bool,
+) -> Result<(), Error> {
+    let easy = &state.easy;
+    let me = state as *const TransferState as *mut c_void;
+    let write: curl::curl_write_callback = on_write;
+    let header: curl::curl_write_callback = on_header;
+    let read: curl::curl_read_callback = on_read;
+    // SAFETY (every set_ptr below): each pointer has the type its option
+    // expects and is owned by `state`, which drops the easy handle first.
+    unsafe {
+        if let Some(url) = &state.url {
+            easy.set_ptr(sys::CURLOPT_CURLU, url.raw().cast())?;
+        }
+        easy.set_ptr(curl::CURLOPT_ERRORBUFFER, state.errbuf.get().cast())?;
+        easy.set_ptr(curl::CURLOPT_WRITEFUNCTION, write as *mut c_void)?;
+        easy.set_ptr(curl::CURLOPT_WRITEDATA, me)?;
+        easy.set_ptr(curl::CURLOPT_HEADERFUNCTION, header as *mut c_void)?;
+        easy.set_ptr(curl::CURLOPT_HEADERDATA, me)?;
+    }
+    easy.set_long(curl::CURLOPT_NOSIGNAL, 1)?;
+    easy.set_str(sys::CURLOPT_PROTOCOLS_STR, &r.protocols)?;
+    easy.set_str(sys::CURLOPT_REDIR_PROTOCOLS_STR, &r.protocols)?;
+    easy.set_long(curl::CURLOPT_FOLLOWLOCATION, r.follow_redirects as c_long)?;
+    easy.set_long(curl::CURLOPT_MAXREDIRS, r.max_redirects as c_long)?;
+
+    let method = &*r.method;
+    if let Some(bytes) = &state.post_body {
+        easy.set_off_t(curl::CURLOPT_POSTFIELDSIZE_LARGE, bytes.len() as i64)?;
+        // SAFETY: the body is owned by `state` (see above); libcurl only reads it.
+        unsafe { easy.set_ptr(curl::CURLOPT_POSTFIELDS, bytes.as_ptr() as *mut c_void)? };
+    } else if state.upload.borrow().is_some() {
+        let len = upload_len.map_or(-1, |n| n as i64);
+        easy.set_long(curl::CURLOPT_POST, 1)?;
+        // SAFETY: the read callback and its data, `state` (see above).
+        unsafe {
+            easy.set_ptr(curl::CURLOPT_READFUNCTION, read as *mut c_void)?;
+            easy.set_ptr(curl::CURLOPT_READDATA, me)?;
+        }
+        easy.set_off_t(curl::CURLOPT_POSTFIELDSIZE_LARGE, len)?;
+    } else if method == "HEAD" {
+        easy.set_long(curl::CURLOPT_NOBODY, 1)?;
+    } else if method == "POST" {
+        easy.set_long(curl::CURLOPT_POST, 1)?;
+        easy.set_off_t(curl::CURLOPT_POSTFIELDSIZE_LARGE, 0)?;
+    }
+    if !matches!(method, "GET" | "HEAD" | "POST") {
+        easy.set_str(curl::CURLOPT_CUSTOMREQUEST, method)?;
+    }
+    set_headers(state, &r.headers)?;
+    if let Some(agent) = &r.user_agent {
+        easy.set_str(curl::CURLOPT_USERAGENT, agent)?;
+    }
+    if let Some(t) = r.connect_timeout {
+        easy.set_long(curl::CURLOPT_CONNECTTIMEOUT_MS, millis(t))?;
+    }
+    if let Some(t) = r.timeout {
+        easy.set_long(curl::CURLOPT_TIMEOUT_MS, millis(t))?;
+    }
+    if let Some((limit, period)) = r.low_speed {
+        easy.set_long(curl::CURLOPT_LOW_SPEED_LIMIT, limit as c_long)?;
+        easy.set_long(
+            curl::CURLOPT_LOW_SPEED_TIME,
+            period.as_secs().max(1) as c_long,
+        )?;
+    }
+    if !r.verify_tls {
+        // (Verification is libcurl's default: nothing to set otherwise.)
+        easy.set_long(curl::CURLOPT_SSL_VERIFYPEER, 0)?;
+        easy.set_long(curl::CURLOPT_SSL_VERIFYHOST, 0)?;
+    }
+    if let Some(path) = &r.ca_file {
+        easy.set_str(curl::CURLOPT_CAINFO, path_text(path)?)?;
+    }
+    if let Some(path) = &r.ca_path {
+        easy.set_str(curl::CURLOPT_CAPATH, path_text(path)?)?;
+    }
+    let (version, pipewait) = match r.version {
+        HttpVersionPref::Http1_1 => (curl::CURL_HTTP_VERSION_1_1, false),
+        HttpVersionPref::Http2OverTls => (curl::CURL_HTTP_VERSION_2TLS, tls),
+        HttpVersionPref::Http2PriorKnowledge => (curl::CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, true),
+    };
+    easy.set_long(curl::CURLOPT_HTTP_VERSION, version as c_long)?;
+    if pipewait {
+        easy.set_long(curl::CURLOPT_PIPEWAIT, 1)?;
+    }
+    if let Some(proxy) = &r.proxy {
+        easy.set_str(curl::CURLOPT_PROXY, proxy)?;
+    }
+    if let Some(size) = r.buffer_size {
+        easy.set_long(curl::CURLOPT_BUFFERSIZE, size as c_long)?;
+    }
+    if let Some(speed) = r.max_recv_speed {
+        easy.set_off_t(curl::CURLOPT_MAX_RECV_SPEED_LARGE, speed as i64)?;
+    }
+    if let Some(share) = &state.share {
+        // SAFETY: the share handle is kept alive by `state` (see above).
+        unsafe { easy.set_ptr(curl::CURLOPT_SHARE, share.raw().cast())? };
+    }
+    Ok(())
+}
+
+/// `CURLOPT_HTTPHEADER`; the list is kept in `state`, since libcurl does not copy it.
+fn set_headers(state: &TransferState, lines: &[String]) -> Result<(), Error> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let list = Slist::new(lines.iter().map(String::as_str))?;
+    // SAFETY: the list is stored in `state` right below, which drops the easy
+    // handle before it.
+    unsafe {
+        state
+            .easy
+            .set_ptr(curl::CURLOPT_HTTPHEADER, list.raw().cast())?
+    };
+    *state.header_list.borrow_mut() = Some(list);
+    Ok(())
+}
+
+fn path_text(path: &std::path::Path) -> Result<&str, Error> {
+    path.to_str()
+        .ok_or_else(|| Error::invalid(format!("path {} is not UTF-8", path.display())))
+}
+
+fn millis(d: Duration) -> c_long {
+    d.as_millis().clamp(1, c_long::MAX as u128) as c_long
+}

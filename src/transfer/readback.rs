@@ -1,0 +1,79 @@
+//! The end of a transfer: its outcome and the [`Response`] read back from
+//! the easy handle.
+
+use super::{Sink, TransferState};
+use crate::curl::sys;
+use crate::error::Error;
+use crate::response::{HttpVersion, Response, Timings};
+use curl_sys as curl;
+use std::time::Duration;
+
+impl TransferState {
+    /// The outcome for libcurl's final `code`: a cancellation or a
+    /// callback's failure wins over what libcurl reports.
+    pub fn outcome(&self, code: curl::CURLcode) -> Result<(), Error> {
+        if self.cancel_requested.get() {
+            return Err(Error::cancelled());
+        }
+        if let Some(error) = self.failure.borrow_mut().take() {
+            return Err(error);
+        }
+        if code == curl::CURLE_OK {
+            return Ok(());
+        }
+        let mut detail = self.error_text();
+        let errno = self.easy.info_long(curl::CURLINFO_OS_ERRNO) as i32;
+        if errno != 0 {
+            let os = std::io::Error::from_raw_os_error(errno);
+            detail = format!("{detail} ({os})");
+        }
+        Err(Error::from_curl(code, &detail))
+    }
+
+    /// libcurl's error-buffer text.
+    fn error_text(&self) -> String {
+        // SAFETY: libcurl writes a NUL-terminated string (or nothing: zeroed) into
+        // the buffer, and is not running (we are past the transfer's end).
+        let bytes = unsafe { &*self.errbuf.get() };
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).trim_end().to_owned()
+    }
+
+    /// Reads status, headers, sizes and timings back from the easy handle.
+    pub fn response(&self) -> Response {
+        let easy = &self.easy;
+        let body = match &self.sink {
+            Sink::Collect(buffer) => std::mem::take(&mut *buffer.borrow_mut()),
+            _ => Vec::new(),
+        };
+        let status = easy.info_long(curl::CURLINFO_RESPONSE_CODE) as u16;
+        let mut head = std::mem::take(&mut *self.head.borrow_mut());
+        if status != 0 {
+            head.status = status;
+        }
+        let version = match easy.info_long(sys::CURLINFO_HTTP_VERSION) {
+            sys::CURL_HTTP_VERSION_1_0 => HttpVersion::Http1_0,
+            sys::CURL_HTTP_VERSION_1_1 => HttpVersion::Http1_1,
+            sys::CURL_HTTP_VERSION_2_0 => HttpVersion::Http2,
+            sys::CURL_HTTP_VERSION_3 => HttpVersion::Http3,
+            _ => HttpVersion::Unknown,
+        };
+        let micros = |info| Duration::from_micros(easy.info_off_t(info).max(0) as u64);
+        Response {
+            head,
+            body,
+            effective_url: easy.info_string(curl::CURLINFO_EFFECTIVE_URL),
+            version,
+            bytes_received: easy.info_off_t(sys::CURLINFO_SIZE_DOWNLOAD_T).max(0) as u64,
+            bytes_sent: easy.info_off_t(sys::CURLINFO_SIZE_UPLOAD_T).max(0) as u64,
+            redirects: easy.info_long(curl::CURLINFO_REDIRECT_COUNT).max(0) as u32,
+            timings: Timings {
+                name_lookup: micros(sys::CURLINFO_NAMELOOKUP_TIME_T),
+                connect: micros(sys::CURLINFO_CONNECT_TIME_T),
+                tls: micros(sys::CURLINFO_APPCONNECT_TIME_T),
+                first_byte: micros(sys::CURLINFO_STARTTRANSFER_TIME_T),
+                total: micros(sys::CURLINFO_TOTAL_TIME_T),
+            },
+        }
+    }
+}

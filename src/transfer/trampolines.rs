@@ -1,0 +1,205 @@
+//! The write, header and read callbacks libcurl calls for a transfer uvcurl
+//! configured, and the user callbacks they run.
+//!
+//! Each `extern "C"` function runs its whole body inside
+//! [`panic::trampoline`](crate::panic::trampoline) and each user callback
+//! inside [`panic::in_transfer`](crate::panic::in_transfer), so a panic in
+//! user code fails the transfer, and one in uvcurl's own code aborts it and
+//! is resumed from `Loop::run`.
+
+use super::{Sink, TransferState};
+use crate::curl::sys;
+use crate::error::{Error, ErrorKind};
+use crate::request::Flow;
+use curl_sys as curl;
+use libc::{c_char, c_void, size_t};
+
+impl TransferState {
+    /// Runs a user callback, turning a panic into this transfer's failure.
+    fn guarded<T>(&self, place: &str, f: impl FnOnce() -> T) -> Option<T> {
+        crate::panic::in_transfer(place, f)
+            .map_err(|error| self.fail(error))
+            .ok()
+    }
+
+    /// Calls the `on_head` callback once; false if it asked to stop.
+    fn deliver_head(&self) -> bool {
+        if self.head_delivered.replace(true) {
+            return true;
+        }
+        let Some(mut callback) = self.on_head.borrow_mut().take() else {
+            return true;
+        };
+        let mut head = self.head.borrow().clone();
+        let status = self.easy.info_long(curl::CURLINFO_RESPONSE_CODE) as u16;
+        if status != 0 {
+            head.status = status;
+        }
+        match self.guarded("head", || callback(&head)) {
+            Some(Flow::Abort) => {
+                self.fail(Error::new(
+                    ErrorKind::Aborted,
+                    "aborted by the head callback",
+                ));
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    /// At a successful end: delivers the head if no body chunk did.
+    pub fn finish_head(&self) -> Result<(), Error> {
+        if self.deliver_head() {
+            return Ok(());
+        }
+        Err(self
+            .failure
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| Error::new(ErrorKind::Aborted, "aborted by the head callback")))
+    }
+
+    fn header(&self, line: &[u8]) -> size_t {
+        if self.cancel_requested.get() {
+            return 0;
+        }
+        if let Ok(mut head) = self.head.try_borrow_mut() {
+            head.push_line(line);
+        }
+        line.len()
+    }
+
+    fn write(&self, chunk: &[u8]) -> size_t {
+        if self.cancel_requested.get() || !self.deliver_head() {
+            return 0;
+        }
+        match &self.sink {
+            Sink::Collect(buffer) => {
+                let mut buffer = buffer.borrow_mut();
+                if buffer.capacity() == 0 {
+                    // One allocation for the whole body when its length is known.
+                    let announced = self
+                        .easy
+                        .info_off_t(sys::CURLINFO_CONTENT_LENGTH_DOWNLOAD_T);
+                    let expected = usize::try_from(announced).unwrap_or(0).min(64 << 20);
+                    buffer.reserve(expected.max(chunk.len()));
+                }
+                buffer.extend_from_slice(chunk);
+                chunk.len()
+            }
+            Sink::Stream(callback) => {
+                let Ok(mut callback) = callback.try_borrow_mut() else {
+                    // Re-entered from inside its own callback (unpaused there): defer.
+                    return sys::CURL_WRITEFUNC_PAUSE;
+                };
+                match self.guarded("data", || callback(chunk)) {
+                    Some(Flow::Continue) => chunk.len(),
+                    Some(Flow::Pause) => {
+                        self.paused.set(true);
+                        sys::CURL_WRITEFUNC_PAUSE
+                    }
+                    Some(Flow::Abort) => {
+                        self.fail(Error::new(
+                            ErrorKind::Aborted,
+                            "aborted by the data callback",
+                        ));
+                        0
+                    }
+                    None => 0,
+                }
+            }
+            Sink::External => 0,
+        }
+    }
+
+    fn read(&self, buffer: &mut [u8]) -> size_t {
+        if self.cancel_requested.get() {
+            return sys::CURL_READFUNC_ABORT;
+        }
+        let mut upload = self.upload.borrow_mut();
+        let Some(reader) = upload.as_mut() else {
+            return 0;
+        };
+        match self.guarded("upload reader", || loop {
+            match reader.read(buffer) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        }) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                self.fail(Error::new(
+                    ErrorKind::Upload,
+                    format!("reading the upload body: {e}"),
+                ));
+                sys::CURL_READFUNC_ABORT
+            }
+            None => sys::CURL_READFUNC_ABORT,
+        }
+    }
+}
+
+/// Recovers the transfer state from a callback's user data.
+///
+/// # Safety
+/// `data` is the address of a live `TransferState` (set by `options::configure`).
+unsafe fn state<'a>(data: *mut c_void) -> &'a TransferState {
+    // SAFETY: per the contract.
+    unsafe { &*(data as *const TransferState) }
+}
+
+/// The bytes libcurl hands to a write or header callback.
+///
+/// # Safety
+/// libcurl hands `size * nmemb` readable bytes at `ptr`, valid for the call.
+unsafe fn incoming<'a>(ptr: *mut c_char, size: size_t, nmemb: size_t) -> &'a [u8] {
+    let len = size.saturating_mul(nmemb);
+    // SAFETY: per the contract.
+    unsafe { std::slice::from_raw_parts(ptr as *const u8, len) }
+}
+
+pub(super) extern "C" fn on_write(
+    ptr: *mut c_char,
+    size: size_t,
+    nmemb: size_t,
+    data: *mut c_void,
+) -> size_t {
+    // SAFETY: WRITEDATA is our state, alive while the handle is in use.
+    let state = unsafe { state(data) };
+    crate::panic::trampoline(&state.uv, "the write callback", 0, || {
+        // SAFETY: libcurl passes a chunk of that size.
+        state.write(unsafe { incoming(ptr, size, nmemb) })
+    })
+}
+
+pub(super) extern "C" fn on_header(
+    ptr: *mut c_char,
+    size: size_t,
+    nmemb: size_t,
+    data: *mut c_void,
+) -> size_t {
+    // SAFETY: HEADERDATA is our state, alive while the handle is in use.
+    let state = unsafe { state(data) };
+    crate::panic::trampoline(&state.uv, "the header callback", 0, || {
+        // SAFETY: libcurl passes a line of that size.
+        state.header(unsafe { incoming(ptr, size, nmemb) })
+    })
+}
+
+pub(super) extern "C" fn on_read(
+    ptr: *mut c_char,
+    size: size_t,
+    nmemb: size_t,
+    data: *mut c_void,
+) -> size_t {
+    // SAFETY: READDATA is our state, alive while the handle is in use.
+    let state = unsafe { state(data) };
+    let abort = sys::CURL_READFUNC_ABORT;
+    crate::panic::trampoline(&state.uv, "the read callback", abort, || {
+        let len = size.saturating_mul(nmemb);
+        // SAFETY: libcurl hands `len` writable bytes at `ptr`, valid for the call.
+        let buffer = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };
+        state.read(buffer)
+    })
+}
