@@ -342,3 +342,37 @@ fn run_command(
         Command::Close => driver.close(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Loop, Multi, Request};
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// A `submit_with` completion that panics is resumed from `Loop::run`,
+    /// as a `Multi::start` completion is (here on the path where the
+    /// request is refused at start, which needs no server).
+    #[test]
+    fn a_panicking_remote_completion_is_resumed_from_loop_run() {
+        let uv = Loop::new().unwrap();
+        let multi = Multi::new(&uv).unwrap();
+        let remote = multi.remote_keeping_loop_alive().unwrap();
+        remote
+            .submit_with(
+                || Request::get("no-scheme-here"),
+                |result| {
+                    assert!(result.is_err());
+                    panic!("boom in a remote completion")
+                },
+            )
+            .unwrap();
+        let caught = catch_unwind(AssertUnwindSafe(|| uv.run_once()));
+        let payload = caught.expect_err("the completion panic is resumed by Loop::run_once");
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"boom in a remote completion")
+        );
+        drop(multi);
+        uv.run().unwrap();
+        uv.close().unwrap();
+    }
+}

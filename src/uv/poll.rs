@@ -69,7 +69,8 @@ impl Poll {
         // SAFETY: the box holds a zeroed uv_poll_t at a stable address; the loop is valid.
         let rc = unsafe { uv::uv_poll_init_socket(uv.as_raw(), &mut (*ptr.as_ptr()).raw, socket) };
         if let Err(e) = check(rc, "uv_poll_init_socket") {
-            // SAFETY: init failed, so libuv never linked the handle (pitfall: no uv_close).
+            // SAFETY: init failed, so libuv never linked the handle: it is freed
+            // directly, never passed to uv_close.
             unsafe { PollBox::free_uninitialised(ptr) };
             return Err(e);
         }
