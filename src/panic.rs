@@ -33,7 +33,7 @@
 //! [`ErrorKind::CallbackPanic`]: crate::ErrorKind::CallbackPanic
 
 use crate::error::{Error, ErrorKind};
-use crate::uv::Loop;
+use crate::uv::{Loop, LoopInner};
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -69,13 +69,13 @@ pub(crate) fn in_transfer<T>(place: &str, f: impl FnOnce() -> T) -> Result<T, Er
     })
 }
 
-/// Policy 3: runs the body of a trampoline; a panic is recorded on `uv`
-/// (resumed from `Loop::run`) and `fallback` returned instead.
-pub(crate) fn trampoline<T>(uv: &Loop, place: &str, fallback: T, f: impl FnOnce() -> T) -> T {
+/// Policy 3: runs the body of a trampoline; a panic is recorded on the
+/// loop (resumed from `Loop::run`) and `fallback` returned instead.
+pub(crate) fn trampoline<T>(uv: &LoopInner, place: &str, fallback: T, f: impl FnOnce() -> T) -> T {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value,
         Err(payload) => {
-            uv.inner().stash_panic(payload, place);
+            uv.stash_panic(payload, place);
             fallback
         }
     }

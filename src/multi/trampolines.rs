@@ -30,7 +30,7 @@ pub(super) extern "C" fn on_socket(
     let callbacks = unsafe { callbacks(userp) };
     // 0 also after a panic: -1 would fail every transfer of the multi, and
     // errors are handled per transfer.
-    trampoline(&callbacks.uv, "the socket callback", 0, || {
+    trampoline(callbacks.uv.inner(), "the socket callback", 0, || {
         callbacks.handle_socket(easy, socket, what, socketp);
         0
     })
@@ -43,7 +43,7 @@ pub(super) extern "C" fn on_timer(
 ) -> c_int {
     // SAFETY: TIMERDATA is the driver's Callbacks.
     let callbacks = unsafe { callbacks(userp) };
-    trampoline(&callbacks.uv, "the timer callback", 0, || {
+    trampoline(callbacks.uv.inner(), "the timer callback", 0, || {
         callbacks.handle_timer(timeout_ms);
         0
     })
@@ -62,7 +62,7 @@ pub(crate) extern "C" fn on_open_socket(
     // connections (the last ones close in curl_multi_cleanup).
     let callbacks = unsafe { callbacks(clientp) };
     trampoline(
-        &callbacks.uv,
+        callbacks.uv.inner(),
         "the open-socket callback",
         curl::CURL_SOCKET_BAD,
         || {
@@ -91,9 +91,12 @@ pub(crate) extern "C" fn on_close_socket(clientp: *mut c_void, socket: curl_sock
     // SAFETY: CLOSESOCKETDATA is the driver's Callbacks; libcurl closes
     // connections at the latest in curl_multi_cleanup, while it is alive.
     let callbacks = unsafe { callbacks(clientp) };
-    trampoline(&callbacks.uv, "the close-socket callback", (), || {
-        callbacks.sockets.closing(socket)
-    });
+    trampoline(
+        callbacks.uv.inner(),
+        "the close-socket callback",
+        (),
+        || callbacks.sockets.closing(socket),
+    );
     // Closed whatever happened above: libcurl no longer uses it.
     // SAFETY: a socket opened through us that libcurl hands back.
     unsafe { libc::close(socket) }

@@ -337,7 +337,7 @@ fn run_command(
         }
         Command::Run(job) => {
             // uvcurl's own work (the C ABI's submissions): a panic is a bug.
-            crate::panic::trampoline(driver.uv(), "loop work", (), job);
+            crate::panic::trampoline(driver.uv().inner(), "loop work", (), job);
         }
         Command::Close => driver.close(),
     }

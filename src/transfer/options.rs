@@ -23,8 +23,8 @@ pub(super) fn configure(
     let write: curl::curl_write_callback = on_write;
     let header: curl::curl_write_callback = on_header;
     let read: curl::curl_read_callback = on_read;
-    // SAFETY (every set_ptr below): each pointer has the type its option
-    // expects and is owned by `state`, which drops the easy handle first.
+    // SAFETY: each pointer has the type its option expects and is owned by
+    // `state`, which drops the easy handle first.
     unsafe {
         if let Some(url) = &state.url {
             easy.set_ptr(sys::CURLOPT_CURLU, url.raw().cast())?;

@@ -167,7 +167,7 @@ pub(super) extern "C" fn on_write(
 ) -> size_t {
     // SAFETY: WRITEDATA is our state, alive while the handle is in use.
     let state = unsafe { state(data) };
-    crate::panic::trampoline(&state.uv, "the write callback", 0, || {
+    crate::panic::trampoline(state.uv.inner(), "the write callback", 0, || {
         // SAFETY: libcurl passes a chunk of that size.
         state.write(unsafe { incoming(ptr, size, nmemb) })
     })
@@ -181,7 +181,7 @@ pub(super) extern "C" fn on_header(
 ) -> size_t {
     // SAFETY: HEADERDATA is our state, alive while the handle is in use.
     let state = unsafe { state(data) };
-    crate::panic::trampoline(&state.uv, "the header callback", 0, || {
+    crate::panic::trampoline(state.uv.inner(), "the header callback", 0, || {
         // SAFETY: libcurl passes a line of that size.
         state.header(unsafe { incoming(ptr, size, nmemb) })
     })
@@ -196,7 +196,7 @@ pub(super) extern "C" fn on_read(
     // SAFETY: READDATA is our state, alive while the handle is in use.
     let state = unsafe { state(data) };
     let abort = sys::CURL_READFUNC_ABORT;
-    crate::panic::trampoline(&state.uv, "the read callback", abort, || {
+    crate::panic::trampoline(state.uv.inner(), "the read callback", abort, || {
         let len = size.saturating_mul(nmemb);
         // SAFETY: libcurl hands `len` writable bytes at `ptr`, valid for the call.
         let buffer = unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) };

@@ -5,7 +5,6 @@ use super::{check, Loop};
 use crate::error::Error;
 use libuv_sys2 as uv;
 use std::marker::PhantomData;
-use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 
 /// Which readiness a [`Poll`] waits for, or reports.
@@ -142,8 +141,7 @@ unsafe extern "C" fn on_poll(handle: *mut uv::uv_poll_t, status: libc::c_int, ev
     } else {
         Ok(PollEvents::from_uv(events))
     };
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| callback(result))) {
-        // SAFETY: the box is still live (see above); shared access to a field.
-        unsafe { &(*boxed).loop_inner }.stash_panic(payload, "a poll callback");
-    }
+    // SAFETY: the box is still live (see above); shared access to a field.
+    let loop_inner = unsafe { &(*boxed).loop_inner };
+    crate::panic::trampoline(loop_inner, "a poll callback", (), || callback(result));
 }

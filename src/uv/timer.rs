@@ -5,7 +5,6 @@ use super::{check, Loop};
 use crate::error::Error;
 use libuv_sys2 as uv;
 use std::marker::PhantomData;
-use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 
 type TimerCallback = dyn FnMut();
@@ -85,8 +84,7 @@ unsafe extern "C" fn on_timer(handle: *mut uv::uv_timer_t) {
     // SAFETY: only the callback field is borrowed mutably; the raw handle beside
     // it may be closed (and so written by libuv) from inside the callback.
     let callback = unsafe { &mut (*boxed).callback };
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(callback)) {
-        // SAFETY: the box is still live (see above); shared access to a field.
-        unsafe { &(*boxed).loop_inner }.stash_panic(payload, "a timer callback");
-    }
+    // SAFETY: the box is still live (see above); shared access to a field.
+    let loop_inner = unsafe { &(*boxed).loop_inner };
+    crate::panic::trampoline(loop_inner, "a timer callback", (), callback);
 }

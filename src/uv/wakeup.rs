@@ -6,7 +6,6 @@ use super::{check, Loop};
 use crate::error::Error;
 use libuv_sys2 as uv;
 use std::marker::PhantomData;
-use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
@@ -111,8 +110,7 @@ unsafe extern "C" fn on_async(handle: *mut uv::uv_async_t) {
     let boxed = unsafe { (*handle).data as *mut AsyncBox };
     // SAFETY: only the callback field is borrowed mutably (see poll.rs).
     let callback = unsafe { &mut (*boxed).callback };
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(callback)) {
-        // SAFETY: the box is still live; shared access to a field.
-        unsafe { &(*boxed).loop_inner }.stash_panic(payload, "an async callback");
-    }
+    // SAFETY: the box is still live; shared access to a field.
+    let loop_inner = unsafe { &(*boxed).loop_inner };
+    crate::panic::trampoline(loop_inner, "an async callback", (), callback);
 }
