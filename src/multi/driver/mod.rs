@@ -100,6 +100,7 @@ pub(crate) struct Driver {
     /// libcurl's callbacks' user data: outlives `multi`.
     callbacks: Box<Callbacks>,
     phase: Cell<Phase>,
+    /// Fires the on_released callback once every libuv handle is freed.
     released: Weak<Released>,
     uv: Loop,
     next_id: Cell<u64>,
