@@ -65,16 +65,21 @@ impl Poll {
         socket: uv::uv_os_sock_t,
         callback: impl FnMut(PollResult) + 'static,
     ) -> Result<Poll, Error> {
-        let ptr = PollBox::new(uv.inner().clone(), Box::new(callback));
-        // SAFETY: the box holds a zeroed uv_poll_t at a stable address; the loop is valid.
-        let rc = unsafe { uv::uv_poll_init_socket(uv.as_raw(), &mut (*ptr.as_ptr()).raw, socket) };
+        let ptr = PollBox::new(
+            uv::uv_handle_type_UV_POLL,
+            uv.inner().clone(),
+            Box::new(callback),
+        );
+        // SAFETY: the box points at a zeroed handle of uv_handle_size(UV_POLL)
+        // bytes at a stable address; the loop is valid.
+        let rc = unsafe { uv::uv_poll_init_socket(uv.as_raw(), (*ptr.as_ptr()).raw, socket) };
         if let Err(e) = check(rc, "uv_poll_init_socket") {
             // SAFETY: init failed, so libuv never linked the handle (pitfall: no uv_close).
             unsafe { PollBox::free_uninitialised(ptr) };
             return Err(e);
         }
         // SAFETY: initialised handle we own; `data` is ours to set.
-        unsafe { (*ptr.as_ptr()).raw.data = ptr.as_ptr().cast() };
+        unsafe { (*(*ptr.as_ptr()).raw).data = ptr.as_ptr().cast() };
         Ok(Poll {
             ptr,
             _not_send: PhantomData,
@@ -117,7 +122,7 @@ impl Poll {
 
     fn raw(&self) -> *mut uv::uv_poll_t {
         // SAFETY: `ptr` is live until the close callback, which runs after Drop.
-        unsafe { &mut (*self.ptr.as_ptr()).raw }
+        unsafe { (*self.ptr.as_ptr()).raw }
     }
 }
 
