@@ -94,6 +94,15 @@ pub(super) fn remote_of(handle: usize) -> Option<crate::Remote> {
     table().get(&handle).and_then(|entry| entry.remote.clone())
 }
 
+/// Stops accepting submissions from other threads for `handle`
+/// (`uvcurl_multi_close` was called): from now on `remote_of` gives `None`,
+/// so `uvcurl_multi_submit` returns `UVCURL_ECLOSED` at once.
+pub(super) fn stop_submissions(handle: usize) {
+    if let Some(entry) = table().get_mut(&handle) {
+        entry.remote = None;
+    }
+}
+
 /// Forgets `handle` and frees its state (dropping the `Multi`).
 pub(super) fn release(handle: usize) {
     let entry = table().remove(&handle);
