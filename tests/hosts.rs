@@ -1,0 +1,268 @@
+//! uvcurl inside hosts that already run libuv: a C program linked with `-luv`,
+//! LuaJIT + luv, and Node.js. Each builds on the system-libuv flavour of the C
+//! library (`vendor/install-c --system-libuv`, built once per test binary into
+//! `target/c-host` and installed under `target/<profile>/hosts-tests`), runs
+//! uvcurl on the host's own loop beside the host's own server and timer, and
+//! checks that the process runs one libuv: the version the host sees is the
+//! version uvcurl's calls reach.
+//!
+//! The tools (cc, pkg-config, valgrind, luajit + lua-luv, node + its headers,
+//! openssl, libuv1-dev) are installed by `vendor/bootstrap`; a missing one
+//! fails the test with a message saying so. Everything talks to 127.0.0.1
+//! only, and every child process runs under a time limit.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `target/<profile>`: this test runs as `target/<profile>/deps/hosts-*`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+fn work_dir() -> PathBuf {
+    let dir = profile_dir().join("hosts-tests");
+    fs::create_dir_all(&dir).expect("create hosts-tests");
+    dir
+}
+
+/// Fails with a message naming `vendor/bootstrap` unless `check` runs.
+fn require(tool: &str, check: &[&str], package: &str) {
+    let found = Command::new(check[0])
+        .args(&check[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{tool} is missing (`{}` failed): run vendor/bootstrap, which installs \
+         the test packages ({package})",
+        check.join(" ")
+    );
+}
+
+/// Runs `command` with a time limit, killing it when the limit passes.
+fn run_limited(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    // Drain both pipes on threads so a chatty child cannot block on them.
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_thread.join().unwrap_or_default(),
+        stderr: err_thread.join().unwrap_or_default(),
+    }
+}
+
+fn check_success(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The system-libuv C library, built and installed once per test binary.
+fn prefix() -> &'static Path {
+    static PREFIX: OnceLock<PathBuf> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        require("pkg-config", &["pkg-config", "--version"], "pkg-config");
+        require(
+            "libuv1-dev (the system libuv)",
+            &["pkg-config", "--atleast-version=1.44", "libuv"],
+            "libuv1-dev",
+        );
+        let prefix = work_dir().join("prefix");
+        let _ = fs::remove_dir_all(&prefix);
+        // The build goes to <target>/c-host, beside the default build.
+        let target = profile_dir().parent().expect("target dir").to_path_buf();
+        let output = run_limited(
+            Command::new("bash")
+                .arg(repo().join("vendor/install-c"))
+                .args(["--system-libuv", "--debug", "--prefix"])
+                .arg(&prefix)
+                .env("CARGO_TARGET_DIR", &target)
+                .env_remove("PKG_CONFIG_PATH"),
+            Duration::from_secs(1500),
+        );
+        check_success("vendor/install-c --system-libuv", &output);
+        prefix
+    })
+}
+
+fn lib_dir() -> PathBuf {
+    prefix().join("lib")
+}
+
+fn pkg_config(args: &[&str]) -> Vec<String> {
+    let output = run_limited(
+        Command::new("pkg-config")
+            .args(args)
+            .arg("uvcurl")
+            .env("PKG_CONFIG_PATH", lib_dir().join("pkgconfig")),
+        Duration::from_secs(30),
+    );
+    check_success("pkg-config uvcurl", &output);
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs `exe args` under valgrind's memcheck: definite leaks and invalid
+/// accesses fail (exit code 99).
+fn valgrind(extra: &[&str], exe: &Path, args: &[&str], limit: Duration) -> Output {
+    require("valgrind", &["valgrind", "--version"], "valgrind");
+    run_limited(
+        Command::new("valgrind")
+            .args([
+                "--quiet",
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "--show-leak-kinds=definite",
+                "--track-fds=no",
+            ])
+            .arg(format!(
+                "--suppressions={}",
+                repo().join("tests/c/valgrind.supp").display()
+            ))
+            .args(extra)
+            .arg(exe)
+            .args(args),
+        limit,
+    )
+}
+
+// ---- a C program linked with -luv -------------------------------------------
+
+/// Builds tests/hosts/host.c with the documented link line:
+/// `cc host.c $(pkg-config --cflags --libs uvcurl)`.
+fn c_host() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        require("cc", &["cc", "--version"], "build-essential");
+        let exe = work_dir().join("host");
+        let flags = pkg_config(&["--cflags", "--libs"]);
+        assert!(
+            flags.iter().any(|f| f == "-luv"),
+            "pkg-config --libs uvcurl names the host's libuv: {flags:?}"
+        );
+        let output = run_limited(
+            Command::new("cc")
+                .args(["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-g"])
+                .arg(repo().join("tests/hosts/host.c"))
+                .args(&flags)
+                .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
+                .arg("-o")
+                .arg(&exe),
+            Duration::from_secs(120),
+        );
+        check_success("cc tests/hosts/host.c", &output);
+        exe
+    })
+    .clone()
+}
+
+fn check_c_host(output: &Output) {
+    check_success("tests/hosts/host.c", output);
+    let text = stdout_of(output);
+    assert!(
+        text.contains("transfers 1000 ok 1000 failed 0"),
+        "all 1000 transfers byte-exact: {text}"
+    );
+    assert!(text.contains("libuv_files 1 "), "one libuv mapped: {text}");
+    assert!(text.trim_end().ends_with("ok"), "{text}");
+}
+
+#[test]
+fn c_host_with_system_libuv_runs_1000_transfers_beside_its_server_and_timer() {
+    let exe = c_host();
+    // The library itself: no libuv inside, libuv.so.1 needed, only the
+    // public uvcurl_* and curl_* exported.
+    let so = lib_dir().join("libuvcurl.so");
+    let dynamic = run_limited(
+        Command::new("readelf").arg("-d").arg(&so),
+        Duration::from_secs(30),
+    );
+    check_success("readelf -d", &dynamic);
+    assert!(
+        stdout_of(&dynamic).contains("[libuv.so.1]"),
+        "libuvcurl.so needs libuv.so.1"
+    );
+    let symbols = run_limited(
+        Command::new("nm").args(["-D", "--defined-only"]).arg(&so),
+        Duration::from_secs(30),
+    );
+    check_success("nm -D", &symbols);
+    let names: Vec<String> = stdout_of(&symbols)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        .collect();
+    let foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| !n.starts_with("uvcurl_") && !n.starts_with("curl_"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "only uvcurl_* and curl_* exported: {foreign:?}"
+    );
+    assert!(names.iter().any(|n| n == "uvcurl_multi_new"));
+
+    check_c_host(&run_limited(
+        Command::new(&exe).arg("1000"),
+        Duration::from_secs(120),
+    ));
+}
+
+#[test]
+fn c_host_with_system_libuv_is_clean_under_valgrind() {
+    let exe = c_host();
+    let output = valgrind(&[], &exe, &["1000"], Duration::from_secs(600));
+    check_c_host(&output);
+}
