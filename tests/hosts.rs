@@ -266,3 +266,95 @@ fn c_host_with_system_libuv_is_clean_under_valgrind() {
     let output = valgrind(&[], &exe, &["1000"], Duration::from_secs(600));
     check_c_host(&output);
 }
+
+// ---- LuaJIT + luv --------------------------------------------------------------
+
+/// `luajit SCRIPT ARGS` with the module on `LUA_PATH` and the system-libuv
+/// library as `UVCURL_LIB`; `valgrind_args` runs it under valgrind.
+fn luajit(script: &Path, args: &[&str], valgrind_args: Option<&[&str]>, limit: Duration) -> Output {
+    require("luajit", &["luajit", "-v"], "luajit");
+    require("luv", &["luajit", "-e", "require 'luv'"], "lua-luv");
+    let lua_path = format!("{}/?.lua;;", repo().join("examples/lua").display());
+    let lib = lib_dir().join("libuvcurl.so");
+    let mut command = match valgrind_args {
+        None => Command::new("luajit"),
+        Some(extra) => {
+            require("valgrind", &["valgrind", "--version"], "valgrind");
+            let mut c = Command::new("valgrind");
+            c.args([
+                "--quiet",
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "--show-leak-kinds=definite",
+                "--track-fds=no",
+                // Symbols of libuvcurl.so stay readable after lua_close
+                // unloads it (where a leak would then be reported).
+                "--keep-debuginfo=yes",
+            ])
+            .arg(format!(
+                "--suppressions={}",
+                repo().join("tests/c/valgrind.supp").display()
+            ))
+            .args(extra)
+            .arg("luajit");
+            c
+        }
+    };
+    command
+        .arg(script)
+        .args(args)
+        .env("LUA_PATH", lua_path)
+        .env("UVCURL_LIB", lib)
+        .current_dir(work_dir());
+    run_limited(&mut command, limit)
+}
+
+fn check_lua_host(output: &Output) {
+    check_success("tests/hosts/lua_host.lua", output);
+    let text = stdout_of(output);
+    assert!(
+        text.contains("transfers 1000 ok 1000 failures 0"),
+        "all 1000 bodies verified: {text}"
+    );
+    assert!(
+        text.contains("cancelled 5 closed 5 closed_cb true echo true"),
+        "cancels, close with transfers in flight, POST echo: {text}"
+    );
+    assert!(text.contains("libuv_files 1"), "one libuv mapped: {text}");
+    assert!(text.trim_end().ends_with("ok"), "{text}");
+}
+
+#[test]
+fn luajit_luv_module_fetches_1000_urls_cancels_and_closes_on_luvs_loop() {
+    let script = repo().join("tests/hosts/lua_host.lua");
+    check_lua_host(&luajit(&script, &["1000"], None, Duration::from_secs(120)));
+}
+
+#[test]
+fn luajit_luv_module_is_clean_under_valgrind() {
+    // LuaJIT writes machine code at run time: valgrind must re-check every
+    // code write (--smc-check=all) to run its traces correctly.
+    let script = repo().join("tests/hosts/lua_host.lua");
+    let output = luajit(
+        &script,
+        &["1000"],
+        Some(&["--smc-check=all"]),
+        Duration::from_secs(900),
+    );
+    check_lua_host(&output);
+}
+
+#[test]
+fn luajit_fetch_example_runs_beside_a_luv_server_and_timer() {
+    let script = repo().join("examples/lua/fetch.lua");
+    let output = luajit(&script, &[], None, Duration::from_secs(60));
+    check_success("examples/lua/fetch.lua", &output);
+    let text = stdout_of(&output);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("200 ")).count(),
+        20,
+        "{text}"
+    );
+    assert!(text.contains("failed 0"), "{text}");
+}

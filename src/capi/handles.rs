@@ -105,7 +105,19 @@ pub(super) fn stop_submissions(handle: usize) {
 
 /// Forgets `handle` and frees its state (dropping the `Multi`).
 pub(super) fn release(handle: usize) {
-    let entry = table().remove(&handle);
+    let entry = {
+        let mut table = table();
+        let entry = table.remove(&handle);
+        if table.is_empty() {
+            // An empty BTreeMap still holds its root node; a fresh one holds
+            // nothing. So once every multi is released nothing of the table
+            // stays allocated -- which matters when libuvcurl.so is unloaded
+            // (LuaJIT unloads ffi.load libraries at lua_close): the node would
+            // be left without a reference, a leak valgrind reports.
+            *table = BTreeMap::new();
+        }
+        entry
+    };
     if let Some(entry) = entry {
         // SAFETY: created by Box::into_raw in `register`, removed from the
         // table just now, so this is the only owner left.
