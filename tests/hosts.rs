@@ -358,3 +358,149 @@ fn luajit_fetch_example_runs_beside_a_luv_server_and_timer() {
     );
     assert!(text.contains("failed 0"), "{text}");
 }
+
+#[test]
+fn luajit_module_refuses_a_library_that_carries_its_own_libuv() {
+    // The default build of libuvcurl.so contains libuv 1.53: on luv's 1.44
+    // loop that crashed (two libuvs acting on one loop). The module now
+    // compares versions first and fails with a message instead.
+    let bundled = profile_dir().join("deps/libuvcurl.so");
+    assert!(
+        bundled.is_file(),
+        "{} was not built by cargo test",
+        bundled.display()
+    );
+    let script = work_dir().join("refuse_bundled.lua");
+    fs::write(
+        &script,
+        format!(
+            "local uv = require 'luv'\n\
+             local ok, err = pcall(require('uvcurl').new, uv, {{ lib = '{}' }})\n\
+             print(ok, err)\n\
+             os.exit(ok and 1 or 0)\n",
+            bundled.display()
+        ),
+    )
+    .expect("write refuse_bundled.lua");
+    let output = luajit(&script, &[], None, Duration::from_secs(60));
+    check_success("refuse_bundled.lua", &output);
+    assert!(
+        stdout_of(&output).contains("use the system-libuv build"),
+        "{}",
+        stdout_of(&output)
+    );
+}
+
+// ---- Node.js -----------------------------------------------------------------
+
+/// The N-API addon, compiled with cc against Node's headers and linked with
+/// `-luvcurl` only: napi_* and uv_* resolve to the node executable at load.
+fn node_addon() -> PathBuf {
+    require("node", &["node", "--version"], "nodejs");
+    assert!(
+        Path::new("/usr/include/node/node_api.h").is_file(),
+        "Node's headers (/usr/include/node/node_api.h) are missing: run vendor/bootstrap (nodejs)"
+    );
+    require("cc", &["cc", "--version"], "build-essential");
+    let addon = work_dir().join("uvcurl_test.node");
+    let include = prefix().join("include");
+    let output = run_limited(
+        Command::new("cc")
+            .args([
+                "-std=gnu11",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-g",
+                "-shared",
+                "-fPIC",
+            ])
+            .arg("-I/usr/include/node")
+            .arg(format!("-I{}", include.display()))
+            .arg(format!("-I{}", include.join("uvcurl").display()))
+            .arg(repo().join("tests/hosts/node_addon.c"))
+            .arg(format!("-L{}", lib_dir().display()))
+            .arg("-luvcurl")
+            .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
+            .arg("-o")
+            .arg(&addon),
+        Duration::from_secs(120),
+    );
+    check_success("cc tests/hosts/node_addon.c", &output);
+    addon
+}
+
+/// A self-signed certificate for 127.0.0.1, made with openssl.
+fn cert_dir() -> PathBuf {
+    require("openssl", &["openssl", "version"], "openssl");
+    let dir = work_dir().join("certs");
+    fs::create_dir_all(&dir).expect("create certs");
+    let output = run_limited(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem")),
+        Duration::from_secs(60),
+    );
+    check_success("openssl req", &output);
+    dir
+}
+
+#[test]
+fn node_addon_fetches_1000_urls_from_nodes_own_http_server_on_nodes_loop() {
+    let addon = node_addon();
+    let certs = cert_dir();
+    // LD_DEBUG=bindings: the dynamic linker reports, for every symbol it
+    // binds, which object it took it from.
+    let output = run_limited(
+        Command::new("node")
+            .arg(repo().join("tests/hosts/node_host.js"))
+            .arg(&addon)
+            .arg("1000")
+            .arg(&certs)
+            .env("LD_DEBUG", "bindings")
+            .current_dir(work_dir()),
+        Duration::from_secs(120),
+    );
+    check_success("tests/hosts/node_host.js", &output);
+    let text = stdout_of(&output);
+    assert!(
+        text.contains("transfers 1000 ok 1000 failures 0 https 5"),
+        "1000 bodies over HTTP and 5 over HTTPS verified: {text}"
+    );
+    assert!(text.trim_end().ends_with("ok"), "{text}");
+
+    // One libuv in use: every uv_* that libuvcurl calls is bound to the node
+    // executable's copy (libuv.so.1, a NEEDED of libuvcurl.so, is loaded
+    // but nothing of uvcurl's binds to it). The same goes for OpenSSL.
+    let bindings = String::from_utf8_lossy(&output.stderr);
+    let mut to_node = 0;
+    let mut elsewhere = Vec::new();
+    for line in bindings.lines() {
+        if !line.contains("libuvcurl.so") || !line.contains("symbol `uv_") {
+            continue;
+        }
+        let target = line
+            .split(" to ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or("");
+        if target.ends_with("/node") || target == "node" {
+            to_node += 1;
+        } else {
+            elsewhere.push(line.to_owned());
+        }
+    }
+    assert!(to_node >= 10, "libuvcurl's uv_* bound to node: {to_node}");
+    assert!(elsewhere.is_empty(), "uv_* bound elsewhere: {elsewhere:?}");
+}

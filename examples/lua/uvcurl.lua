@@ -199,6 +199,12 @@ Client.__index = Client
 function M.new(uv, opts)
   opts = opts or {}
   local lib = load_lib(opts.lib)
+  -- Two libuvs acting on one loop crash: refuse a library that carries its own.
+  local theirs, ours = uv.version(), tonumber(lib.uvcurl_libuv_version())
+  if theirs ~= ours then
+    error(string.format("uvcurl.lua: luv runs libuv %x but libuvcurl calls libuv %x; "
+      .. "use the system-libuv build (vendor/install-c --system-libuv)", theirs, ours), 2)
+  end
   local out = ffi.new("uvcurl_multi *[1]")
   local rc = lib.uvcurl_multi_new(luv_loop(uv), out)
   if rc ~= 0 then
