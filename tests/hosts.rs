@@ -261,6 +261,30 @@ fn c_host_with_system_libuv_runs_1000_transfers_beside_its_server_and_timer() {
 }
 
 #[test]
+fn c_host_linking_the_static_library_and_its_own_libuv_runs_1000_transfers() {
+    // libuvcurl.a has no libuv: the link line names the host's (-luv).
+    let flags = pkg_config(&["--static", "--libs-only-l"]);
+    assert!(flags.iter().any(|f| f == "-luv"), "{flags:?}");
+    let exe = work_dir().join("host-static");
+    let output = run_limited(
+        Command::new("cc")
+            .args(["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-g"])
+            .arg(repo().join("tests/hosts/host.c"))
+            .args(pkg_config(&["--cflags"]))
+            .arg(lib_dir().join("libuvcurl.a"))
+            .args(flags.iter().filter(|f| *f != "-luvcurl"))
+            .arg("-o")
+            .arg(&exe),
+        Duration::from_secs(120),
+    );
+    check_success("cc tests/hosts/host.c (static)", &output);
+    check_c_host(&run_limited(
+        Command::new(&exe).arg("1000"),
+        Duration::from_secs(120),
+    ));
+}
+
+#[test]
 fn c_host_with_system_libuv_is_clean_under_valgrind() {
     let exe = c_host();
     let output = valgrind(&[], &exe, &["1000"], Duration::from_secs(600));

@@ -11,8 +11,8 @@
  * transfers to that server, at most 50 at a time, each body compared byte for
  * byte. Then checks that the process runs one libuv: the host's uv_version()
  * equals uvcurl_libuv_version(), /proc/self/maps holds one libuv file, and
- * uv_poll_start as the dynamic linker resolves it for libuvcurl lives in that
- * file. Prints "ok ..." and exits 0 only if all of that holds.
+ * uv_poll_start as the dynamic linker resolves it for libuvcurl (or, linked
+ * with libuvcurl.a, for the program) lives in that file. Prints "ok ..." and exits 0 only if all of that holds.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -252,7 +252,8 @@ int main(int argc, char **argv) {
     int files = libuv_files_mapped(mapped, sizeof mapped);
     Dl_info info = {0};
     void *lib = dlopen("libuvcurl.so.0", RTLD_LAZY | RTLD_NOLOAD);
-    void *poll_start = lib ? dlsym(lib, "uv_poll_start") : NULL;
+    /* Linked with libuvcurl.a there is no libuvcurl.so: look globally. */
+    void *poll_start = dlsym(lib ? lib : RTLD_DEFAULT, "uv_poll_start");
     int resolved = poll_start && dladdr(poll_start, &info) && info.dli_fname &&
                    strstr(info.dli_fname, "/libuv.so") != NULL;
     printf("transfers %u ok %u failed %u ticks %lu loop_close %d host_uv %x uvcurl_uv %x "
