@@ -138,8 +138,8 @@ unsafe extern "C" fn on_poll(handle: *mut uv::uv_poll_t, status: libc::c_int, ev
     // SAFETY: `data` was set to the box in Poll::new, and the box outlives every
     // callback of its handle (it is freed only in the close callback).
     let boxed = unsafe { (*handle).data as *mut PollBox };
-    // SAFETY: only the callback field is borrowed mutably; the raw handle beside
-    // it may be closed (and so written by libuv) from inside the callback.
+    // SAFETY: only the callback field is borrowed mutably; the raw handle (its own
+    // allocation) may be closed, and so written by libuv, from inside the callback.
     let callback = unsafe { &mut (*boxed).callback };
     let result = if status < 0 {
         Err(status)

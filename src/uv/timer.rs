@@ -86,8 +86,8 @@ impl Drop for Timer {
 unsafe extern "C" fn on_timer(handle: *mut uv::uv_timer_t) {
     // SAFETY: `data` points at the live box (freed only in the close callback).
     let boxed = unsafe { (*handle).data as *mut TimerBox };
-    // SAFETY: only the callback field is borrowed mutably; the raw handle beside
-    // it may be closed (and so written by libuv) from inside the callback.
+    // SAFETY: only the callback field is borrowed mutably; the raw handle (its own
+    // allocation) may be closed, and so written by libuv, from inside the callback.
     let callback = unsafe { &mut (*boxed).callback };
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(callback)) {
         // SAFETY: the box is still live (see above); shared access to a field.
