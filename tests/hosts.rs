@@ -253,6 +253,20 @@ fn c_host_with_system_libuv_runs_1000_transfers_beside_its_server_and_timer() {
         "only uvcurl_* and curl_* exported: {foreign:?}"
     );
     assert!(names.iter().any(|n| n == "uvcurl_multi_new"));
+    // Nor does the archive define any uv_* function.
+    let archive = run_limited(
+        Command::new("nm")
+            .args(["--defined-only"])
+            .arg(lib_dir().join("libuvcurl.a")),
+        Duration::from_secs(60),
+    );
+    let defined_uv: Vec<&str> = std::str::from_utf8(&archive.stdout)
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|n| n.starts_with("uv_"))
+        .collect();
+    assert!(defined_uv.is_empty(), "libuvcurl.a defines {defined_uv:?}");
 
     check_c_host(&run_limited(
         Command::new(&exe).arg("1000"),
@@ -282,6 +296,34 @@ fn c_host_linking_the_static_library_and_its_own_libuv_runs_1000_transfers() {
         Command::new(&exe).arg("1000"),
         Duration::from_secs(120),
     ));
+}
+
+#[test]
+fn uvcurl_multi_new_refuses_a_libuv_older_than_1_44() {
+    let exe = c_host();
+    let shim = work_dir().join("old_libuv.so");
+    let output = run_limited(
+        Command::new("cc")
+            .args(["-shared", "-fPIC", "-Wall", "-Werror", "-o"])
+            .arg(&shim)
+            .arg(repo().join("tests/hosts/old_libuv.c")),
+        Duration::from_secs(60),
+    );
+    check_success("cc tests/hosts/old_libuv.c", &output);
+    let output = run_limited(
+        Command::new(&exe)
+            .arg("version-check")
+            .env("LD_PRELOAD", &shim),
+        Duration::from_secs(60),
+    );
+    check_success("host version-check", &output);
+    let text = stdout_of(&output);
+    assert!(
+        text.contains(
+            "uv_version 12b00 multi_new -11 (the libuv in this process is older than 1.44.0"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

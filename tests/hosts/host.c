@@ -5,6 +5,7 @@
  *     cc host.c $(pkg-config --cflags --libs uvcurl)
  *
  *     host N
+ *     host version-check     (under LD_PRELOAD=old_libuv.so: expects UVCURL_EUVVERSION)
  *
  * On one loop: its own HTTP server on a uv_tcp_t (127.0.0.1, keep-alive,
  * GET /<i> answers body_of(i)), a uv_timer_t ticking every 2 ms, and N uvcurl
@@ -209,6 +210,17 @@ static int libuv_files_mapped(char *first, size_t first_len) {
 
 int main(int argc, char **argv) {
     static struct app app;
+    if (argc > 1 && strcmp(argv[1], "version-check") == 0) {
+        /* Run with a libuv that reports an old version (tests/hosts/old_libuv.c). */
+        uv_loop_t loop;
+        uvcurl_multi *multi = NULL;
+        uv_loop_init(&loop);
+        int rc = uvcurl_multi_new(&loop, &multi);
+        printf("uv_version %x multi_new %d (%s) multi %s\n", uv_version(), rc, uvcurl_strerror(rc),
+               multi ? "set" : "NULL");
+        uv_loop_close(&loop);
+        return rc == UVCURL_EUVVERSION && multi == NULL ? 0 : 1;
+    }
     app.total = argc > 1 ? (unsigned)atoi(argv[1]) : 1000;
 
     uvcurl_multi *bad = NULL;
