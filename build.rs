@@ -10,7 +10,15 @@
 //! nghttp2). The bundled libcurl is compiled with `-fvisibility=default`
 //! (`.cargo/config.toml`) so that its functions can be exported at all.
 //!
+//! With `UVCURL_SYSTEM_LIBUV=1` (and `PKG_CONFIG_PATH` pointing at
+//! `vendor/system-libuv`, which makes libuv-sys2 link the system's
+//! `libuv.so.1` instead of building its own, see that directory's README) the
+//! library contains no libuv at all: it needs the process's libuv (the one a
+//! host such as Node, luv or a `-luv` program already has), and exports only
+//! `uvcurl_*` and `curl_*`. `vendor/install-c --system-libuv` builds that way.
+//!
 //! It also writes `$OUT_DIR/uvcurl-c.env` with `CURL_INCLUDE`, `UV_INCLUDE`
+//! (empty with the system libuv: hosts use their own `uv.h`), `SYSTEM_LIBUV`
 //! and `NATIVE_STATIC_LIBS`, read by `tests/c_api.rs` and `vendor/install-c`.
 
 use std::env;
@@ -24,11 +32,19 @@ use std::process::Command;
 /// this list, so a stale list fails the tests.
 const NATIVE_STATIC_LIBS: &str = "-lssl -lcrypto -lz -lpthread -ldl -lrt -lm -lgcc_s -lutil -lc";
 
+/// The environment variable that selects the system-libuv build.
+const SYSTEM_LIBUV: &str = "UVCURL_SYSTEM_LIBUV";
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed={SYSTEM_LIBUV}");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let curl_include = env::var_os("DEP_CURL_INCLUDE").map(PathBuf::from);
-    let uv_include = uv_include_dir();
+    let system_libuv = env::var(SYSTEM_LIBUV).is_ok_and(|v| v == "1");
+    if system_libuv {
+        check_system_libuv();
+    }
+    let uv_include = if system_libuv { None } else { uv_include_dir() };
 
     let mut exported = Vec::new();
     if let Some(dir) = &curl_include {
@@ -48,6 +64,7 @@ fn main() {
         // pattern, because a few it declares are compiled out of this build
         // (curl_easy_option_*), and its internals are Curl_* and curlx_*.
         let mut map = String::from("{\n  global:\n    uvcurl_*;\n    curl_*;\n");
+        // With the system libuv, `exported` holds no uv_* (no headers of our own).
         for symbol in exported.iter().filter(|s| s.starts_with("uv_")) {
             map.push_str(&format!("    {symbol};\n"));
         }
@@ -70,13 +87,38 @@ fn main() {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     };
+    // libuvcurl.a built against the system libuv also needs it at link time.
+    let native_static_libs = if system_libuv {
+        format!("-luv {NATIVE_STATIC_LIBS}")
+    } else {
+        NATIVE_STATIC_LIBS.to_owned()
+    };
     let env_file = format!(
-        "CURL_INCLUDE={}\nUV_INCLUDE={}\nNATIVE_STATIC_LIBS={}\n",
+        "CURL_INCLUDE={}\nUV_INCLUDE={}\nSYSTEM_LIBUV={}\nNATIVE_STATIC_LIBS={}\n",
         text(&curl_include),
         text(&uv_include),
-        NATIVE_STATIC_LIBS
+        u8::from(system_libuv),
+        native_static_libs
     );
     fs::write(out_dir.join("uvcurl-c.env"), env_file).expect("write uvcurl-c.env");
+}
+
+/// Fails the build unless pkg-config resolves `libuv` the way libuv-sys2
+/// needs it to for linking the system library (a version in libuv-sys2's
+/// accepted range, as `vendor/system-libuv/libuv.pc` reports). Otherwise
+/// libuv-sys2 would have built and linked its bundled copy, and the
+/// library would silently contain libuv after all.
+fn check_system_libuv() {
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    let probe = Command::new("pkg-config")
+        .args(["--atleast-version=1.53.1", "--max-version=1.53.99", "libuv"])
+        .status();
+    if !matches!(probe, Ok(status) if status.success()) {
+        panic!(
+            "{SYSTEM_LIBUV}=1 needs PKG_CONFIG_PATH to include vendor/system-libuv \
+             (so that libuv-sys2 links the system libuv); see vendor/system-libuv/README.md"
+        );
+    }
 }
 
 /// libuv's public include directory. libuv-sys2 reports it as `DEP_UV_INCLUDE`,

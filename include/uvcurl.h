@@ -31,23 +31,40 @@
  * Threads: a multi belongs to the thread that created it, which must be the
  * thread that runs its loop. Calls from another thread return
  * UVCURL_EWRONGTHREAD. Callbacks run on that thread, from inside uv_run.
- * uvcurl_strerror and uvcurl_version may be called from any thread.
+ * uvcurl_strerror, uvcurl_version and uvcurl_libuv_version may be called
+ * from any thread.
  *
  * Callbacks: done and closed callbacks, and libcurl's own callbacks of an
  * added easy handle (CURLOPT_WRITEFUNCTION, ...), may call uvcurl_multi_add,
  * uvcurl_multi_cancel, uvcurl_multi_active, uvcurl_multi_curlm and
  * uvcurl_multi_close; work asked for while libcurl is running is done as
  * soon as it returns, so libcurl is never re-entered. No callback may call
- * uv_run or uv_loop_close.
+ * uv_run or uv_loop_close. A write callback that cancelled its own transfer
+ * (or closed its multi) returns the number of bytes it was given, as usual:
+ * the transfer stops as soon as libcurl returns -- until then libcurl may call
+ * it again with more data, which it may ignore -- and done gets
+ * UVCURL_ECANCELED. Returning anything else makes libcurl fail the transfer
+ * with CURLE_WRITE_ERROR, which done may then get instead.
  *
- * Which libcurl and libuv: uvcurl contains its own libcurl (8.22, with HTTP/2
- * and OpenSSL) and libuv (1.53). Your program must use exactly these copies:
- * uv_loop_t's layout differs between libuv versions, and easy handles of one
- * libcurl cannot be added to another libcurl's multi handle. So compile
- * against the uv.h and curl/curl.h installed with uvcurl, and link only
- * libuvcurl, never -luv or -lcurl as well: libuvcurl.so exports the public
- * uv_* and curl_* functions (and hides everything else), and libuvcurl.a
- * contains them. `pkg-config --cflags --libs uvcurl` gives the flags.
+ * Which libcurl: uvcurl contains its own libcurl (8.22, with HTTP/2 and
+ * OpenSSL) and exports its public curl_* functions. Easy handles of one
+ * libcurl cannot be added to another libcurl's multi handle, so compile
+ * against the curl/curl.h installed with uvcurl and never link -lcurl as
+ * well. uvcurl runs curl_global_init once, at the first uvcurl_multi_new; the
+ * host may call curl_global_cleanup only when it is done with uvcurl for good
+ * (after the last closed callback), never before another uvcurl_multi_new.
+ *
+ * Which libuv: one per process. The library built for hosts
+ * (vendor/install-c --system-libuv) contains no libuv: it links the system's
+ * libuv.so.1 (1.44 or newer) and calls whichever libuv the process already
+ * has -- the program's own -luv, the one luv or Neovim loaded, or the copy
+ * that Node's executable exports. Compile against that libuv's uv.h, and link
+ * `pkg-config --cflags --libs uvcurl` (libuvcurl plus -luv); a host that links
+ * libuvcurl.a links its own -luv too. The default build instead carries
+ * libuv 1.53 and exports its uv_* functions: then compile against the uv.h
+ * installed with uvcurl and do not link -luv. uvcurl_libuv_version tells
+ * which libuv uvcurl's calls reach; uvcurl_multi_new refuses one older than
+ * 1.44.0 with UVCURL_EUVVERSION.
  */
 
 #ifndef UVCURL_H
@@ -116,6 +133,13 @@
 #define UVCURL_EPANIC -10
 
 /**
+ * The libuv running in the process is older than the oldest one uvcurl
+ * supports (1.44.0; see `uvcurl_libuv_version`). Returned by
+ * `uvcurl_multi_new`, which then creates nothing.
+ */
+#define UVCURL_EUVVERSION -11
+
+/**
  * A set of concurrent transfers driven by one libuv loop: a libcurl multi
  * handle plus the `uv_poll_t` and `uv_timer_t` handles that drive it.
  * Opaque; created by `uvcurl_multi_new`, released after `uvcurl_multi_close`.
@@ -129,7 +153,11 @@ typedef struct uvcurl_multi uvcurl_multi;
  * - `multi`: the multi the handle was added to.
  * - `easy`: the easy handle. It has already been removed from the multi and
  *   is the caller's again: it may be inspected (`curl_easy_getinfo`),
- *   reconfigured and added again, or freed with `curl_easy_cleanup`, here or later.
+ *   reconfigured and added again, or freed with `curl_easy_cleanup`, here or
+ *   later. One exception: with `result` `UVCURL_EEXIST` (only from
+ *   `uvcurl_multi_submit`) this submission was refused because `easy` is
+ *   still running from an earlier add or submit; it is NOT the caller's:
+ *   free or reconfigure it only after that earlier transfer's `done` ran.
  * - `result`: libcurl's `CURLcode` for the transfer (`CURLE_OK`, 0, on
  *   success; an HTTP error status is still `CURLE_OK` unless
  *   `CURLOPT_FAILONERROR` is set) when it ran to its end, or a negative
@@ -140,7 +168,8 @@ typedef struct uvcurl_multi uvcurl_multi;
  * The callback may call `uvcurl_multi_add`, `uvcurl_multi_cancel`,
  * `uvcurl_multi_active`, `uvcurl_multi_curlm` and `uvcurl_multi_close` on
  * this or any other multi of the thread, and any libuv function except
- * `uv_run` and `uv_loop_close`.
+ * `uv_run` and `uv_loop_close`. Inside it, `uvcurl_multi_active` no longer
+ * counts this transfer (0 in the `done` of the last running one).
  */
 typedef void (*uvcurl_done_cb)(uvcurl_multi *multi, CURL *easy, int result, void *userdata);
 
@@ -178,13 +207,20 @@ extern "C" {
  * The first call also runs `curl_global_init(CURL_GLOBAL_ALL)` once for the
  * process (which is not thread-safe if the host calls it concurrently).
  *
+ * uvcurl cannot tell which thread runs a loop (it never reads a field of
+ * `uv_loop_t`), so creating the multi on another thread is not detected
+ * here; it is the caller's to avoid, and every later call from a thread
+ * other than the creating one returns `UVCURL_EWRONGTHREAD`.
+ *
  * Returns `UVCURL_OK`, `UVCURL_EINVAL` if `loop` or `out` is NULL,
- * `UVCURL_ENOMEM`, `UVCURL_ECURLM` or `UVCURL_EUV` if libcurl or libuv
- * cannot create their handles, `UVCURL_EPANIC`.
+ * `UVCURL_EUVVERSION` if the libuv running in the process is older than
+ * 1.44.0, `UVCURL_ENOMEM`, `UVCURL_ECURLM` or `UVCURL_EUV` if libcurl or
+ * libuv cannot create their handles, `UVCURL_EPANIC`.
  *
  * # Safety
- * `loop` must point to an initialised `uv_loop_t` of the libuv linked into
- * uvcurl, and `out` (if not null) to writable memory for a pointer.
+ * `loop` must point to an initialised `uv_loop_t` of the libuv that uvcurl
+ * calls (the one in the process: see "Which libcurl and libuv" above), and
+ * `out` (if not null) to writable memory for a pointer.
  */
 int uvcurl_multi_new(uv_loop_t *loop, uvcurl_multi **out);
 
@@ -228,8 +264,10 @@ CURLM *uvcurl_multi_curlm(const uvcurl_multi *multi);
  * Returns `UVCURL_OK` (and `done` will be called), or, without calling
  * `done`: `UVCURL_EINVAL` if `multi`, `easy` or `done` is NULL,
  * `UVCURL_ECLOSED`, `UVCURL_EWRONGTHREAD`, `UVCURL_EEXIST` if `easy` is
- * already running in this multi, `UVCURL_ECURLM` if libcurl refuses it (for
- * example because it is in another multi handle), `UVCURL_EPANIC`.
+ * already running in this multi (the running transfer goes on and `easy`
+ * stays in use until its own `done`: do not free it), `UVCURL_ECURLM` if
+ * libcurl refuses it (for example because it is in another multi handle),
+ * `UVCURL_EPANIC`.
  *
  * # Safety
  * `easy` must be a valid easy handle, kept valid as described above.
@@ -242,7 +280,9 @@ int uvcurl_multi_add(uvcurl_multi *multi, CURL *easy, uvcurl_done_cb done, void 
  *
  * `done` then runs exactly once, on the loop thread: with the transfer's
  * result as for `uvcurl_multi_add`, or with the error that kept the handle
- * from being added there (`UVCURL_EEXIST`, `UVCURL_ECURLM`, ...), or with
+ * from being added there (`UVCURL_ECURLM`, ...; `UVCURL_EEXIST` if `easy`
+ * was still running from an earlier add or submit -- then it is not the
+ * caller's to free until that transfer's own `done`), or with
  * `UVCURL_ECLOSED` if the multi was closed before the loop got to it.
  *
  * The loop must be running (`uv_run`) for submissions to be picked up; the
@@ -250,7 +290,9 @@ int uvcurl_multi_add(uvcurl_multi *multi, CURL *easy, uvcurl_done_cb done, void 
  *
  * Returns `UVCURL_OK` (and `done` will be called), or, without calling
  * `done`: `UVCURL_EINVAL` if `multi`, `easy` or `done` is NULL,
- * `UVCURL_ECLOSED` if the multi is closed or released, `UVCURL_EPANIC`.
+ * `UVCURL_ECLOSED` if `uvcurl_multi_close` was called on the multi (even
+ * from inside a callback still running on the loop thread) or it is
+ * released, `UVCURL_EPANIC`.
  *
  * # Safety
  * `easy` must be a valid easy handle, kept valid and untouched until `done`
@@ -277,7 +319,9 @@ int uvcurl_multi_cancel(uvcurl_multi *multi, CURL *easy);
 
 /**
  * How many transfers of `multi` are running: added, and their `done`
- * callback not run yet. Returns that number (>= 0), or `UVCURL_EINVAL`,
+ * callback not run yet (inside a `done` callback, its own transfer is no
+ * longer counted). Submissions from other threads that the loop has not
+ * picked up yet are not counted. Returns that number (>= 0), or `UVCURL_EINVAL`,
  * `UVCURL_ECLOSED`, `UVCURL_EWRONGTHREAD`, `UVCURL_EPANIC`.
  */
 int uvcurl_multi_active(const uvcurl_multi *multi);
@@ -315,10 +359,20 @@ const char *uvcurl_strerror(int code);
 
 /**
  * uvcurl's version, a static NUL-terminated string such as "0.1.0". The
- * versions of the libcurl and libuv inside it are `curl_version()` and
- * `uv_version_string()`. Any thread.
+ * version of the libcurl inside it is `curl_version()`; that of the libuv
+ * it calls is `uvcurl_libuv_version()`. Any thread.
  */
 const char *uvcurl_version(void);
+
+/**
+ * The version of the libuv that uvcurl's own calls reach, as `uv_version()`
+ * encodes it (`major << 16 | minor << 8 | patch`), called from inside uvcurl.
+ * With the system-libuv build this is the host's libuv (Node's, luv's, the
+ * program's `-luv`); a host can compare it with its own `uv_version()` to
+ * check that the process runs one libuv. `uvcurl_multi_new` refuses
+ * versions below 1.44.0 (0x012c00). Any thread.
+ */
+unsigned int uvcurl_libuv_version(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -532,3 +532,68 @@ fn c_threads_submit_through_uvcurl_multi_submit() {
     );
     assert!(lines.contains(&"closed".to_owned()));
 }
+
+// ---- regressions found by a new C user ---------------------------------------
+
+fn regressions_args(server: &HttpServer) -> Vec<String> {
+    vec![
+        server.url("/slow-headers?ms=300"),
+        server.url("/drip/1000?ms=20"),
+    ]
+}
+
+fn check_regressions(output: &Output) {
+    check_success("regressions", output);
+    let lines = stdout_lines(output);
+    // UVCURL_ECLOSED is -2, UVCURL_ECANCELED -6, UVCURL_EEXIST -3.
+    assert!(
+        lines.contains(&"submit-after-close -2 done-calls 0 first -6 closed 1".to_owned()),
+        "uvcurl_multi_submit after uvcurl_multi_close inside a write callback: {lines:?}"
+    );
+    assert!(
+        lines.contains(
+            &"eexist add -3 refused-done -3 active 1 first 0 active-in-done 0".to_owned()
+        ),
+        "a running easy added or submitted again: {lines:?}"
+    );
+    assert!(
+        lines.contains(&"cancel-in-write -6 cancel-rc 0".to_owned()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"all ok".to_owned()), "{lines:?}");
+}
+
+/// Submit after close (inside a write callback) is refused at once; a
+/// running easy handle added or submitted again is refused with
+/// `UVCURL_EEXIST` and keeps running; cancelling inside the write callback.
+#[test]
+fn c_abi_regressions_submit_after_close_eexist_and_cancel_in_write() {
+    let server = HttpServer::start();
+    let exe = build_static("tests/c/regressions.c");
+    check_regressions(&run(&exe, &regressions_args(&server)));
+}
+
+#[test]
+fn c_abi_regressions_are_clean_under_valgrind() {
+    let _serial = serial();
+    let server = HttpServer::start();
+    let exe = build_static("tests/c/regressions.c");
+    check_regressions(&under_valgrind(&exe, &regressions_args(&server)));
+}
+
+#[test]
+fn install_c_help_prints_its_usage_only() {
+    let output = command_output(
+        Command::new("bash")
+            .arg(repo().join("vendor/install-c"))
+            .arg("--help"),
+    );
+    check_success("vendor/install-c --help", &output);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("--system-libuv"), "{text}");
+    assert!(
+        !text.contains("set -euo"),
+        "the help ends before the code: {text}"
+    );
+    assert!(!text.contains("#!/"), "{text}");
+}

@@ -29,12 +29,16 @@ pub const UVCURL_ENOMEM: c_int = -9;
 /// A bug in uvcurl was caught at the API boundary (a Rust panic); nothing was
 /// unwound into the caller. The multi may be unusable; close it.
 pub const UVCURL_EPANIC: c_int = -10;
+/// The libuv running in the process is older than the oldest one uvcurl
+/// supports (1.44.0; see `uvcurl_libuv_version`). Returned by
+/// `uvcurl_multi_new`, which then creates nothing.
+pub const UVCURL_EUVVERSION: c_int = -11;
 
 /// The text of a code, NUL-terminated and static.
 pub(super) fn text(code: c_int) -> &'static [u8] {
     match code {
         UVCURL_OK => b"success\0",
-        UVCURL_EINVAL => b"invalid argument (null pointer)\0",
+        UVCURL_EINVAL => b"invalid argument (a required pointer is NULL)\0",
         UVCURL_ECLOSED => b"the multi is closed\0",
         UVCURL_EEXIST => b"the easy handle is already added to this multi\0",
         UVCURL_ENOTFOUND => b"the easy handle is not running in this multi\0",
@@ -44,6 +48,9 @@ pub(super) fn text(code: c_int) -> &'static [u8] {
         UVCURL_EUV => b"a libuv call failed\0",
         UVCURL_ENOMEM => b"out of memory\0",
         UVCURL_EPANIC => b"internal error in uvcurl (panic caught at the API boundary)\0",
+        UVCURL_EUVVERSION => {
+            b"the libuv in this process is older than 1.44.0, the oldest uvcurl supports\0"
+        }
         _ => b"unknown uvcurl error code\0",
     }
 }
@@ -100,6 +107,7 @@ mod tests {
             UVCURL_EUV,
             UVCURL_ENOMEM,
             UVCURL_EPANIC,
+            UVCURL_EUVVERSION,
         ];
         let unknown = text(1234);
         for code in codes {

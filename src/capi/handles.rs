@@ -93,9 +93,30 @@ pub(super) fn remote_of(handle: usize) -> Option<crate::Remote> {
     table().get(&handle).and_then(|entry| entry.remote.clone())
 }
 
+/// Stops accepting submissions from other threads for `handle`
+/// (`uvcurl_multi_close` was called): from now on `remote_of` gives `None`,
+/// so `uvcurl_multi_submit` returns `UVCURL_ECLOSED` at once.
+pub(super) fn stop_submissions(handle: usize) {
+    if let Some(entry) = table().get_mut(&handle) {
+        entry.remote = None;
+    }
+}
+
 /// Forgets `handle` and frees its state (dropping the `Multi`).
 pub(super) fn release(handle: usize) {
-    let entry = table().remove(&handle);
+    let entry = {
+        let mut table = table();
+        let entry = table.remove(&handle);
+        if table.is_empty() {
+            // An empty BTreeMap still holds its root node; a fresh one holds
+            // nothing. So once every multi is released nothing of the table
+            // stays allocated -- which matters when libuvcurl.so is unloaded
+            // (LuaJIT unloads ffi.load libraries at lua_close): the node would
+            // be left without a reference, a leak valgrind reports.
+            *table = BTreeMap::new();
+        }
+        entry
+    };
     if let Some(entry) = entry {
         // SAFETY: created by Box::into_raw in `register`, removed from the
         // table just now, so this is the only owner left.

@@ -39,7 +39,11 @@ pub struct uvcurl_multi {
 /// - `multi`: the multi the handle was added to.
 /// - `easy`: the easy handle. It has already been removed from the multi and
 ///   is the caller's again: it may be inspected (`curl_easy_getinfo`),
-///   reconfigured and added again, or freed with `curl_easy_cleanup`, here or later.
+///   reconfigured and added again, or freed with `curl_easy_cleanup`, here or
+///   later. One exception: with `result` `UVCURL_EEXIST` (only from
+///   `uvcurl_multi_submit`) this submission was refused because `easy` is
+///   still running from an earlier add or submit; it is NOT the caller's:
+///   free or reconfigure it only after that earlier transfer's `done` ran.
 /// - `result`: libcurl's `CURLcode` for the transfer (`CURLE_OK`, 0, on
 ///   success; an HTTP error status is still `CURLE_OK` unless
 ///   `CURLOPT_FAILONERROR` is set) when it ran to its end, or a negative
@@ -50,7 +54,8 @@ pub struct uvcurl_multi {
 /// The callback may call `uvcurl_multi_add`, `uvcurl_multi_cancel`,
 /// `uvcurl_multi_active`, `uvcurl_multi_curlm` and `uvcurl_multi_close` on
 /// this or any other multi of the thread, and any libuv function except
-/// `uv_run` and `uv_loop_close`.
+/// `uv_run` and `uv_loop_close`. Inside it, `uvcurl_multi_active` no longer
+/// counts this transfer (0 in the `done` of the last running one).
 #[allow(non_camel_case_types)]
 pub type uvcurl_done_cb = Option<
     unsafe extern "C" fn(
@@ -97,13 +102,20 @@ fn of_handle(multi: *const uvcurl_multi) -> usize {
 /// The first call also runs `curl_global_init(CURL_GLOBAL_ALL)` once for the
 /// process (which is not thread-safe if the host calls it concurrently).
 ///
+/// uvcurl cannot tell which thread runs a loop (it never reads a field of
+/// `uv_loop_t`), so creating the multi on another thread is not detected
+/// here; it is the caller's to avoid, and every later call from a thread
+/// other than the creating one returns `UVCURL_EWRONGTHREAD`.
+///
 /// Returns `UVCURL_OK`, `UVCURL_EINVAL` if `loop` or `out` is NULL,
-/// `UVCURL_ENOMEM`, `UVCURL_ECURLM` or `UVCURL_EUV` if libcurl or libuv
-/// cannot create their handles, `UVCURL_EPANIC`.
+/// `UVCURL_EUVVERSION` if the libuv running in the process is older than
+/// 1.44.0, `UVCURL_ENOMEM`, `UVCURL_ECURLM` or `UVCURL_EUV` if libcurl or
+/// libuv cannot create their handles, `UVCURL_EPANIC`.
 ///
 /// # Safety
-/// `loop` must point to an initialised `uv_loop_t` of the libuv linked into
-/// uvcurl, and `out` (if not null) to writable memory for a pointer.
+/// `loop` must point to an initialised `uv_loop_t` of the libuv that uvcurl
+/// calls (the one in the process: see "Which libcurl and libuv" above), and
+/// `out` (if not null) to writable memory for a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn uvcurl_multi_new(
     r#loop: *mut uv_loop_t,
@@ -112,6 +124,9 @@ pub unsafe extern "C" fn uvcurl_multi_new(
     guard_code(|| {
         if r#loop.is_null() || out.is_null() {
             return UVCURL_EINVAL;
+        }
+        if crate::uv::running_libuv_version() < crate::uv::MIN_LIBUV_VERSION {
+            return UVCURL_EUVVERSION;
         }
         // SAFETY: the caller guarantees an initialised loop run on this thread
         // that outlives the multi.
@@ -177,8 +192,10 @@ pub extern "C" fn uvcurl_multi_curlm(multi: *const uvcurl_multi) -> *mut CURLM {
 /// Returns `UVCURL_OK` (and `done` will be called), or, without calling
 /// `done`: `UVCURL_EINVAL` if `multi`, `easy` or `done` is NULL,
 /// `UVCURL_ECLOSED`, `UVCURL_EWRONGTHREAD`, `UVCURL_EEXIST` if `easy` is
-/// already running in this multi, `UVCURL_ECURLM` if libcurl refuses it (for
-/// example because it is in another multi handle), `UVCURL_EPANIC`.
+/// already running in this multi (the running transfer goes on and `easy`
+/// stays in use until its own `done`: do not free it), `UVCURL_ECURLM` if
+/// libcurl refuses it (for example because it is in another multi handle),
+/// `UVCURL_EPANIC`.
 ///
 /// # Safety
 /// `easy` must be a valid easy handle, kept valid as described above.
@@ -303,7 +320,9 @@ impl Drop for Submission {
 ///
 /// `done` then runs exactly once, on the loop thread: with the transfer's
 /// result as for `uvcurl_multi_add`, or with the error that kept the handle
-/// from being added there (`UVCURL_EEXIST`, `UVCURL_ECURLM`, ...), or with
+/// from being added there (`UVCURL_ECURLM`, ...; `UVCURL_EEXIST` if `easy`
+/// was still running from an earlier add or submit -- then it is not the
+/// caller's to free until that transfer's own `done`), or with
 /// `UVCURL_ECLOSED` if the multi was closed before the loop got to it.
 ///
 /// The loop must be running (`uv_run`) for submissions to be picked up; the
@@ -311,7 +330,9 @@ impl Drop for Submission {
 ///
 /// Returns `UVCURL_OK` (and `done` will be called), or, without calling
 /// `done`: `UVCURL_EINVAL` if `multi`, `easy` or `done` is NULL,
-/// `UVCURL_ECLOSED` if the multi is closed or released, `UVCURL_EPANIC`.
+/// `UVCURL_ECLOSED` if `uvcurl_multi_close` was called on the multi (even
+/// from inside a callback still running on the loop thread) or it is
+/// released, `UVCURL_EPANIC`.
 ///
 /// # Safety
 /// `easy` must be a valid easy handle, kept valid and untouched until `done`
@@ -384,7 +405,9 @@ pub extern "C" fn uvcurl_multi_cancel(multi: *mut uvcurl_multi, easy: *mut CURL)
 }
 
 /// How many transfers of `multi` are running: added, and their `done`
-/// callback not run yet. Returns that number (>= 0), or `UVCURL_EINVAL`,
+/// callback not run yet (inside a `done` callback, its own transfer is no
+/// longer counted). Submissions from other threads that the loop has not
+/// picked up yet are not counted. Returns that number (>= 0), or `UVCURL_EINVAL`,
 /// `UVCURL_ECLOSED`, `UVCURL_EWRONGTHREAD`, `UVCURL_EPANIC`.
 #[no_mangle]
 pub extern "C" fn uvcurl_multi_active(multi: *const uvcurl_multi) -> c_int {
@@ -436,6 +459,9 @@ pub extern "C" fn uvcurl_multi_close(
                 return UVCURL_ECLOSED;
             }
             let handle = state.handle;
+            // Even when called inside a libcurl callback, where the close
+            // itself waits until libcurl returns, later submits are refused.
+            handles::stop_submissions(handle);
             state.multi.on_released(move || {
                 handles::release(handle);
                 if let Some(closed) = closed {
@@ -458,9 +484,20 @@ pub extern "C" fn uvcurl_strerror(code: c_int) -> *const c_char {
 }
 
 /// uvcurl's version, a static NUL-terminated string such as "0.1.0". The
-/// versions of the libcurl and libuv inside it are `curl_version()` and
-/// `uv_version_string()`. Any thread.
+/// version of the libcurl inside it is `curl_version()`; that of the libuv
+/// it calls is `uvcurl_libuv_version()`. Any thread.
 #[no_mangle]
 pub extern "C" fn uvcurl_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The version of the libuv that uvcurl's own calls reach, as `uv_version()`
+/// encodes it (`major << 16 | minor << 8 | patch`), called from inside uvcurl.
+/// With the system-libuv build this is the host's libuv (Node's, luv's, the
+/// program's `-luv`); a host can compare it with its own `uv_version()` to
+/// check that the process runs one libuv. `uvcurl_multi_new` refuses
+/// versions below 1.44.0 (0x012c00). Any thread.
+#[no_mangle]
+pub extern "C" fn uvcurl_libuv_version() -> libc::c_uint {
+    guard(0, crate::uv::running_libuv_version)
 }

@@ -31,21 +31,38 @@
  * Threads: a multi belongs to the thread that created it, which must be the
  * thread that runs its loop. Calls from another thread return
  * UVCURL_EWRONGTHREAD. Callbacks run on that thread, from inside uv_run.
- * uvcurl_strerror and uvcurl_version may be called from any thread.
+ * uvcurl_strerror, uvcurl_version and uvcurl_libuv_version may be called
+ * from any thread.
  *
  * Callbacks: done and closed callbacks, and libcurl's own callbacks of an
  * added easy handle (CURLOPT_WRITEFUNCTION, ...), may call uvcurl_multi_add,
  * uvcurl_multi_cancel, uvcurl_multi_active, uvcurl_multi_curlm and
  * uvcurl_multi_close; work asked for while libcurl is running is done as
  * soon as it returns, so libcurl is never re-entered. No callback may call
- * uv_run or uv_loop_close.
+ * uv_run or uv_loop_close. A write callback that cancelled its own transfer
+ * (or closed its multi) returns the number of bytes it was given, as usual:
+ * the transfer stops as soon as libcurl returns -- until then libcurl may call
+ * it again with more data, which it may ignore -- and done gets
+ * UVCURL_ECANCELED. Returning anything else makes libcurl fail the transfer
+ * with CURLE_WRITE_ERROR, which done may then get instead.
  *
- * Which libcurl and libuv: uvcurl contains its own libcurl (8.22, with HTTP/2
- * and OpenSSL) and libuv (1.53). Your program must use exactly these copies:
- * uv_loop_t's layout differs between libuv versions, and easy handles of one
- * libcurl cannot be added to another libcurl's multi handle. So compile
- * against the uv.h and curl/curl.h installed with uvcurl, and link only
- * libuvcurl, never -luv or -lcurl as well: libuvcurl.so exports the public
- * uv_* and curl_* functions (and hides everything else), and libuvcurl.a
- * contains them. `pkg-config --cflags --libs uvcurl` gives the flags.
+ * Which libcurl: uvcurl contains its own libcurl (8.22, with HTTP/2 and
+ * OpenSSL) and exports its public curl_* functions. Easy handles of one
+ * libcurl cannot be added to another libcurl's multi handle, so compile
+ * against the curl/curl.h installed with uvcurl and never link -lcurl as
+ * well. uvcurl runs curl_global_init once, at the first uvcurl_multi_new; the
+ * host may call curl_global_cleanup only when it is done with uvcurl for good
+ * (after the last closed callback), never before another uvcurl_multi_new.
+ *
+ * Which libuv: one per process. The library built for hosts
+ * (vendor/install-c --system-libuv) contains no libuv: it links the system's
+ * libuv.so.1 (1.44 or newer) and calls whichever libuv the process already
+ * has -- the program's own -luv, the one luv or Neovim loaded, or the copy
+ * that Node's executable exports. Compile against that libuv's uv.h, and link
+ * `pkg-config --cflags --libs uvcurl` (libuvcurl plus -luv); a host that links
+ * libuvcurl.a links its own -luv too. The default build instead carries
+ * libuv 1.53 and exports its uv_* functions: then compile against the uv.h
+ * installed with uvcurl and do not link -luv. uvcurl_libuv_version tells
+ * which libuv uvcurl's calls reach; uvcurl_multi_new refuses one older than
+ * 1.44.0 with UVCURL_EUVVERSION.
  */

@@ -64,9 +64,14 @@ impl Poll {
         socket: uv::uv_os_sock_t,
         callback: impl FnMut(PollResult) + 'static,
     ) -> Result<Poll, Error> {
-        let ptr = PollBox::new(uv.inner().clone(), Box::new(callback));
-        // SAFETY: the box holds a zeroed uv_poll_t at a stable address; the loop is valid.
-        let rc = unsafe { uv::uv_poll_init_socket(uv.as_raw(), &mut (*ptr.as_ptr()).raw, socket) };
+        let ptr = PollBox::new(
+            uv::uv_handle_type_UV_POLL,
+            uv.inner().clone(),
+            Box::new(callback),
+        );
+        // SAFETY: the box points at a zeroed handle of uv_handle_size(UV_POLL)
+        // bytes at a stable address; the loop is valid.
+        let rc = unsafe { uv::uv_poll_init_socket(uv.as_raw(), (*ptr.as_ptr()).raw, socket) };
         if let Err(e) = check(rc, "uv_poll_init_socket") {
             // SAFETY: init failed, so libuv never linked the handle: it is freed
             // directly, never passed to uv_close.
@@ -74,7 +79,7 @@ impl Poll {
             return Err(e);
         }
         // SAFETY: initialised handle we own; `data` is ours to set.
-        unsafe { (*ptr.as_ptr()).raw.data = ptr.as_ptr().cast() };
+        unsafe { (*(*ptr.as_ptr()).raw).data = ptr.as_ptr().cast() };
         Ok(Poll {
             ptr,
             _not_send: PhantomData,
@@ -117,7 +122,7 @@ impl Poll {
 
     fn raw(&self) -> *mut uv::uv_poll_t {
         // SAFETY: `ptr` is live until the close callback, which runs after Drop.
-        unsafe { &mut (*self.ptr.as_ptr()).raw }
+        unsafe { (*self.ptr.as_ptr()).raw }
     }
 }
 
@@ -133,8 +138,8 @@ unsafe extern "C" fn on_poll(handle: *mut uv::uv_poll_t, status: libc::c_int, ev
     // SAFETY: `data` was set to the box in Poll::new, and the box outlives every
     // callback of its handle (it is freed only in the close callback).
     let boxed = unsafe { (*handle).data as *mut PollBox };
-    // SAFETY: only the callback field is borrowed mutably; the raw handle beside
-    // it may be closed (and so written by libuv) from inside the callback.
+    // SAFETY: only the callback field is borrowed mutably; the raw handle (its own
+    // allocation) may be closed, and so written by libuv, from inside the callback.
     let callback = unsafe { &mut (*boxed).callback };
     let result = if status < 0 {
         Err(status)

@@ -40,13 +40,24 @@ impl Loop {
     /// # Errors
     /// libuv's error if `uv_loop_init` fails.
     pub fn new() -> Result<Loop, Error> {
-        // SAFETY: uv_loop_t is plain C data; zeroed memory is what uv_loop_init expects to fill.
-        let raw = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<uv::uv_loop_t>() }));
-        // SAFETY: `raw` points to a valid, writable uv_loop_t.
+        // The size comes from the running libuv (uv_loop_size), not from the
+        // headers uvcurl was compiled against.
+        // SAFETY: uv_loop_size has no preconditions.
+        let size = unsafe { uv::uv_loop_size() };
+        // SAFETY: plain zeroed allocation, which uv_loop_init expects to fill;
+        // malloc's alignment suits any C struct.
+        let raw = unsafe { libc::calloc(1, size as libc::size_t) } as *mut uv::uv_loop_t;
+        if raw.is_null() {
+            return Err(Error::from_uv(
+                uv::uv_errno_t_UV_ENOMEM,
+                "calloc(uv_loop_size())",
+            ));
+        }
+        // SAFETY: `raw` points to a zeroed, writable uv_loop_t of libuv's size.
         let rc = unsafe { uv::uv_loop_init(raw) };
         if let Err(e) = check(rc, "uv_loop_init") {
             // SAFETY: init failed, libuv holds nothing; we own the allocation.
-            drop(unsafe { Box::from_raw(raw) });
+            unsafe { libc::free(raw.cast()) };
             return Err(e);
         }
         Ok(Loop::wrap(raw, true))
@@ -238,8 +249,8 @@ impl Drop for LoopInner {
             unsafe { uv::uv_loop_close(self.raw) }
         };
         if rc == 0 {
-            // SAFETY: closed; allocated by Box in Loop::new.
-            drop(unsafe { Box::from_raw(self.raw) });
+            // SAFETY: closed; allocated with calloc in Loop::new.
+            unsafe { libc::free(self.raw.cast()) };
         } else {
             // Handles created by other code are still registered: freeing the
             // memory would leave them dangling, so it is leaked on purpose.

@@ -23,16 +23,20 @@ impl Timer {
     /// # Errors
     /// libuv's error from `uv_timer_init`.
     pub fn new(uv: &Loop, callback: impl FnMut() + 'static) -> Result<Timer, Error> {
-        let ptr = TimerBox::new(uv.inner().clone(), Box::new(callback));
-        // SAFETY: zeroed uv_timer_t at a stable address; valid loop.
-        let rc = unsafe { uv::uv_timer_init(uv.as_raw(), &mut (*ptr.as_ptr()).raw) };
+        let ptr = TimerBox::new(
+            uv::uv_handle_type_UV_TIMER,
+            uv.inner().clone(),
+            Box::new(callback),
+        );
+        // SAFETY: zeroed handle of uv_handle_size(UV_TIMER) bytes at a stable address; valid loop.
+        let rc = unsafe { uv::uv_timer_init(uv.as_raw(), (*ptr.as_ptr()).raw) };
         if let Err(e) = check(rc, "uv_timer_init") {
             // SAFETY: init failed; libuv holds no reference.
             unsafe { TimerBox::free_uninitialised(ptr) };
             return Err(e);
         }
         // SAFETY: initialised handle we own.
-        unsafe { (*ptr.as_ptr()).raw.data = ptr.as_ptr().cast() };
+        unsafe { (*(*ptr.as_ptr()).raw).data = ptr.as_ptr().cast() };
         Ok(Timer {
             ptr,
             _not_send: PhantomData,
@@ -67,7 +71,7 @@ impl Timer {
 
     fn raw(&self) -> *mut uv::uv_timer_t {
         // SAFETY: the box lives until the close callback, after Drop.
-        unsafe { &mut (*self.ptr.as_ptr()).raw }
+        unsafe { (*self.ptr.as_ptr()).raw }
     }
 }
 
@@ -81,8 +85,8 @@ impl Drop for Timer {
 unsafe extern "C" fn on_timer(handle: *mut uv::uv_timer_t) {
     // SAFETY: `data` points at the live box (freed only in the close callback).
     let boxed = unsafe { (*handle).data as *mut TimerBox };
-    // SAFETY: only the callback field is borrowed mutably; the raw handle beside
-    // it may be closed (and so written by libuv) from inside the callback.
+    // SAFETY: only the callback field is borrowed mutably; the raw handle (its own
+    // allocation) may be closed, and so written by libuv, from inside the callback.
     let callback = unsafe { &mut (*boxed).callback };
     // SAFETY: the box is still live (see above); shared access to a field.
     let loop_inner = unsafe { &(*boxed).loop_inner };

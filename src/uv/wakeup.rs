@@ -41,10 +41,14 @@ impl Async {
     /// # Errors
     /// libuv's error from `uv_async_init`.
     pub fn new(uv: &Loop, callback: impl FnMut() + 'static) -> Result<Async, Error> {
-        let ptr = AsyncBox::new(uv.inner().clone(), Box::new(callback));
-        // SAFETY: zeroed uv_async_t at a stable address; valid loop; callback set.
-        let rc =
-            unsafe { uv::uv_async_init(uv.as_raw(), &mut (*ptr.as_ptr()).raw, Some(on_async)) };
+        let ptr = AsyncBox::new(
+            uv::uv_handle_type_UV_ASYNC,
+            uv.inner().clone(),
+            Box::new(callback),
+        );
+        // SAFETY: zeroed handle of uv_handle_size(UV_ASYNC) bytes at a stable
+        // address; valid loop; callback set.
+        let rc = unsafe { uv::uv_async_init(uv.as_raw(), (*ptr.as_ptr()).raw, Some(on_async)) };
         if let Err(e) = check(rc, "uv_async_init") {
             // SAFETY: init failed; libuv holds no reference.
             unsafe { AsyncBox::free_uninitialised(ptr) };
@@ -52,8 +56,9 @@ impl Async {
         }
         // SAFETY: initialised handle we own.
         let raw = unsafe {
-            (*ptr.as_ptr()).raw.data = ptr.as_ptr().cast();
-            &mut (*ptr.as_ptr()).raw as *mut uv::uv_async_t
+            let raw = (*ptr.as_ptr()).raw;
+            (*raw).data = ptr.as_ptr().cast();
+            raw
         };
         Ok(Async {
             ptr,
@@ -77,7 +82,7 @@ impl Async {
 
     fn raw(&self) -> *mut uv::uv_async_t {
         // SAFETY: the box lives until the close callback, after Drop.
-        unsafe { &mut (*self.ptr.as_ptr()).raw }
+        unsafe { (*self.ptr.as_ptr()).raw }
     }
 }
 
