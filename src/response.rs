@@ -25,13 +25,14 @@ pub enum HttpVersion {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
     pub(crate) status: u16,
-    /// The header lines after the status line, CRLF-terminated, as received.
+    /// The header lines after the status line, CRLF-terminated, as received,
+    /// then any trailer lines (chunked HTTP/1.1 or HTTP/2).
     raw: Vec<u8>,
-    /// Set by the blank line that ends a response's header block: lines that
-    /// follow without a new status line are trailers.
-    ended: bool,
-    /// Trailer lines (chunked HTTP/1.1 or HTTP/2), as received.
-    trailers: Vec<u8>,
+    /// Where the trailers start in `raw`: set by the blank line that ends the
+    /// header block (lines after it without a new status line are trailers);
+    /// `None` while the header block is still arriving. (A `u32` keeps `Head`
+    /// as small as a `Vec` and a status: libcurl caps header blocks far lower.)
+    trailers_at: Option<u32>,
 }
 
 impl Head {
@@ -47,12 +48,25 @@ impl Head {
     /// Trailers (fields sent after a chunked or HTTP/2 body) are not among
     /// them: see [`Response::trailers`].
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        fields(&self.raw)
+        fields(self.header_bytes())
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        find(fields(&self.raw), name)
+        find(fields(self.header_bytes()), name)
+    }
+
+    fn split_at(&self) -> usize {
+        let len = self.raw.len();
+        self.trailers_at.map_or(len, |at| (at as usize).min(len))
+    }
+
+    fn header_bytes(&self) -> &[u8] {
+        &self.raw[..self.split_at()]
+    }
+
+    fn trailer_bytes(&self) -> &[u8] {
+        &self.raw[self.split_at()..]
     }
 
     /// Feeds one raw header line from libcurl's header callback. A status line
@@ -61,19 +75,18 @@ impl Head {
     /// lines are trailers.
     pub(crate) fn push_line(&mut self, line: &[u8]) {
         if trim(line).is_empty() {
-            self.ended = true;
+            if self.trailers_at.is_none() {
+                self.trailers_at = Some(u32::try_from(self.raw.len()).unwrap_or(u32::MAX));
+            }
         } else if line.starts_with(b"HTTP/") {
             self.raw.clear();
-            self.trailers.clear();
-            self.ended = false;
+            self.trailers_at = None;
             self.status = trim(line)
                 .split(|&b| b == b' ')
                 .filter(|part| !part.is_empty())
                 .nth(1)
                 .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
                 .unwrap_or(0);
-        } else if self.ended {
-            self.trailers.extend_from_slice(line);
         } else {
             self.raw.extend_from_slice(line);
         }
@@ -168,12 +181,12 @@ impl Response {
     /// Trailer fields sent after the body (chunked HTTP/1.1 or HTTP/2), as
     /// (name, value) in the order received; kept apart from [`Response::header`].
     pub fn trailers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        fields(&self.head.trailers)
+        fields(self.head.trailer_bytes())
     }
 
     /// The first value of trailer `name` (case-insensitive).
     pub fn trailer(&self, name: &str) -> Option<&str> {
-        find(fields(&self.head.trailers), name)
+        find(fields(self.head.trailer_bytes()), name)
     }
 
     /// The body; empty when it was streamed to a data callback.
