@@ -3,7 +3,7 @@
 
 use crate::error::{Error, ErrorKind};
 use crate::multi::Multi;
-use crate::remote::{Remote, ResponseFuture};
+use crate::remote::{BodyStream, Remote, ResponseFuture};
 use crate::request::Request;
 use crate::share::Share;
 use crate::uv::Loop;
@@ -98,6 +98,33 @@ impl Client {
             .min_by_key(|w| w.load.load(Ordering::Relaxed))
             .expect("a client has at least one loop");
         worker.remote.clone()
+    }
+
+    /// Streams the body of the request `make` builds, chunk by chunk, from the
+    /// loop with the fewest transfers: see [`Remote::stream`] (backpressure at
+    /// about 1 MiB buffered; dropping the stream cancels the transfer).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), uvcurl::Error> {
+    /// let client = uvcurl::Client::new()?;
+    /// let mut body = client.stream(|| uvcurl::Request::get("http://127.0.0.1:8080/big"));
+    /// let mut total = 0;
+    /// while let Some(chunk) = body.chunk().await? {
+    ///     total += chunk.len();
+    /// }
+    /// # let _ = total; Ok(())
+    /// # }
+    /// ```
+    pub fn stream(&self, make: impl FnOnce() -> Request + Send + 'static) -> BodyStream {
+        let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let worker = workers
+            .iter()
+            .min_by_key(|w| w.load.load(Ordering::Relaxed))
+            .expect("a client has at least one loop");
+        let load = worker.load.clone();
+        load.fetch_add(1, Ordering::Relaxed);
+        let guard = LoadGuard(load);
+        worker.remote.stream(move || make().on_drop(guard))
     }
 
     /// `GET url`.

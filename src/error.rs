@@ -39,6 +39,9 @@ pub enum ErrorKind {
     InvalidState,
     /// libcurl's multi handle or libuv failed; the driver stopped.
     Driver,
+    /// The server answered with a 4xx or 5xx status and the caller asked for
+    /// that to be an error ([`Response::error_for_status`](crate::Response::error_for_status)).
+    HttpStatus,
     /// Any other libcurl failure; see [`Error::curl_code`].
     Other,
 }
@@ -53,6 +56,7 @@ pub struct Error {
     curl_code: Option<i32>,
     multi_code: Option<i32>,
     uv_code: Option<i32>,
+    http_status: Option<u16>,
     message: String,
 }
 
@@ -64,6 +68,7 @@ impl Error {
             curl_code: None,
             multi_code: None,
             uv_code: None,
+            http_status: None,
             message: message.into(),
         }
     }
@@ -118,6 +123,48 @@ impl Error {
 
     pub(crate) fn invalid(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// A 4xx/5xx status turned into an error by `Response::error_for_status`.
+    pub(crate) fn from_status(status: u16, url: &str) -> Error {
+        let class = if status >= 500 { "server" } else { "client" };
+        Error {
+            http_status: Some(status),
+            ..Error::new(
+                ErrorKind::HttpStatus,
+                format!("HTTP status {status} ({class} error) for {url}"),
+            )
+        }
+    }
+
+    /// True for [`ErrorKind::Timeout`]: a connect, total or low-speed limit expired.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// True when no connection could be made: [`ErrorKind::Connect`] or [`ErrorKind::Dns`].
+    pub fn is_connect(&self) -> bool {
+        matches!(self.kind, ErrorKind::Connect | ErrorKind::Dns)
+    }
+
+    /// True for [`ErrorKind::Tls`].
+    pub fn is_tls(&self) -> bool {
+        self.kind == ErrorKind::Tls
+    }
+
+    /// True when the transfer was cancelled, or its `Multi` closed under it.
+    pub fn is_cancelled(&self) -> bool {
+        self.kind == ErrorKind::Cancelled
+    }
+
+    /// True for an error made by [`Response::error_for_status`](crate::Response::error_for_status).
+    pub fn is_status(&self) -> bool {
+        self.kind == ErrorKind::HttpStatus
+    }
+
+    /// The HTTP status of an [`ErrorKind::HttpStatus`] error.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http_status
     }
 
     /// The kind, to match on.

@@ -188,8 +188,9 @@ impl Request {
                 "header {name} has a CR, LF or NUL byte in its value"
             )));
         } else if value.is_empty() {
-            // curl: "Name:" removes an internal header, "Name;" sends it empty.
-            self.headers.push(format!("{name};"));
+            // libcurl: "Name:" removes its own header of that name (and sends
+            // none), where "Name;" would send the header with an empty value.
+            self.headers.push(format!("{name}:"));
         } else {
             self.headers.push(format!("{name}: {value}"));
         }

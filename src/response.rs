@@ -25,8 +25,14 @@ pub enum HttpVersion {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
     pub(crate) status: u16,
-    /// The header lines after the status line, CRLF-terminated, as received.
+    /// The header lines after the status line, CRLF-terminated, as received,
+    /// then any trailer lines (chunked HTTP/1.1 or HTTP/2).
     raw: Vec<u8>,
+    /// Where the trailers start in `raw`: set by the blank line that ends the
+    /// header block (lines after it without a new status line are trailers);
+    /// `None` while the header block is still arriving. (A `u32` keeps `Head`
+    /// as small as a `Vec` and a status: libcurl caps header blocks far lower.)
+    trailers_at: Option<u32>,
 }
 
 impl Head {
@@ -38,27 +44,43 @@ impl Head {
     /// All headers as (name, value), in the order received, names as the
     /// server sent them, values without surrounding white space. Lines that
     /// are not valid UTF-8 are skipped.
+    ///
+    /// Trailers (fields sent after a chunked or HTTP/2 body) are not among
+    /// them: see [`Response::trailers`].
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.raw.split(|&b| b == b'\n').filter_map(|line| {
-            let colon = line.iter().position(|&b| b == b':')?;
-            let name = std::str::from_utf8(trim(&line[..colon])).ok()?;
-            let value = std::str::from_utf8(trim(&line[colon + 1..])).ok()?;
-            Some((name, value))
-        })
+        fields(self.header_bytes())
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        find(fields(self.header_bytes()), name)
+    }
+
+    fn split_at(&self) -> usize {
+        let len = self.raw.len();
+        self.trailers_at.map_or(len, |at| (at as usize).min(len))
+    }
+
+    fn header_bytes(&self) -> &[u8] {
+        &self.raw[..self.split_at()]
+    }
+
+    fn trailer_bytes(&self) -> &[u8] {
+        &self.raw[self.split_at()..]
     }
 
     /// Feeds one raw header line from libcurl's header callback. A status line
-    /// starts a new response (redirects and `100 Continue` come before the final one).
+    /// starts a new response (redirects and `100 Continue` come before the final
+    /// one); after the blank line that ends the final header block, further
+    /// lines are trailers.
     pub(crate) fn push_line(&mut self, line: &[u8]) {
-        if line.starts_with(b"HTTP/") {
+        if trim(line).is_empty() {
+            if self.trailers_at.is_none() {
+                self.trailers_at = Some(u32::try_from(self.raw.len()).unwrap_or(u32::MAX));
+            }
+        } else if line.starts_with(b"HTTP/") {
             self.raw.clear();
+            self.trailers_at = None;
             self.status = trim(line)
                 .split(|&b| b == b' ')
                 .filter(|part| !part.is_empty())
@@ -69,6 +91,24 @@ impl Head {
             self.raw.extend_from_slice(line);
         }
     }
+}
+
+/// The `(name, value)` pairs of CRLF-terminated header lines; lines that are
+/// not valid UTF-8 or have no colon are skipped.
+fn fields(raw: &[u8]) -> impl Iterator<Item = (&str, &str)> + '_ {
+    raw.split(|&b| b == b'\n').filter_map(|line| {
+        let colon = line.iter().position(|&b| b == b':')?;
+        let name = std::str::from_utf8(trim(&line[..colon])).ok()?;
+        let value = std::str::from_utf8(trim(&line[colon + 1..])).ok()?;
+        Some((name, value))
+    })
+}
+
+/// The first value of field `name` (case-insensitive).
+fn find<'a>(mut fields: impl Iterator<Item = (&'a str, &'a str)>, name: &str) -> Option<&'a str> {
+    fields
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
 }
 
 /// Strips ASCII white space (CR and LF included) from both ends.
@@ -82,6 +122,16 @@ fn trim(bytes: &[u8]) -> &[u8] {
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(start, |i| i + 1);
     &bytes[start..end.max(start)]
+}
+
+/// The `charset` parameter of a `Content-Type` value, unquoted.
+fn charset_of(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"'))
+    })
 }
 
 /// Where the time of a transfer went, each measured from its start.
@@ -128,9 +178,60 @@ impl Response {
         self.head.header(name)
     }
 
+    /// Trailer fields sent after the body (chunked HTTP/1.1 or HTTP/2), as
+    /// (name, value) in the order received; kept apart from [`Response::header`].
+    pub fn trailers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        fields(self.head.trailer_bytes())
+    }
+
+    /// The first value of trailer `name` (case-insensitive).
+    pub fn trailer(&self, name: &str) -> Option<&str> {
+        find(fields(self.head.trailer_bytes()), name)
+    }
+
     /// The body; empty when it was streamed to a data callback.
     pub fn body(&self) -> &[u8] {
         &self.body
+    }
+
+    /// The body as text. The charset comes from `Content-Type`
+    /// (`charset=utf-8`, `us-ascii` and `iso-8859-1`/`latin1` are decoded;
+    /// anything else, or none, is read as UTF-8); invalid sequences become
+    /// U+FFFD, so this never fails.
+    ///
+    /// ```
+    /// # fn show(response: &uvcurl::Response) {
+    /// println!("{}", response.text());
+    /// # }
+    /// ```
+    pub fn text(&self) -> String {
+        let charset = self
+            .header("content-type")
+            .and_then(charset_of)
+            .unwrap_or_default();
+        if charset.eq_ignore_ascii_case("iso-8859-1") || charset.eq_ignore_ascii_case("latin1") {
+            // Latin-1 maps each byte to the code point of the same value.
+            self.body.iter().map(|&b| char::from(b)).collect()
+        } else {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+    }
+
+    /// `Ok(self)` for a status below 400, else an error of kind
+    /// [`ErrorKind::HttpStatus`](crate::ErrorKind::HttpStatus) that names the
+    /// status and the URL (the status is in [`Error::http_status`](crate::Error::http_status)).
+    ///
+    /// ```
+    /// # fn check(response: uvcurl::Response) -> Result<(), uvcurl::Error> {
+    /// let body = response.error_for_status()?.into_body();
+    /// # let _ = body; Ok(())
+    /// # }
+    /// ```
+    pub fn error_for_status(self) -> Result<Response, crate::Error> {
+        match self.status() {
+            0..=399 => Ok(self),
+            status => Err(crate::Error::from_status(status, &self.effective_url)),
+        }
     }
 
     /// Takes the body out of the response.
@@ -193,5 +294,60 @@ mod tests {
             head.headers().collect::<Vec<_>>(),
             vec![("content-type", "text/plain")]
         );
+    }
+
+    #[test]
+    fn trailers_are_kept_apart_from_headers() {
+        let mut head = Head::default();
+        for line in [
+            "HTTP/1.1 200 OK\r\n",
+            "Transfer-Encoding: chunked\r\n",
+            "\r\n",
+            "Checksum: abc\r\n",
+            "\r\n",
+        ] {
+            head.push_line(line.as_bytes());
+        }
+        let response = Response {
+            head,
+            body: b"caf\xe9".to_vec(),
+            effective_url: String::new(),
+            version: HttpVersion::Http1_1,
+            bytes_received: 0,
+            bytes_sent: 0,
+            redirects: 0,
+            timings: Timings::default(),
+        };
+        assert_eq!(response.header("checksum"), None);
+        assert_eq!(response.trailer("Checksum"), Some("abc"));
+        assert_eq!(response.trailers().count(), 1);
+        assert_eq!(response.text(), "caf\u{fffd}");
+    }
+
+    #[test]
+    fn text_decodes_the_declared_charset() {
+        assert_eq!(
+            charset_of("text/plain; charset=\"ISO-8859-1\""),
+            Some("ISO-8859-1")
+        );
+        assert_eq!(charset_of("text/plain"), None);
+        let mut head = Head::default();
+        head.push_line(b"HTTP/1.1 404 Not Found\r\n");
+        head.push_line(b"Content-Type: text/plain; charset=latin1\r\n");
+        let response = Response {
+            head,
+            body: b"caf\xe9".to_vec(),
+            effective_url: "http://127.0.0.1/x".into(),
+            version: HttpVersion::Http1_1,
+            bytes_received: 0,
+            bytes_sent: 0,
+            redirects: 0,
+            timings: Timings::default(),
+        };
+        assert_eq!(response.text(), "caf\u{e9}");
+        let error = response.error_for_status().unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::HttpStatus);
+        assert_eq!(error.http_status(), Some(404));
+        assert!(error.message().contains("404"), "{error}");
     }
 }

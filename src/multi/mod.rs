@@ -144,6 +144,51 @@ impl Multi {
         start(&self.driver, request, on_done)
     }
 
+    /// Runs `request` to completion on this `Multi`'s loop and returns its
+    /// result: the sequential style, with no callback and no shared state.
+    /// The loop runs (`run_once`, repeatedly) until this transfer completes,
+    /// so other transfers, timers and handles on it make progress meanwhile.
+    ///
+    /// ```no_run
+    /// let uv = uvcurl::Loop::new()?;
+    /// let multi = uvcurl::Multi::new(&uv)?;
+    /// let response = multi.fetch(uvcurl::Request::get("http://127.0.0.1:8080/a"))?;
+    /// println!("{}", response.text());
+    /// let next = multi.fetch(uvcurl::Request::get("http://127.0.0.1:8080/b"))?.error_for_status()?;
+    /// # let _ = next;
+    /// # Ok::<(), uvcurl::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The transfer's own error; [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState)
+    /// when called from inside a callback of the loop (the loop is already
+    /// running: use [`start`](Multi::start) there); the errors of `start`.
+    pub fn fetch(&self, request: Request) -> Result<Response, Error> {
+        let uv = self.driver.uv();
+        if uv.is_running() {
+            return Err(Error::new(
+                crate::ErrorKind::InvalidState,
+                "Multi::fetch called from inside a loop callback; use Multi::start there",
+            ));
+        }
+        let result = Rc::new(std::cell::Cell::new(None));
+        let slot = Rc::clone(&result);
+        let transfer = self.start(request, move |outcome| slot.set(Some(outcome)))?;
+        loop {
+            if let Some(outcome) = result.take() {
+                return outcome;
+            }
+            if !uv.run_once()? && transfer.is_active() {
+                // Nothing keeps the loop alive, yet the transfer still runs.
+                transfer.cancel();
+                return Err(Error::new(
+                    crate::ErrorKind::InvalidState,
+                    "the loop stopped before the transfer completed",
+                ));
+            }
+        }
+    }
+
     /// Runs a caller-configured easy handle: uvcurl only drives it and sets no
     /// option on it; the handle stays the caller's. `on_done` runs exactly once
     /// with the result (libcurl's code is in [`Error::curl_code`]).

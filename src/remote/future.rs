@@ -42,6 +42,13 @@ impl Slot {
 /// `Future<Output = Result<Response, Error>>`, woken through the standard
 /// `Waker`, so it works on any executor. Dropping it before it resolved
 /// cancels the transfer.
+///
+/// The transfer starts when the future is created, not when it is first
+/// polled — like a spawned task: a request handed to the loop makes progress
+/// while the caller does other work, and a `Vec` of futures runs concurrently
+/// under any join. To bound concurrency (e.g. with `buffer_unordered`), create
+/// the futures lazily: map an iterator of URLs to `async move` blocks that
+/// call `submit` inside.
 #[must_use = "a dropped ResponseFuture cancels its transfer"]
 pub struct ResponseFuture {
     slot: Arc<Slot>,

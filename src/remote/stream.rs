@@ -7,7 +7,7 @@ use crate::response::Head;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 /// Bytes buffered before the transfer is paused, and the level below which a
 /// paused transfer resumes.
@@ -33,6 +33,9 @@ pub struct BodyStream {
     remote: Remote,
     token: u64,
     started: Option<Token>,
+    /// The `Stream` implementation yielded its last item.
+    #[cfg(feature = "stream")]
+    finished: bool,
 }
 
 impl BodyStream {
@@ -85,33 +88,37 @@ impl BodyStream {
             remote: remote.clone(),
             token,
             started,
+            #[cfg(feature = "stream")]
+            finished: false,
         }
     }
 
     /// The next chunk of the body; `Ok(None)` at its successful end, the
     /// transfer's error if it failed.
     pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, Error> {
-        poll_fn(|cx| {
-            let mut s = lock(&self.state);
-            if let Some(chunk) = s.chunks.pop_front() {
-                s.buffered -= chunk.len();
-                if s.paused && s.buffered < LOW_WATER {
-                    s.paused = false;
-                    drop(s);
-                    self.remote.resume(self.token);
-                }
-                return Poll::Ready(Ok(Some(chunk)));
+        poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
+    /// [`chunk`](BodyStream::chunk) as a poll function, for hand-written futures.
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Vec<u8>>, Error>> {
+        let mut s = lock(&self.state);
+        if let Some(chunk) = s.chunks.pop_front() {
+            s.buffered -= chunk.len();
+            if s.paused && s.buffered < LOW_WATER {
+                s.paused = false;
+                drop(s);
+                self.remote.resume(self.token);
             }
-            match &s.end {
-                Some(Ok(())) => Poll::Ready(Ok(None)),
-                Some(Err(e)) => Poll::Ready(Err(e.clone())),
-                None => {
-                    s.waker = Some(cx.waker().clone());
-                    Poll::Pending
-                }
+            return Poll::Ready(Ok(Some(chunk)));
+        }
+        match &s.end {
+            Some(Ok(())) => Poll::Ready(Ok(None)),
+            Some(Err(e)) => Poll::Ready(Err(e.clone())),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
             }
-        })
-        .await
+        }
     }
 
     /// Body bytes received and not yet read with [`chunk`](BodyStream::chunk).
@@ -131,6 +138,31 @@ impl Drop for BodyStream {
         if let (false, Some(token)) = (finished, self.started) {
             self.remote.cancel(token);
         }
+    }
+}
+
+/// With the `stream` feature: the body as a `futures_core::Stream` of chunks,
+/// ending after the last chunk, or with the transfer's error as the last item.
+#[cfg(feature = "stream")]
+impl futures_core::Stream for BodyStream {
+    type Item = Result<Vec<u8>, Error>;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        this.poll_chunk(cx).map(|next| match next {
+            Ok(Some(chunk)) => Some(Ok(chunk)),
+            Ok(None) => {
+                this.finished = true;
+                None
+            }
+            Err(error) => {
+                this.finished = true;
+                Some(Err(error))
+            }
+        })
     }
 }
 

@@ -146,6 +146,12 @@ impl Loop {
         Ok(more)
     }
 
+    /// Whether `run`, `run_once` or `run_nowait` is executing (so the caller
+    /// is inside one of the loop's callbacks).
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
     /// Whether the loop has active, referenced handles or requests.
     pub fn is_alive(&self) -> bool {
         // SAFETY: the loop pointer is valid for as long as `inner` lives.
