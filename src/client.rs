@@ -124,7 +124,7 @@ impl Client {
         let load = worker.load.clone();
         load.fetch_add(1, Ordering::Relaxed);
         let guard = LoadGuard(load);
-        worker.remote.stream(move || make().on_drop(guard))
+        worker.remote.stream(move || make().keep_alive(guard))
     }
 
     /// `GET url`.
