@@ -40,6 +40,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed={SYSTEM_LIBUV}");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let curl_include = env::var_os("DEP_CURL_INCLUDE").map(PathBuf::from);
+    warn_without_poll();
     let system_libuv = env::var(SYSTEM_LIBUV).is_ok_and(|v| v == "1");
     if system_libuv {
         check_system_libuv();
@@ -117,6 +118,23 @@ fn check_system_libuv() {
         panic!(
             "{SYSTEM_LIBUV}=1 needs PKG_CONFIG_PATH to include vendor/system-libuv \
              (so that libuv-sys2 links the system libuv); see vendor/system-libuv/README.md"
+        );
+    }
+}
+
+/// The bundled libcurl takes `HAVE_POLL` from `CFLAGS` only; without it, its
+/// transfers on sockets numbered 1024 or above fail (`ErrorKind::SocketLimit`).
+/// Say so at build time, where it can still be fixed.
+fn warn_without_poll() {
+    println!("cargo:rerun-if-env-changed=CFLAGS");
+    let bundled = env::var_os("CARGO_FEATURE_BUNDLED").is_some();
+    let cflags = env::var("CFLAGS").unwrap_or_default();
+    if bundled && !cflags.contains("-DHAVE_POLL") {
+        println!(
+            "cargo:warning=uvcurl: the bundled libcurl is built without poll() (CFLAGS has no \
+             -DHAVE_POLL): transfers on sockets numbered 1024 or above will fail with \
+             ErrorKind::SocketLimit. Set [env] CFLAGS = {{ value = \"-DHAVE_POLL\", force = true }} \
+             in .cargo/config.toml (see uvcurl's docs, \"Sockets above 1024\")."
         );
     }
 }

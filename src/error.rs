@@ -39,9 +39,14 @@ pub enum ErrorKind {
     InvalidState,
     /// libcurl's multi handle or libuv failed; the driver stopped.
     Driver,
+    /// libcurl could not allocate a handle.
+    OutOfMemory,
     /// The server answered with a 4xx or 5xx status and the caller asked for
     /// that to be an error ([`Response::error_for_status`](crate::Response::error_for_status)).
     HttpStatus,
+    /// The transfer needed a socket numbered 1024 or above, and the linked
+    /// libcurl was built without `poll()`: see the crate docs, "Sockets above 1024".
+    SocketLimit,
     /// Any other libcurl failure; see [`Error::curl_code`].
     Other,
 }
@@ -114,6 +119,29 @@ impl Error {
     /// A transfer that was cancelled.
     pub(crate) fn cancelled() -> Error {
         Error::new(ErrorKind::Cancelled, "transfer cancelled")
+    }
+
+    /// A socket numbered 1024 or above on a libcurl that can only `select()`.
+    pub(crate) fn socket_limit(socket: i32) -> Error {
+        let error = Error::new(
+            ErrorKind::SocketLimit,
+            format!(
+                "socket {socket} is numbered 1024 or above, and the linked libcurl waits on \
+                 sockets with select(), which cannot watch it; build libcurl with poll() \
+                 (CFLAGS=-DHAVE_POLL, see uvcurl's docs: \"Sockets above 1024\")"
+            ),
+        );
+        // libcurl's own code for a socket that could not be opened (what the
+        // C ABI's done callback receives).
+        Error {
+            curl_code: Some(curl_sys::CURLE_COULDNT_CONNECT as i32),
+            ..error
+        }
+    }
+
+    /// A transfer whose `Multi` was closed while it ran.
+    pub(crate) fn multi_closed() -> Error {
+        Error::new(ErrorKind::Cancelled, "the Multi was closed")
     }
 
     /// A call on a closed `Multi`.

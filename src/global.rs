@@ -88,6 +88,12 @@ fn high_fds_supported() -> Option<bool> {
     answer
 }
 
+/// What the probe found, without probing: `None` until a probe could run
+/// (the descriptor limit was 1024 or below until then).
+pub(crate) fn known_high_fds() -> Option<bool> {
+    HIGH_FDS.get().copied()
+}
+
 /// Warns once through `log` about limits of the linked libcurl.
 pub(crate) fn warn_about_limits() {
     static WARNED: OnceCell<()> = OnceCell::new();

@@ -18,6 +18,11 @@ pub enum Flow {
     Pause,
     /// Stop the transfer; it completes with [`ErrorKind::Aborted`](crate::ErrorKind::Aborted).
     Abort,
+    /// Cancel the transfer, as [`Transfer::cancel`](crate::Transfer::cancel)
+    /// would: no further callback but the completion, which reports
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled). Lets a callback
+    /// cancel its own transfer without holding its `Transfer`.
+    Cancel,
 }
 
 /// Which HTTP version to ask for.

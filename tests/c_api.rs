@@ -230,17 +230,9 @@ fn check_fetch(exe: &Path, n: usize, max_in_flight: usize) {
 
 fn generate_header() -> String {
     let preamble = fs::read_to_string(repo().join("src/capi/preamble.h")).expect("preamble.h");
-    let config = cbindgen::Config {
-        language: cbindgen::Language::C,
-        header: Some(preamble.trim_end().to_owned()),
-        include_guard: Some("UVCURL_H".to_owned()),
-        no_includes: true,
-        sys_includes: vec!["curl/curl.h".to_owned(), "uv.h".to_owned()],
-        cpp_compat: true,
-        documentation_style: cbindgen::DocumentationStyle::Doxy,
-        style: cbindgen::Style::Type,
-        ..Default::default()
-    };
+    let mut config =
+        cbindgen::Config::from_file(repo().join("cbindgen.toml")).expect("cbindgen.toml");
+    config.header = Some(preamble.trim_end().to_owned());
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_src(repo().join("src/capi/mod.rs"))

@@ -65,13 +65,14 @@ pub(super) fn of_error(error: &Error) -> c_int {
     if error.uv_code().is_some() {
         return UVCURL_EUV;
     }
+    // One code per kind; the kinds a C call can return have codes of their own.
     match error.kind() {
         ErrorKind::InvalidInput => UVCURL_EINVAL,
         ErrorKind::Closed => UVCURL_ECLOSED,
         ErrorKind::InvalidState => UVCURL_EEXIST,
         ErrorKind::Cancelled => UVCURL_ECANCELED,
         ErrorKind::CallbackPanic => UVCURL_EPANIC,
-        _ if error.message().contains("curl_multi_init") => UVCURL_ENOMEM,
+        ErrorKind::OutOfMemory => UVCURL_ENOMEM,
         _ => UVCURL_ECURLM,
     }
 }

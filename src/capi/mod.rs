@@ -171,9 +171,14 @@ pub extern "C" fn uvcurl_multi_curlm(multi: *const uvcurl_multi) -> *mut CURLM {
 /// Starts the transfer configured on `easy`: adds it to `multi`, and calls
 /// `done` exactly once when it ends (see `uvcurl_done_cb`).
 ///
-/// The easy handle stays the caller's: uvcurl sets no option on it and never
-/// frees it. Until `done` ran, the caller must not free it, reconfigure it,
-/// add it to another multi, or call `curl_easy_perform` on it.
+/// The easy handle stays the caller's: uvcurl never frees it, and of its
+/// options takes over only `CURLOPT_OPENSOCKETFUNCTION`/`CURLOPT_OPENSOCKETDATA`
+/// and `CURLOPT_CLOSESOCKETFUNCTION`/`CURLOPT_CLOSESOCKETDATA` while it runs
+/// (so that a pooled connection's socket stays watched between transfers and
+/// reusing it costs no `epoll_ctl`; a caller's own values for these four are
+/// replaced), resetting them to libcurl's defaults before `done` runs. Until
+/// `done` ran, the caller must not free it, reconfigure it, add it to another
+/// multi, or call `curl_easy_perform` on it.
 ///
 /// - `multi`: an open multi of this thread.
 /// - `easy`: a configured easy handle from `curl_easy_init` (of the libcurl

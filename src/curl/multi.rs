@@ -54,9 +54,12 @@ impl Multi {
         super::global::init();
         // SAFETY: global init done; no other preconditions.
         let raw = unsafe { curl::curl_multi_init() };
-        NonNull::new(raw)
-            .map(|raw| Multi { raw })
-            .ok_or_else(|| Error::new(ErrorKind::Driver, "curl_multi_init failed"))
+        NonNull::new(raw).map(|raw| Multi { raw }).ok_or_else(|| {
+            Error::new(
+                ErrorKind::OutOfMemory,
+                "curl_multi_init failed (out of memory)",
+            )
+        })
     }
 
     /// The raw handle (for callers configuring it themselves).

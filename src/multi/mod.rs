@@ -50,6 +50,7 @@ pub struct Multi {
 pub struct MultiBuilder {
     options: MultiOptions,
     share: Option<crate::Share>,
+    require_high_fds: bool,
 }
 
 impl MultiBuilder {
@@ -85,11 +86,31 @@ impl MultiBuilder {
         self
     }
 
+    /// Refuses to build on a libcurl that waits with `select()` when this
+    /// process may open sockets numbered 1024 or above (its descriptor limit
+    /// is higher), instead of failing those transfers one by one with
+    /// [`ErrorKind::SocketLimit`](crate::ErrorKind::SocketLimit). Off by
+    /// default: a program that never holds 1,000 sockets works either way.
+    pub fn require_high_fds(mut self, require: bool) -> MultiBuilder {
+        self.require_high_fds = require;
+        self
+    }
+
     /// Creates the `Multi` on `uv`.
     ///
     /// # Errors
-    /// If libcurl or libuv cannot create their handles.
+    /// If libcurl or libuv cannot create their handles;
+    /// [`ErrorKind::SocketLimit`](crate::ErrorKind::SocketLimit) as
+    /// [`require_high_fds`](MultiBuilder::require_high_fds) says.
     pub fn build(self, uv: &Loop) -> Result<Multi, Error> {
+        if self.require_high_fds && crate::version().high_fds == Some(false) {
+            return Err(Error::new(
+                crate::ErrorKind::SocketLimit,
+                "this libcurl waits on sockets with select() and cannot watch those \
+                 numbered 1024 or above, which this process may open; build libcurl \
+                 with poll() (CFLAGS=-DHAVE_POLL, see uvcurl's docs: \"Sockets above 1024\")",
+            ));
+        }
         Ok(Multi {
             driver: Driver::new(uv, self.options, self.share)?,
         })
@@ -115,6 +136,7 @@ impl Multi {
                 max_concurrent_streams: 100,
             },
             share: None,
+            require_high_fds: false,
         }
     }
 
@@ -189,9 +211,15 @@ impl Multi {
         }
     }
 
-    /// Runs a caller-configured easy handle: uvcurl only drives it and sets no
-    /// option on it; the handle stays the caller's. `on_done` runs exactly once
-    /// with the result (libcurl's code is in [`Error::curl_code`]).
+    /// Runs a caller-configured easy handle; the handle stays the caller's.
+    /// `on_done` runs exactly once with the result (libcurl's code is in
+    /// [`Error::curl_code`]).
+    ///
+    /// While it runs, uvcurl takes over four options so that its pooled
+    /// connections cost no `epoll_ctl` when reused, as with [`Multi::start`]:
+    /// `CURLOPT_OPENSOCKETFUNCTION`/`DATA` and `CURLOPT_CLOSESOCKETFUNCTION`/`DATA`
+    /// (a caller's own values for them are replaced). They are reset to
+    /// libcurl's defaults before `on_done` runs; no other option is touched.
     ///
     /// # Errors
     /// A null handle, one already running on this `Multi`, or a closed `Multi`.

@@ -8,8 +8,8 @@
 //! up again costs no `epoll_ctl` at all; it is stopped if an event arrives
 //! while it lingers, and closed just before libcurl closes the socket, while
 //! the number is still that socket's. Every other descriptor (resolver
-//! socketpairs, libcurl's wakeup fd, sockets of caller-configured easy
-//! handles) is stopped and closed at `CURL_POLL_REMOVE`, since nobody would
+//! socketpairs, libcurl's wakeup fd) is stopped and closed at
+//! `CURL_POLL_REMOVE`, since nobody would
 //! tell us when its number is reused. With a libcurl older than 8.10 nothing
 //! lingers (see [`LINGER_SINCE`]).
 

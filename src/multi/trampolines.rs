@@ -6,6 +6,7 @@
 
 use super::driver::Callbacks;
 use crate::panic::trampoline;
+use crate::transfer::TransferState;
 use curl_sys::{self as curl, curl_socket_t, CURL, CURLM};
 use libc::{c_int, c_long, c_void};
 
@@ -52,15 +53,20 @@ pub(super) extern "C" fn on_timer(
 pub(crate) type CloseSocketCallback = extern "C" fn(*mut c_void, curl_socket_t) -> c_int;
 
 /// libcurl's open-socket callback: opens the socket as libcurl would, and
-/// notes that its close will be announced.
+/// notes that its close will be announced. A socket numbered 1024 or above is
+/// refused (closed, `CURL_SOCKET_BAD`) on a libcurl that can only `select()`,
+/// and the transfer then fails with `ErrorKind::SocketLimit`, not `Connect`.
 pub(crate) extern "C" fn on_open_socket(
     clientp: *mut c_void,
     _purpose: curl::curlsocktype,
     address: *mut curl::curl_sockaddr,
 ) -> curl_socket_t {
-    // SAFETY: OPENSOCKETDATA is the driver's Callbacks, alive while libcurl has
-    // connections (the last ones close in curl_multi_cleanup).
-    let callbacks = unsafe { callbacks(clientp) };
+    // SAFETY: OPENSOCKETDATA is the transfer's state, which the driver keeps
+    // while libcurl runs the transfer (sockets are opened only then).
+    let state = unsafe { &*(clientp as *const TransferState) };
+    // SAFETY: its socket context is the driver's Callbacks (set with
+    // OPENSOCKETDATA), alive while libcurl has connections.
+    let callbacks = unsafe { callbacks(state.socket_context.get() as *mut c_void) };
     trampoline(
         callbacks.uv.inner(),
         "the open-socket callback",
@@ -79,11 +85,20 @@ pub(crate) extern "C" fn on_open_socket(
             if socket < 0 {
                 return curl::CURL_SOCKET_BAD;
             }
+            if socket >= SELECT_LIMIT && crate::global::known_high_fds() == Some(false) {
+                // SAFETY: the socket we just opened, used by nobody else.
+                unsafe { libc::close(socket) };
+                state.refused_high_socket.set(Some(socket));
+                return curl::CURL_SOCKET_BAD;
+            }
             callbacks.sockets.opened(socket);
             socket
         },
     )
 }
+
+/// `FD_SETSIZE`: `select()` cannot watch a descriptor numbered this or above.
+const SELECT_LIMIT: curl_socket_t = 1024;
 
 /// libcurl's close-socket callback: closes the socket's watch while the
 /// number is still this socket's, then the socket.

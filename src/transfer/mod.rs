@@ -76,6 +76,15 @@ pub(crate) struct TransferState {
     share: Option<crate::Share>,
     pub completion: RefCell<Option<Completion>>,
     pub cancel_requested: Cell<bool>,
+    /// Set when the `Multi` is closed while libcurl is on the stack: the
+    /// transfer takes no more data and completes `Cancelled`.
+    pub multi_closed: Cell<bool>,
+    /// `CURLOPT_OPENSOCKETDATA` points at this transfer state; this is the
+    /// driver's context the open-socket callback needs (set by the driver).
+    pub socket_context: Cell<*const libc::c_void>,
+    /// A socket numbered 1024 or above that the open-socket callback refused
+    /// because the linked libcurl can only `select()`.
+    pub refused_high_socket: Cell<Option<i32>>,
     /// Set by a callback that stopped the transfer (panic, abort, upload error).
     failure: RefCell<Option<Error>>,
     pub paused: Cell<bool>,
@@ -84,6 +93,12 @@ pub(crate) struct TransferState {
 }
 
 impl TransferState {
+    /// Whether the transfer was cancelled or its `Multi` closed: its
+    /// callbacks then stop it at once (no further data reaches user code).
+    pub fn is_stopped(&self) -> bool {
+        self.cancel_requested.get() || self.multi_closed.get()
+    }
+
     /// Builds the easy handle for `request`; the transfer is not added yet.
     ///
     /// # Errors
@@ -129,6 +144,9 @@ impl TransferState {
             share: share.cloned(),
             completion: RefCell::new(Some(on_done)),
             cancel_requested: Cell::new(false),
+            multi_closed: Cell::new(false),
+            socket_context: Cell::new(std::ptr::null()),
+            refused_high_socket: Cell::new(None),
             failure: RefCell::new(None),
             paused: Cell::new(false),
             _keep_alive: std::mem::take(&mut request.keep_alive),
@@ -167,6 +185,9 @@ impl TransferState {
             share: None,
             completion: RefCell::new(Some(on_done)),
             cancel_requested: Cell::new(false),
+            multi_closed: Cell::new(false),
+            socket_context: Cell::new(std::ptr::null()),
+            refused_high_socket: Cell::new(None),
             failure: RefCell::new(None),
             paused: Cell::new(false),
             _keep_alive: Vec::new(),

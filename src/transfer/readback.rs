@@ -15,8 +15,14 @@ impl TransferState {
         if self.cancel_requested.get() {
             return Err(Error::cancelled());
         }
+        if self.multi_closed.get() {
+            return Err(Error::multi_closed());
+        }
         if let Some(error) = self.failure.borrow_mut().take() {
             return Err(error);
+        }
+        if let Some(socket) = self.refused_high_socket.get() {
+            return Err(Error::socket_limit(socket));
         }
         if code == curl::CURLE_OK {
             return Ok(());

@@ -36,6 +36,10 @@ impl TransferState {
             head.status = status;
         }
         match self.guarded("head", || callback(&head)) {
+            Some(Flow::Cancel) => {
+                self.cancel_requested.set(true);
+                false
+            }
             Some(Flow::Abort) => {
                 self.fail(Error::new(
                     ErrorKind::Aborted,
@@ -43,7 +47,9 @@ impl TransferState {
                 ));
                 false
             }
-            Some(_) => true,
+            // A cancel from inside the callback (`Transfer::cancel`, a closed
+            // `Multi`) also stops the chunk that brought the head.
+            Some(_) => !self.is_stopped(),
             None => false,
         }
     }
@@ -61,7 +67,7 @@ impl TransferState {
     }
 
     fn header(&self, line: &[u8]) -> size_t {
-        if self.cancel_requested.get() {
+        if self.is_stopped() {
             return 0;
         }
         if let Ok(mut head) = self.head.try_borrow_mut() {
@@ -71,7 +77,7 @@ impl TransferState {
     }
 
     fn write(&self, chunk: &[u8]) -> size_t {
-        if self.cancel_requested.get() || !self.deliver_head() {
+        if self.is_stopped() || !self.deliver_head() {
             return 0;
         }
         match &self.sink {
@@ -95,6 +101,10 @@ impl TransferState {
                 };
                 match self.guarded("data", || callback(chunk)) {
                     Some(Flow::Continue) => chunk.len(),
+                    Some(Flow::Cancel) => {
+                        self.cancel_requested.set(true);
+                        0
+                    }
                     Some(Flow::Pause) => {
                         self.paused.set(true);
                         sys::CURL_WRITEFUNC_PAUSE
@@ -114,7 +124,7 @@ impl TransferState {
     }
 
     fn read(&self, buffer: &mut [u8]) -> size_t {
-        if self.cancel_requested.get() {
+        if self.is_stopped() {
             return sys::CURL_READFUNC_ABORT;
         }
         let mut upload = self.upload.borrow_mut();

@@ -5,7 +5,7 @@
 //! freed in their close callbacks, on the loop's next turn.
 
 use super::{Driver, Phase};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 
 impl Driver {
     /// Cancels every transfer and releases the multi and every libuv handle.
@@ -16,6 +16,12 @@ impl Driver {
         }
         self.phase.set(Phase::Closing);
         if self.inside_curl() {
+            // libcurl is on the stack (a data callback closed us): stop every
+            // transfer's callbacks now, so none takes more data or completes
+            // `Ok` before the deferred teardown cancels it.
+            for state in self.transfers.borrow().values() {
+                state.multi_closed.set(true);
+            }
             self.defer(super::Deferred::Close);
         } else {
             self.teardown();
@@ -46,7 +52,7 @@ impl Driver {
             let outcome = if state.cancel_requested.get() {
                 Err(Error::cancelled())
             } else {
-                Err(Error::new(ErrorKind::Cancelled, "the Multi was closed"))
+                Err(Error::multi_closed())
             };
             self.complete(state, outcome);
         }

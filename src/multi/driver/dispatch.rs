@@ -163,6 +163,7 @@ impl Driver {
                 crate::panic::completion(&self.uv, "completion", || callback(result));
             }
             Some(Completion::External(callback)) => {
+                self.forget_sockets(&state);
                 crate::panic::completion(&self.uv, "completion", || callback(outcome));
             }
             None => {}

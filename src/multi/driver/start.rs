@@ -56,7 +56,16 @@ impl Driver {
         }
         // SAFETY: forwarded contract.
         let state = unsafe { TransferState::external(easy, self.next_id(), on_done, &self.uv) };
-        self.add(Rc::new(state))
+        let state = Rc::new(state);
+        // The caller's handle gets the same pooled-socket treatment as ours:
+        // its sockets are opened and closed through us while we drive it (a
+        // caller's own open/close-socket callbacks are replaced), and the
+        // four options are cleared again before its completion runs.
+        if let Err(error) = self.announce_sockets(&state) {
+            self.forget_sockets(&state);
+            return Err(error);
+        }
+        self.add(state)
     }
 
     fn next_id(&self) -> u64 {
@@ -67,19 +76,46 @@ impl Driver {
 
     /// Has libcurl open and close this transfer's sockets through us, so
     /// their watches may linger in the connection pool (see sockets.rs).
-    fn announce_sockets(&self, state: &TransferState) -> Result<(), Error> {
-        let data = &*self.callbacks as *const super::Callbacks as *mut c_void;
+    /// A connection keeps the close-socket callback it was opened with, so
+    /// it stays announced after the easy handle is reset or freed.
+    fn announce_sockets(&self, state: &Rc<TransferState>) -> Result<(), Error> {
+        let callbacks = &*self.callbacks as *const super::Callbacks as *mut c_void;
+        state.socket_context.set(callbacks);
+        let this_transfer = Rc::as_ptr(state) as *mut c_void;
         let open: curl::curl_opensocket_callback = on_open_socket;
         let close: CloseSocketCallback = on_close_socket;
         let easy = state.easy();
-        // SAFETY: the callbacks with their types; `data` is the boxed
-        // Callbacks, which outlives the multi handle, and so every connection
-        // (libcurl closes the last ones in curl_multi_cleanup).
+        // SAFETY: the callbacks with their types. Sockets are opened only
+        // while the transfer runs, so its state (kept by `transfers` until it
+        // is removed from the multi) outlives every open-socket call; a
+        // connection keeps its close-socket data, the boxed Callbacks, which
+        // outlives the multi handle and so every connection (libcurl closes
+        // the last ones in curl_multi_cleanup).
         unsafe {
             easy.set_ptr(curl::CURLOPT_OPENSOCKETFUNCTION, open as *mut c_void)?;
-            easy.set_ptr(curl::CURLOPT_OPENSOCKETDATA, data)?;
+            easy.set_ptr(curl::CURLOPT_OPENSOCKETDATA, this_transfer)?;
             easy.set_ptr(curl::CURLOPT_CLOSESOCKETFUNCTION, close as *mut c_void)?;
-            easy.set_ptr(curl::CURLOPT_CLOSESOCKETDATA, data)
+            easy.set_ptr(curl::CURLOPT_CLOSESOCKETDATA, callbacks)
+        }
+    }
+
+    /// Undoes [`announce_sockets`](Driver::announce_sockets) on a caller's
+    /// handle, so that nothing of ours is left on it once it is theirs again
+    /// (used elsewhere, it must not call into a driver that may be gone).
+    pub(super) fn forget_sockets(&self, state: &TransferState) {
+        let easy = state.easy();
+        let none = std::ptr::null_mut();
+        for option in [
+            curl::CURLOPT_OPENSOCKETFUNCTION,
+            curl::CURLOPT_OPENSOCKETDATA,
+            curl::CURLOPT_CLOSESOCKETFUNCTION,
+            curl::CURLOPT_CLOSESOCKETDATA,
+        ] {
+            // SAFETY: null restores libcurl's default for each of these
+            // options; the handle is out of the multi (removed before this).
+            if let Err(error) = unsafe { easy.set_ptr(option, none) } {
+                log::warn!("uvcurl: clearing a socket option of a caller's handle: {error}");
+            }
         }
     }
 
@@ -93,8 +129,10 @@ impl Driver {
         }
         if let Err(error) = self.add_to_multi(key) {
             // Not started: the caller gets the error, the callback never runs.
-            if let Some(state) = self.transfers.borrow_mut().remove(&key.slot) {
+            let state = self.transfers.borrow_mut().remove(&key.slot);
+            if let Some(state) = state {
                 state.completion.borrow_mut().take();
+                self.forget_sockets(&state);
             }
             return Err(error);
         }
