@@ -17,8 +17,9 @@
 //! The C programs are compiled with `cc` against the very libcurl and libuv
 //! uvcurl links: the headers named by build.rs in `$OUT_DIR/uvcurl-c.env`
 //! and `target/<profile>/deps/libuvcurl.a` (which contains both), cached in
-//! `target/<profile>/compare-c/`. A run in which any transfer failed or any body had
-//! the wrong length is not reported: the runner exits non-zero instead.
+//! `target/<profile>/compare-c/`. A run in which any transfer failed or any
+//! body had the wrong length is not reported: the runner exits non-zero
+//! instead. The ratio columns divide by the C libuv glue (`c-glue`).
 
 #[path = "compare/child.rs"]
 mod child;
