@@ -1,5 +1,7 @@
-//! Benchmark runner: uvcurl against libcurl's own loop, reqwest and the
-//! downloader example, all fetching from one nginx on 127.0.0.1.
+//! Benchmark runner: uvcurl against hand-written C baselines (libcurl's own
+//! loop and careful libuv glue, both with a pool of easy handles), a C host
+//! of uvcurl's C ABI, reqwest and the downloader example, all fetching from
+//! one nginx on 127.0.0.1.
 //!
 //! `vendor/cargo build --release --example download && vendor/cargo bench --bench compare`
 //! runs every workload; `-- --quick` runs one small smoke workload;
@@ -10,9 +12,14 @@
 //! The parent process starts nginx (its own config, prefix and pid file in a
 //! temporary directory, `daemon off`, killed on drop), generates the files,
 //! then runs every client in a child process — this binary again with
-//! `--client NAME`, or the downloader — and reads the child's CPU time and
-//! peak RSS from `wait4`. A run in which any transfer failed or any body had
-//! the wrong length is not reported: the runner exits non-zero instead.
+//! `--client NAME`, one of the C programs in `benches/compare/c/`, or the
+//! downloader — and reads the child's CPU time and peak RSS from `wait4`.
+//! The C programs are compiled with `cc` against the very libcurl and libuv
+//! uvcurl links: the headers named by build.rs in `$OUT_DIR/uvcurl-c.env`
+//! and `target/<profile>/deps/libuvcurl.a` (which contains both), cached in
+//! `target/<profile>/compare-c/`. A run in which any transfer failed or any
+//! body had the wrong length is not reported: the runner exits non-zero
+//! instead. The ratio columns divide by the C libuv glue (`c-glue`).
 
 #[path = "compare/child.rs"]
 mod child;
@@ -27,12 +34,53 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The clients, in the order the tables list them; the first is the baseline.
-/// libcurl's own loop, uvcurl's `Multi`, reqwest on tokio, the downloader,
-/// and uvcurl's background `Client` with one and two loops (futures on tokio).
-const CLIENTS: [&str; 6] = [
-    "libcurl", "uvcurl", "reqwest", "download", "client1", "client2",
+/// The clients, in the order the tables list them; [`BASELINE`] is the one
+/// the ratio columns divide by.
+const CLIENTS: [&str; 10] = [
+    "c-glue",
+    "libcurl",
+    "uvcurl",
+    "capi",
+    "client1",
+    "client2",
+    "reqwest",
+    "reqwest-mt",
+    "libcurl-fresh",
+    "download",
 ];
+
+/// The ratio columns' baseline: the hand-written libuv glue in C (the
+/// targets of issue 13 are ratios to it). Without it, the first client.
+const BASELINE: &str = "c-glue";
+
+/// What each client is, printed under the first table.
+const LEGEND: [(&str, &str); 10] = [
+    ("c-glue", "hand-written libuv glue in C (c/uv_glue.c): lazy REMOVE, uv_poll_start on change, pool of easy handles re-armed with CURLOPT_URL"),
+    ("libcurl", "libcurl's own loop in C (c/curl_poll.c): curl_multi_poll + curl_multi_perform, same easy pool"),
+    ("uvcurl", "uvcurl `Multi` (Rust, one Request per transfer)"),
+    ("capi", "C host of uvcurl's C ABI (c/uvcurl_capi.c): uvcurl_multi_add, same easy pool, own uv_loop_t"),
+    ("client1", "uvcurl `Client`, one loop thread, futures on a current-thread tokio runtime"),
+    ("client2", "uvcurl `Client`, two loop threads, futures on a current-thread tokio runtime"),
+    ("reqwest", "reqwest on a current-thread tokio runtime"),
+    ("reqwest-mt", "reqwest on a multi-thread tokio runtime (one worker per CPU)"),
+    ("libcurl-fresh", "libcurl's own loop (Rust), a fresh easy handle per transfer"),
+    ("download", "the downloader example, writing every file"),
+];
+
+/// The C clients: name, source in `benches/compare/c/`.
+const C_CLIENTS: [(&str, &str); 3] = [
+    ("c-glue", "uv_glue.c"),
+    ("libcurl", "curl_poll.c"),
+    ("capi", "uvcurl_capi.c"),
+];
+
+/// What a table row calls a client.
+fn label(client: &str) -> &str {
+    match client {
+        "libcurl-fresh" => "libcurl (fresh easy per transfer)",
+        other => other,
+    }
+}
 
 /// Longest any one client run may take before it is killed and the run fails.
 const CHILD_DEADLINE: Duration = Duration::from_secs(300);
@@ -78,9 +126,11 @@ struct Workload {
     buffer: Option<usize>,
     /// Count body bytes in a data callback instead of collecting the body.
     stream: bool,
+    /// Every request sends `Connection: close` (a new connection each).
+    close: bool,
 }
 
-const WORKLOADS: [Workload; 6] = [
+const WORKLOADS: [Workload; 8] = [
     Workload {
         name: "h1-1k",
         files: SMALL,
@@ -89,6 +139,7 @@ const WORKLOADS: [Workload; 6] = [
         h2c: false,
         buffer: None,
         stream: false,
+        close: false,
     },
     Workload {
         name: "h2c-1k",
@@ -98,6 +149,7 @@ const WORKLOADS: [Workload; 6] = [
         h2c: true,
         buffer: None,
         stream: false,
+        close: false,
     },
     Workload {
         name: "h1-1m",
@@ -107,6 +159,7 @@ const WORKLOADS: [Workload; 6] = [
         h2c: false,
         buffer: Some(512 * 1024),
         stream: false,
+        close: false,
     },
     Workload {
         name: "h1-1g",
@@ -116,6 +169,7 @@ const WORKLOADS: [Workload; 6] = [
         h2c: false,
         buffer: Some(512 * 1024),
         stream: true,
+        close: false,
     },
     Workload {
         name: "scale",
@@ -125,6 +179,27 @@ const WORKLOADS: [Workload; 6] = [
         h2c: false,
         buffer: None,
         stream: false,
+        close: false,
+    },
+    Workload {
+        name: "h1-1k-1000",
+        files: SMALL,
+        count: 10_000,
+        inflight: &[1_000],
+        h2c: false,
+        buffer: None,
+        stream: false,
+        close: false,
+    },
+    Workload {
+        name: "h1-close-1k",
+        files: SMALL,
+        count: 10_000,
+        inflight: &[50],
+        h2c: false,
+        buffer: None,
+        stream: false,
+        close: true,
     },
     Workload {
         name: "quick",
@@ -134,6 +209,7 @@ const WORKLOADS: [Workload; 6] = [
         h2c: false,
         buffer: None,
         stream: false,
+        close: false,
     },
 ];
 
@@ -141,10 +217,14 @@ const USAGE: &str = "\
 usage: vendor/cargo bench --bench compare -- [OPTIONS]
 
   --quick              one small workload (300 x 1 KiB, 20 in flight), 2 rounds
-  --workload NAME      run only NAME (repeatable): h1-1k h2c-1k h1-1m h1-1g scale quick
+  --workload NAME      run only NAME (repeatable): h1-1k h2c-1k h1-1m h1-1g scale
+                       h1-1k-1000 h1-close-1k quick
   --rounds N           rounds per workload (default 3)
-  --clients A,B        only these clients (default libcurl,uvcurl,reqwest,download)
-  --strace             also count syscalls per request (strace -c -f) for h1-1k
+  --clients A,B        only these clients (default: all of c-glue libcurl uvcurl
+                       capi client1 client2 reqwest reqwest-mt libcurl-fresh download);
+                       the ratio columns divide by c-glue (else the first client)
+  --strace             also count syscalls per request (strace -c -f) for h1-1k,
+                       every chosen client but download
   --download-bin PATH  the downloader binary (default: target/<profile>/examples/download)
   --keep               keep the temporary directory (nginx config, logs, files)
 
@@ -245,15 +325,26 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
         }
     }
     if quick {
-        options.workloads = vec![WORKLOADS[5]];
+        options.workloads = vec![workload("quick")];
         options.rounds = 2;
     } else if options.workloads.is_empty() && !options.strace {
-        options.workloads = WORKLOADS[..5].to_vec();
+        options.workloads = WORKLOADS
+            .iter()
+            .filter(|w| w.name != "quick")
+            .copied()
+            .collect();
     }
     if let Some(n) = rounds {
         options.rounds = n;
     }
     Ok(Some(options))
+}
+
+fn workload(name: &str) -> Workload {
+    *WORKLOADS
+        .iter()
+        .find(|w| w.name == name)
+        .expect("a known workload")
 }
 
 fn run(options: &Options) -> Result<(), String> {
@@ -269,27 +360,45 @@ fn run(options: &Options) -> Result<(), String> {
     } else {
         None
     };
+    let c_bins = build_c_clients(&options.clients)?;
 
     let scratch = Scratch::new(options.keep)?;
-    let mut sets: Vec<FileSet> = options.workloads.iter().map(|w| w.files).collect();
+    // (set, files used): only as many files as the workloads fetch.
+    let mut sets: Vec<(FileSet, usize)> = options
+        .workloads
+        .iter()
+        .map(|w| (w.files, w.count))
+        .collect();
     if options.strace {
-        sets.push(SMALL);
+        sets.push((SMALL, workload("h1-1k").count));
     }
     for set in [SMALL, MEDIUM, HUGE] {
-        if sets.contains(&set) {
-            generate(&scratch.path.join("www"), set)?;
+        let used = sets
+            .iter()
+            .filter(|(s, _)| *s == set)
+            .map(|(_, n)| *n)
+            .max();
+        if let Some(used) = used {
+            generate(&scratch.path.join("www"), set, used.min(set.count))?;
         }
     }
     let server = Nginx::start(&nginx, &scratch.path)?;
     let me = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let runner = Runner {
         me,
+        c_bins,
         download_bin,
         server: &server,
         scratch: &scratch.path,
     };
 
     println!("{}", machine_line());
+    println!();
+    for (client, what) in LEGEND {
+        if options.clients.contains(&client) {
+            println!("- {}: {what}", label(client));
+        }
+    }
     for workload in &options.workloads {
         let mut levels = Vec::new();
         for &inflight in workload.inflight {
@@ -309,7 +418,7 @@ fn run(options: &Options) -> Result<(), String> {
         std::io::stdout().flush().ok();
     }
     if let Some(strace) = strace {
-        print!("{}", runner.strace_report(&strace)?);
+        print!("{}", runner.strace_report(&strace, &options.clients)?);
     }
     Ok(())
 }
@@ -363,6 +472,112 @@ fn find_downloader(explicit: Option<&Path>) -> Result<PathBuf, String> {
              (or leave it out with --clients libcurl,uvcurl,reqwest)",
             path.display()
         ))
+    }
+}
+
+/// Compiles the chosen C clients (in parallel) against the libcurl and libuv
+/// inside this build's `libuvcurl.a`, unless an up-to-date binary is cached
+/// in `target/<profile>/compare-c/`. Returns (client, binary) pairs.
+fn build_c_clients(clients: &[&str]) -> Result<Vec<(&'static str, PathBuf)>, String> {
+    let wanted: Vec<(&'static str, &'static str)> = C_CLIENTS
+        .iter()
+        .copied()
+        .filter(|(name, _)| clients.contains(name))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    // This binary is target/<profile>/deps/compare-HASH; cargo built
+    // deps/libuvcurl.a for it (crate-type staticlib), with libcurl and libuv.
+    let me = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let deps = me.parent().ok_or("cannot locate target/<profile>/deps")?;
+    let archive = deps.join("libuvcurl.a");
+    if !archive.is_file() {
+        return Err(format!("{} is missing", archive.display()));
+    }
+    let env_file = Path::new(env!("OUT_DIR")).join("uvcurl-c.env");
+    let env_text =
+        fs::read_to_string(&env_file).map_err(|e| format!("{}: {e}", env_file.display()))?;
+    let get = |key: &str| {
+        env_text
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .map(str::to_string)
+            .ok_or_else(|| format!("{}: no {key}", env_file.display()))
+    };
+    let (curl_include, uv_include) = (get("CURL_INCLUDE")?, get("UV_INCLUDE")?);
+    let native_libs = get("NATIVE_STATIC_LIBS")?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let source_dir = root.join("benches/compare/c");
+    let out_dir = deps
+        .parent()
+        .ok_or("cannot locate target/<profile>")?
+        .join("compare-c");
+    fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
+    let inputs_newest = [
+        source_dir.join("common.h"),
+        root.join("include/uvcurl.h"),
+        archive.clone(),
+        env_file.clone(),
+    ]
+    .iter()
+    .filter_map(|p| modified(p))
+    .max();
+
+    let mut building = Vec::new();
+    let mut built = Vec::new();
+    for (name, source) in wanted {
+        let source = source_dir.join(source);
+        let exe = out_dir.join(name);
+        let newest = modified(&source).max(inputs_newest);
+        let fresh = matches!((modified(&exe), newest), (Some(e), Some(n)) if e >= n);
+        if !fresh {
+            let mut cc = Command::new("cc");
+            cc.args(["-O2", "-g", "-Wall", "-Wextra", "-std=gnu11"])
+                .arg("-I")
+                .arg(root.join("include"))
+                .arg("-I")
+                .arg(&curl_include)
+                .arg("-I")
+                .arg(&uv_include)
+                .arg(&source)
+                .arg(&archive)
+                .args(native_libs.split_whitespace())
+                .arg("-o")
+                .arg(&exe)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let child = cc
+                .spawn()
+                .map_err(|e| format!("cc {}: {e}", source.display()))?;
+            building.push((name, source, child));
+        }
+        built.push((name, exe));
+    }
+    let mut failures = String::new();
+    for (name, source, child) in building {
+        let output = child
+            .wait_with_output()
+            .map_err(|e| format!("cc {}: {e}", source.display()))?;
+        if !output.status.success() {
+            let exe = out_dir.join(name);
+            let _ = fs::remove_file(&exe);
+            let _ = write!(
+                failures,
+                "cc {} failed ({}):\n{}{}",
+                source.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    if failures.is_empty() {
+        Ok(built)
+    } else {
+        Err(failures)
     }
 }
 
@@ -430,13 +645,13 @@ fn file_name(index: usize) -> String {
 
 /// Writes the set's files (the 1 GiB one sparse: nginx serves its zeros from
 /// the page cache, the disk is not what is measured).
-fn generate(www: &Path, set: FileSet) -> Result<(), String> {
+fn generate(www: &Path, set: FileSet, count: usize) -> Result<(), String> {
     let dir = www.join(set.dir);
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let pattern: Vec<u8> = (0..set.size.min(MIB))
         .map(|i| b"0123456789abcdefghijklmnopqrstuvwxyz\n"[(i % 37) as usize])
         .collect();
-    for index in 0..set.count {
+    for index in 0..count {
         let path = dir.join(file_name(index));
         let result = if set.size > MIB {
             fs::File::create(&path).and_then(|f| f.set_len(set.size))
@@ -581,6 +796,8 @@ struct Measure {
 
 struct Runner<'a> {
     me: PathBuf,
+    /// The compiled C clients, by name.
+    c_bins: Vec<(&'static str, PathBuf)>,
     download_bin: Option<PathBuf>,
     server: &'a Nginx,
     scratch: &'a Path,
@@ -626,12 +843,20 @@ impl Runner<'_> {
             if workload.h2c {
                 command.arg("--http2-prior-knowledge");
             }
+            if workload.close {
+                command.arg("-H").arg("Connection: close");
+            }
             command
         } else {
-            let mut command = Command::new(&self.me);
+            let mut command = match self.c_bins.iter().find(|(name, _)| *name == client) {
+                Some((_, bin)) => Command::new(bin),
+                None => {
+                    let mut command = Command::new(&self.me);
+                    command.arg("--client").arg(client);
+                    command
+                }
+            };
             command
-                .arg("--client")
-                .arg(client)
                 .arg("--urls")
                 .arg(list)
                 .arg("--size")
@@ -646,6 +871,9 @@ impl Runner<'_> {
             }
             if workload.stream {
                 command.arg("--stream");
+            }
+            if workload.close {
+                command.arg("--close");
             }
             command
         }
@@ -679,14 +907,18 @@ impl Runner<'_> {
 
     /// Syscalls per request for the h1-1k workload, under `strace -c -f`,
     /// less what the same client does with an empty URL list.
-    fn strace_report(&self, strace: &Path) -> Result<String, String> {
-        let workload = WORKLOADS[0];
+    fn strace_report(&self, strace: &Path, chosen: &[&str]) -> Result<String, String> {
+        let workload = workload("h1-1k");
         let list = self.url_list(&workload)?;
         let empty = self.scratch.join("urls-empty.txt");
         fs::write(&empty, "").map_err(|e| format!("{}: {e}", empty.display()))?;
-        let clients = ["libcurl", "uvcurl", "reqwest"];
+        let clients: Vec<&str> = chosen
+            .iter()
+            .copied()
+            .filter(|c| *c != "download")
+            .collect();
         let mut counts = Vec::new();
-        for client in clients {
+        for &client in &clients {
             let mut per_list = Vec::new();
             for (list, n) in [(&list, workload.count), (&empty, 0)] {
                 let trace = self.scratch.join(format!("strace-{client}-{n}.txt"));
@@ -736,7 +968,7 @@ impl Runner<'_> {
             })
             .collect();
         rows.sort_by(|a, b| {
-            let key = |r: &(String, Vec<f64>)| (r.0 != "total", -(r.1[1] + r.1[0]));
+            let key = |r: &(String, Vec<f64>)| (r.0 != "total", -r.1.iter().sum::<f64>());
             key(a)
                 .partial_cmp(&key(b))
                 .unwrap_or(std::cmp::Ordering::Equal)
@@ -746,11 +978,23 @@ impl Runner<'_> {
              (strace -c -f, less the same client with no URLs)\n\n",
             workload.count, workload.inflight[0]
         );
-        let _ = writeln!(text, "| syscall | {} |", clients.join(" | "));
+        let labels: Vec<&str> = clients.iter().map(|c| label(c)).collect();
+        let _ = writeln!(text, "| syscall | {} |", labels.join(" | "));
         let _ = writeln!(text, "|---|{}", "---:|".repeat(clients.len()));
+        let mut capi_total = None;
         for (name, values) in rows {
+            if name == "total" {
+                capi_total = clients.iter().position(|c| *c == "capi").map(|i| values[i]);
+            }
             let cells: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
             let _ = writeln!(text, "| {name} | {} |", cells.join(" | "));
+        }
+        if let Some(total) = capi_total {
+            let _ = writeln!(
+                text,
+                "\ntarget: capi {total:.2} syscalls/request (<= 2.2: {})",
+                if total <= 2.2 { "met" } else { "MISSED" }
+            );
         }
         Ok(text)
     }
@@ -953,18 +1197,28 @@ fn render(workload: &Workload, options: &Options, levels: &[(usize, Vec<Vec<Meas
         let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     }
     let bytes = workload.count as f64 * workload.files.size as f64;
+    let mut notes = Vec::new();
     for (inflight, results) in levels {
         let summaries: Vec<Measure> = results.iter().map(|r| summarize(r)).collect();
+        let cpu_of = |name: &str| {
+            options
+                .clients
+                .iter()
+                .position(|c| *c == name)
+                .map(|i| summaries[i].cpu)
+        };
         let base = options
             .clients
             .iter()
-            .position(|c| *c == "libcurl")
+            .position(|c| *c == BASELINE)
+            .or(if summaries.is_empty() { None } else { Some(0) })
             .map(|i| summaries[i]);
         let ratio = |value: f64, base: Option<f64>| match base {
             Some(b) if b > 0.0 => format!("{:.2}", value / b),
             _ => "-".into(),
         };
         for (client, m) in options.clients.iter().zip(&summaries) {
+            let client = label(client);
             let rate = workload.count as f64 / m.wall;
             let cpu_per_req = m.cpu / workload.count as f64 * 1e6;
             let rss_mib = m.rss as f64 / MIB as f64;
@@ -989,6 +1243,32 @@ fn render(workload: &Workload, options: &Options, levels: &[(usize, Vec<Vec<Meas
                 );
             }
         }
+        // Issue 13's targets, as CPU ratios.
+        let mut targets = Vec::new();
+        for (what, over, under, limit) in [
+            ("uvcurl / c-glue", "uvcurl", "c-glue", 1.00),
+            ("client1 / uvcurl", "client1", "uvcurl", 1.15),
+            ("capi / uvcurl", "capi", "uvcurl", 1.10),
+        ] {
+            if let (Some(a), Some(b)) = (cpu_of(over), cpu_of(under)) {
+                if b > 0.0 {
+                    let r = a / b;
+                    let verdict = if r <= limit { "met" } else { "MISSED" };
+                    targets.push(format!("{what} {r:.2} (<= {limit:.2}: {verdict})"));
+                }
+            }
+        }
+        if !targets.is_empty() {
+            let prefix = if scale {
+                format!("{inflight} in flight: ")
+            } else {
+                String::new()
+            };
+            notes.push(format!("{prefix}CPU targets: {}", targets.join("; ")));
+        }
+    }
+    for note in notes {
+        let _ = writeln!(text, "\n{note}");
     }
     text
 }

@@ -1,6 +1,7 @@
 //! The clients the runner measures, each run in a child process:
 //! `compare --client NAME --urls FILE --size BYTES --inflight N [--h2c]
-//! [--buffer BYTES] [--stream]`.
+//! [--buffer BYTES] [--stream] [--close]`. (The C clients in `c/` take the
+//! same options.)
 //!
 //! Each fetches every URL of the list keeping N transfers in flight, checks
 //! that every response is a 200 with exactly `--size` body bytes, and prints
@@ -25,6 +26,8 @@ struct Job {
     h2c: bool,
     buffer: Option<usize>,
     stream: bool,
+    /// Send `Connection: close` with every request.
+    close: bool,
 }
 
 /// Transfers done and body bytes seen.
@@ -40,8 +43,9 @@ pub fn main(args: &[String]) -> ExitCode {
     };
     let outcome = match client.as_str() {
         "uvcurl" => run_uvcurl(&job),
-        "libcurl" => run_libcurl(&job),
-        "reqwest" => run_reqwest(&job),
+        "libcurl-fresh" => run_libcurl(&job),
+        "reqwest" => run_reqwest(&job, false),
+        "reqwest-mt" => run_reqwest(&job, true),
         "client1" => run_client(&job, 1),
         "client2" => run_client(&job, 2),
         other => Err(format!("unknown client {other}")),
@@ -74,6 +78,7 @@ fn parse(args: &[String]) -> Result<(String, Job), String> {
         h2c: false,
         buffer: None,
         stream: false,
+        close: false,
     };
     let mut it = args[1..].iter();
     while let Some(arg) = it.next() {
@@ -90,6 +95,7 @@ fn parse(args: &[String]) -> Result<(String, Job), String> {
             "--buffer" => job.buffer = Some(number(value()?)? as usize),
             "--h2c" => job.h2c = true,
             "--stream" => job.stream = true,
+            "--close" => job.close = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -172,6 +178,9 @@ fn uv_start_next(handle: &uvcurl::MultiHandle, state: &Rc<UvState>) {
     if let Some(buffer) = state.job.buffer {
         request = request.buffer_size(buffer);
     }
+    if state.job.close {
+        request = request.header("Connection", "close");
+    }
     let streamed = Rc::new(Cell::new(0u64));
     if state.job.stream {
         let streamed = Rc::clone(&streamed);
@@ -253,7 +262,9 @@ extern "C" fn write_cb(data: *mut c_char, size: usize, nmemb: usize, user: *mut 
 }
 
 /// libcurl's own event loop (`curl_multi_poll`), with the options uvcurl sets
-/// on its easy handles, one fresh easy handle per transfer as uvcurl does.
+/// on its easy handles, one fresh easy handle per transfer as uvcurl does
+/// (the `libcurl-fresh` client; `libcurl` is the pooled C program
+/// `c/curl_poll.c`).
 fn run_libcurl(job: &Job) -> Outcome {
     use uvcurl::ffi::curl;
     // `CURLMOPT_MAX_CONCURRENT_STREAMS` (7.67.0), not in curl-sys.
@@ -265,6 +276,7 @@ fn run_libcurl(job: &Job) -> Outcome {
         .map(|u| std::ffi::CString::new(u.as_str()).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
     let protocols = c"http,https";
+    let close_header = c"Connection: close";
 
     // SAFETY: the libcurl API used as documented: every easy handle is added
     // once, removed and cleaned up once; each Slot outlives its handle.
@@ -280,6 +292,11 @@ fn run_libcurl(job: &Job) -> Outcome {
             job.inflight as c_long,
         );
         curl::curl_multi_setopt(multi, MAX_CONCURRENT_STREAMS, job.inflight as c_long);
+        let headers = if job.close {
+            curl::curl_slist_append(std::ptr::null_mut(), close_header.as_ptr())
+        } else {
+            std::ptr::null_mut()
+        };
         let mut slots: std::collections::HashMap<usize, Box<Slot>> =
             std::collections::HashMap::with_capacity(job.inflight);
         let mut next = 0usize;
@@ -333,6 +350,9 @@ fn run_libcurl(job: &Job) -> Outcome {
                 }
                 if let Some(buffer) = job.buffer {
                     curl::curl_easy_setopt(easy, curl::CURLOPT_BUFFERSIZE, buffer as c_long);
+                }
+                if !headers.is_null() {
+                    curl::curl_easy_setopt(easy, curl::CURLOPT_HTTPHEADER, headers);
                 }
                 let code = curl::curl_multi_add_handle(multi, easy);
                 if code != curl::CURLM_OK {
@@ -420,6 +440,7 @@ fn run_libcurl(job: &Job) -> Outcome {
         }
         slots.clear();
         curl::curl_multi_cleanup(multi);
+        curl::curl_slist_free_all(headers);
         match failure {
             Some(message) => Err(message),
             None => Ok((done, bytes)),
@@ -430,8 +451,9 @@ fn run_libcurl(job: &Job) -> Outcome {
 // ---------------------------------------------------------------- reqwest
 
 /// reqwest on a current-thread tokio runtime (one thread, as the other
-/// clients), N worker tasks taking URLs from a shared counter.
-fn run_reqwest(job: &Job) -> Outcome {
+/// clients), or on a multi-thread one (`reqwest-mt`, one worker per CPU);
+/// N worker tasks taking URLs from a shared counter.
+fn run_reqwest(job: &Job, multi_thread: bool) -> Outcome {
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .timeout(TRANSFER_TIMEOUT)
@@ -442,15 +464,15 @@ fn run_reqwest(job: &Job) -> Outcome {
         builder.http1_only()
     };
     let client = builder.build().map_err(|e| e.to_string())?;
-    let (size, stream) = (job.size, job.stream);
-    run_async_workers(job, move |url: String| {
+    let (size, stream, close) = (job.size, job.stream, job.close);
+    run_async_workers(job, multi_thread, move |url: String| {
         let client = client.clone();
         async move {
-            let mut response = client
-                .get(url.as_str())
-                .send()
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
+            let mut request = client.get(url.as_str());
+            if close {
+                request = request.header("connection", "close");
+            }
+            let mut response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
             let status = i64::from(response.status().as_u16());
             let len = if stream {
                 let mut len = 0u64;
@@ -477,8 +499,8 @@ fn run_client(job: &Job, loops: usize) -> Outcome {
         .max_host_connections(job.inflight.div_ceil(loops))
         .build()
         .map_err(|e| e.to_string())?;
-    let (size, h2c, buffer) = (job.size, job.h2c, job.buffer);
-    run_async_workers(job, move |url: String| {
+    let (size, h2c, buffer, close) = (job.size, job.h2c, job.buffer, job.close);
+    run_async_workers(job, false, move |url: String| {
         let shown = url.clone();
         let response = client.submit(move || {
             let version = if h2c {
@@ -486,9 +508,12 @@ fn run_client(job: &Job, loops: usize) -> Outcome {
             } else {
                 uvcurl::HttpVersionPref::Http1_1
             };
-            let request = uvcurl::Request::get(url)
+            let mut request = uvcurl::Request::get(url)
                 .http_version(version)
                 .timeout(TRANSFER_TIMEOUT);
+            if close {
+                request = request.header("Connection", "close");
+            }
             match buffer {
                 Some(bytes) => request.buffer_size(bytes),
                 None => request,
@@ -505,8 +530,8 @@ fn run_client(job: &Job, loops: usize) -> Outcome {
 
 /// Fetches every URL of `job` with `fetch` (which checks the response and
 /// returns the body length) from `job.inflight` tasks on a current-thread
-/// tokio runtime.
-fn run_async_workers<F, Fut>(job: &Job, fetch: F) -> Outcome
+/// tokio runtime, or a multi-thread one.
+fn run_async_workers<F, Fut>(job: &Job, multi_thread: bool, fetch: F) -> Outcome
 where
     F: Fn(String) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<u64, String>> + Send + 'static,
@@ -514,10 +539,12 @@ where
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = builder.enable_all().build().map_err(|e| e.to_string())?;
     let urls = Arc::new(job.urls.clone());
     let next = Arc::new(AtomicUsize::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
