@@ -67,7 +67,7 @@ pub struct Error {
 
 impl Error {
     /// A new error of `kind` with `message`.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {
             kind,
             curl_code: None,
@@ -80,7 +80,7 @@ impl Error {
 
     /// An error for a failed transfer's `CURLcode`, with libcurl's error-buffer text
     /// (`detail`, may be empty).
-    pub fn from_curl(code: curl_sys::CURLcode, detail: &str) -> Error {
+    pub(crate) fn from_curl(code: curl_sys::CURLcode, detail: &str) -> Error {
         let generic = crate::curl::global::easy_strerror(code);
         let message = if detail.is_empty() || detail == generic {
             generic
@@ -94,7 +94,7 @@ impl Error {
     }
 
     /// An error for a failed `curl_multi_*` call.
-    pub fn from_multi(code: curl_sys::CURLMcode, call: &str) -> Error {
+    pub(crate) fn from_multi(code: curl_sys::CURLMcode, call: &str) -> Error {
         let text = crate::curl::global::multi_strerror(code);
         Error {
             multi_code: Some(code),
@@ -103,7 +103,7 @@ impl Error {
     }
 
     /// An error for a failed libuv call returning `code` (a negative errno).
-    pub fn from_uv(code: i32, call: &str) -> Error {
+    pub(crate) fn from_uv(code: i32, call: &str) -> Error {
         // SAFETY: uv_strerror returns a static NUL-terminated string, even for unknown codes
         // (it leaks a small allocation once per unknown code, which negative errnos are not).
         let text = unsafe { CStr::from_ptr(libuv_sys2::uv_strerror(code)) };

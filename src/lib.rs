@@ -157,6 +157,8 @@ pub mod uv;
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, ErrorKind};
 pub use global::{version, VersionInfo};
+#[doc(hidden)]
+pub use multi::DriverStats;
 pub use multi::{Multi, MultiBuilder, MultiHandle, Transfer};
 pub use remote::{BodyStream, Remote, ResponseFuture, Token};
 pub use request::{Flow, HttpVersionPref, Request};
@@ -169,3 +171,15 @@ pub mod ffi {
     pub use curl_sys as curl;
     pub use libuv_sys2 as uv;
 }
+
+// The threading rules, checked when the crate compiles: the cross-thread
+// types are `Send + Sync`; `Multi`, `Loop` and `Transfer` are not `Send`
+// (the `compile_fail` examples on each of them show it).
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Remote>();
+    send_and_sync::<Client>();
+    send_and_sync::<ResponseFuture>();
+    send_and_sync::<BodyStream>();
+    send_and_sync::<Error>();
+};

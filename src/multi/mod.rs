@@ -103,6 +103,18 @@ impl MultiBuilder {
     /// [`ErrorKind::SocketLimit`](crate::ErrorKind::SocketLimit) as
     /// [`require_high_fds`](MultiBuilder::require_high_fds) says.
     pub fn build(self, uv: &Loop) -> Result<Multi, Error> {
+        let running = crate::uv::running_libuv_version();
+        if running < crate::uv::MIN_LIBUV_VERSION {
+            return Err(Error::new(
+                crate::ErrorKind::Driver,
+                format!(
+                    "libuv {}.{}.{} is running; uvcurl needs 1.44.0 or newer",
+                    running >> 16,
+                    (running >> 8) & 0xff,
+                    running & 0xff
+                ),
+            ));
+        }
         if self.require_high_fds && crate::version().high_fds == Some(false) {
             return Err(Error::new(
                 crate::ErrorKind::SocketLimit,
@@ -275,25 +287,10 @@ impl Multi {
         self.driver.active()
     }
 
-    /// Sockets libcurl currently wants watched with a `uv_poll_t`.
-    pub fn watched_sockets(&self) -> usize {
-        self.driver.sockets().len()
-    }
-
-    /// Pooled (idle keep-alive) sockets whose `uv_poll_t` is kept, unreferenced,
-    /// for their next transfer.
-    pub fn lingering_sockets(&self) -> usize {
-        self.driver.sockets().lingering()
-    }
-
-    /// How often the uv timer that drives libcurl's timeouts has fired.
-    pub fn timer_fires(&self) -> u64 {
-        self.driver.timer_fires()
-    }
-
-    /// Whether libcurl currently has a timeout armed on the loop.
-    pub fn timer_pending(&self) -> bool {
-        self.driver.timer_pending()
+    /// The driver's internal counters, for uvcurl's own tests (not a stable API).
+    #[doc(hidden)]
+    pub fn stats(&self) -> DriverStats {
+        stats_of(&self.driver)
     }
 
     /// The loop this `Multi` runs on.
@@ -374,19 +371,46 @@ impl MultiHandle {
         self.driver().map_or(0, |d| d.active())
     }
 
-    /// Like [`Multi::timer_fires`] (0 once gone).
-    pub fn timer_fires(&self) -> u64 {
-        self.driver().map_or(0, |d| d.timer_fires())
+    /// Like [`Multi::stats`] (all zero once the `Multi` is gone).
+    #[doc(hidden)]
+    pub fn stats(&self) -> DriverStats {
+        self.driver().map(|d| stats_of(&d)).unwrap_or_default()
     }
+}
 
-    /// Like [`Multi::timer_pending`] (false once gone).
-    pub fn timer_pending(&self) -> bool {
-        self.driver().is_ok_and(|d| d.timer_pending())
+/// The driver's internal counters, for uvcurl's own tests (not a stable API).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Sockets libcurl currently wants watched with a `uv_poll_t`.
+    pub watched_sockets: usize,
+    /// Pooled (idle keep-alive) sockets whose `uv_poll_t` is kept, unreferenced.
+    pub lingering_sockets: usize,
+    /// How often the uv timer that drives libcurl's timeouts has fired.
+    pub timer_fires: u64,
+    /// Whether libcurl currently has a timeout armed on the loop.
+    pub timer_pending: bool,
+}
+
+fn stats_of(driver: &Driver) -> DriverStats {
+    DriverStats {
+        watched_sockets: driver.sockets().len(),
+        lingering_sockets: driver.sockets().lingering(),
+        timer_fires: driver.timer_fires(),
+        timer_pending: driver.timer_pending(),
     }
 }
 
 /// A running transfer: cancel, pause or resume it. Cheap to clone; it does
-/// not keep the transfer or the `Multi` alive.
+/// not keep the transfer or the `Multi` alive. Like its `Multi`, it belongs
+/// to the loop's thread (use a [`Remote`](crate::Remote) from others):
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let uv = uvcurl::Loop::new().unwrap();
+/// let multi = uvcurl::Multi::new(&uv).unwrap();
+/// send(multi.start(uvcurl::Request::get("http://127.0.0.1:1/"), |_| {}).unwrap());
+/// ```
 #[derive(Clone)]
 pub struct Transfer {
     driver: Weak<Driver>,

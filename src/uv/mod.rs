@@ -1,5 +1,6 @@
-//! Safe wrappers over the parts of libuv the driver needs: a [`Loop`], and
-//! [`Poll`], [`Timer`] and [`Async`] handles.
+//! Safe wrappers over the parts of libuv uvcurl needs. Public: the [`Loop`]
+//! and a [`Timer`] (handy beside transfers, e.g. to resume a paused one);
+//! the poll and async handles the driver uses are crate-private.
 //!
 //! Handles live in a heap box whose address never changes; dropping the owner
 //! calls `uv_close`, and the box (with the callback closure in it) is freed only
@@ -11,11 +12,11 @@ mod run_loop;
 mod timer;
 mod wakeup;
 
-pub use poll::{Poll, PollEvents, PollResult};
+pub(crate) use poll::{Poll, PollEvents, PollResult};
 pub use run_loop::Loop;
 pub(crate) use run_loop::LoopInner;
 pub use timer::Timer;
-pub use wakeup::{Async, AsyncSender};
+pub(crate) use wakeup::{Async, AsyncSender};
 
 use crate::error::Error;
 use libc::c_int;

@@ -115,11 +115,6 @@ impl Poll {
         }
     }
 
-    /// The address of the raw handle (stable for the handle's life).
-    pub fn as_raw(&self) -> *mut uv::uv_poll_t {
-        self.raw()
-    }
-
     fn raw(&self) -> *mut uv::uv_poll_t {
         // SAFETY: `ptr` is live until the close callback, which runs after Drop.
         unsafe { (*self.ptr.as_ptr()).raw }

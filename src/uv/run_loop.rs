@@ -19,6 +19,13 @@ use std::rc::Rc;
 /// uv.run().unwrap();          // nothing to do: returns at once
 /// uv.close().unwrap();        // no handles left open
 /// ```
+///
+/// A loop belongs to its thread:
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// send(uvcurl::Loop::new().unwrap());
+/// ```
 #[derive(Clone)]
 pub struct Loop {
     inner: Rc<LoopInner>,
