@@ -3,8 +3,11 @@
 //! shared libraries (the latter through `vendor/install-c` and pkg-config)
 //! and fetch byte-exact bodies from a loopback server, the boundary cases
 //! return codes instead of crashing, and valgrind finds no leak or invalid
-//! access.
+//! access. A separate test binary: it builds and runs C programs against the
+//! crate's static and shared libraries.
 
+// Only the plain-HTTP loopback server of tests/it/support, with its bodies.
+#[path = "it/support/loopback.rs"]
 mod support;
 
 use std::collections::BTreeMap;

@@ -1,12 +1,10 @@
 //! Long-lived use and resource exhaustion.
 
-mod support;
-
+use crate::support::harness::{collector, Harness};
+use crate::support::HttpServer;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use support::harness::{collector, Harness};
-use support::HttpServer;
 use uvcurl::uv::Timer;
 use uvcurl::{ErrorKind, MultiHandle, Request};
 
@@ -109,17 +107,13 @@ fn running_out_of_descriptors_fails_cleanly_and_recovers() {
     if let Ok(url) = std::env::var("UVCURL_NOFILE_CHILD_URL") {
         return nofile_child(&url);
     }
+    let _fds = crate::support::harness::shared();
     let server = HttpServer::start();
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "running_out_of_descriptors_fails_cleanly_and_recovers",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("UVCURL_NOFILE_CHILD_URL", server.url("/drip/2000?ms=100"))
-        .output()
-        .expect("run child");
+    let output = crate::support::run_alone(
+        module_path!(),
+        "running_out_of_descriptors_fails_cleanly_and_recovers",
+        ("UVCURL_NOFILE_CHILD_URL", &server.url("/drip/2000?ms=100")),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
@@ -173,7 +167,7 @@ fn run_batch(h: &Harness, url: &str, n: usize) -> Vec<Result<(), uvcurl::Error>>
 fn nofile_child(url: &str) {
     let h = Harness::new();
     // Room for a handful of sockets only.
-    let limit = support::fd_count() as u64 + 6;
+    let limit = crate::support::fd_count() as u64 + 6;
     set_nofile(limit);
     let (cpu0, wall0) = (cpu_time(), Instant::now());
     let results = run_batch(&h, url, 50);
