@@ -43,14 +43,11 @@ fn raise_nofile_limit(wanted: u64) {
 fn two_hundred_transfers_on_sockets_above_1024() {
     if std::env::var_os(CHILD).is_none() {
         let _fds = crate::support::harness::shared();
-        let output = crate::support::run_alone(
+        crate::support::run_alone(
             module_path!(),
             "two_hundred_transfers_on_sockets_above_1024",
             (CHILD, "1"),
         );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
         return;
     }
     raise_nofile_limit(4096);

@@ -122,6 +122,21 @@ pub fn warm_up() {
     });
 }
 
+/// The descriptor count once it has stopped changing (the same over 100 ms;
+/// waits at most 5 s, then returns the latest count).
+pub fn settled_fd_count() -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = fd_count();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = fd_count();
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Waits (at most 5 s: server sides of closed connections close
 /// asynchronously) for the descriptor count to return to `before`.
 pub fn assert_fds_back_to(before: usize) {

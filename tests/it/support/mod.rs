@@ -21,7 +21,7 @@ mod temp;
 mod tls;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -72,9 +72,9 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Runs test `name` of the module `module` (pass `module_path!()`) again,
 /// alone, in a child process of this test binary with `env` set, for a test
-/// that changes process-wide state (descriptor limits); returns its output
-/// once it is known that the child ran exactly that one test.
-pub fn run_alone(module: &str, name: &str, env: (&str, &str)) -> Output {
+/// that changes process-wide state (descriptor limits). Asserts that the
+/// child ran exactly that test and that it passed; returns its output.
+pub fn run_alone(module: &str, name: &str, env: (&str, &str)) -> String {
     // `module_path!()` starts with the crate (`it::`); test names do not.
     let module = module.split_once("::").map_or(module, |(_, rest)| rest);
     let test = format!("{module}::{name}");
@@ -83,10 +83,12 @@ pub fn run_alone(module: &str, name: &str, env: (&str, &str)) -> Output {
         .env(env.0, env.1)
         .output()
         .expect("run this test binary again");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
     assert!(
-        stdout.contains("test result: ok. 1 passed") || !output.status.success(),
+        stdout.contains("test result: ok. 1 passed"),
         "the child did not run {test}:\n{stdout}"
     );
-    output
+    stdout
 }
