@@ -354,9 +354,9 @@ fn run(options: &Options) -> Result<(), String> {
     } else {
         None
     };
-    let nginx = find_or_install("nginx", &["/usr/sbin/nginx"])?;
+    let nginx = find_tool("nginx", &["/usr/sbin/nginx"])?;
     let strace = if options.strace {
-        Some(find_or_install("strace", &["/usr/bin/strace"])?)
+        Some(find_tool("strace", &["/usr/bin/strace"])?)
     } else {
         None
     };
@@ -581,33 +581,24 @@ fn build_c_clients(clients: &[&str]) -> Result<Vec<(&'static str, PathBuf)>, Str
     }
 }
 
-/// The tool at one of `paths` or on PATH; installs the Debian package of the
-/// same name with vendor/bootstrap when it is missing.
-fn find_or_install(name: &str, paths: &[&str]) -> Result<PathBuf, String> {
-    let find = || {
-        let on_path: Vec<PathBuf> = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
-            .unwrap_or_default();
-        paths
-            .iter()
-            .map(PathBuf::from)
-            .chain(on_path)
-            .find(|p| p.is_file())
-    };
-    if let Some(path) = find() {
-        return Ok(path);
-    }
-    let bootstrap = Path::new(env!("CARGO_MANIFEST_DIR")).join("vendor/bootstrap");
-    eprintln!("compare: {name} is missing; running vendor/bootstrap {name}");
-    let status = Command::new(&bootstrap)
-        .arg(name)
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("{}: {e}", bootstrap.display()))?;
-    if !status.success() {
-        return Err(format!("vendor/bootstrap {name} failed ({status})"));
-    }
-    find().ok_or_else(|| format!("{name} still missing after vendor/bootstrap"))
+/// The tool at one of `paths` or on PATH. vendor/bootstrap installs the
+/// Debian package of the same name (`vendor/cargo bench` and `vendor/cargo
+/// test` run it); this runner installs nothing.
+fn find_tool(name: &str, paths: &[&str]) -> Result<PathBuf, String> {
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
+        .unwrap_or_default();
+    paths
+        .iter()
+        .map(PathBuf::from)
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "{name} is missing: install it with `vendor/bootstrap {name}` \
+                 (`vendor/cargo bench` and `vendor/cargo test` do that for nginx)"
+            )
+        })
 }
 
 /// A temporary directory, removed on drop unless kept.

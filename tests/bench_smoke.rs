@@ -1,9 +1,16 @@
 //! Smoke test of the benchmark runner (benches/compare.rs): builds it and the
 //! downloader (dev profile, reusing this test build's dependencies), runs
-//! `compare --quick` — nginx on 127.0.0.1, installed through vendor/bootstrap
-//! when missing, a few hundred 1 KiB transfers with every client — and
-//! checks that it exits 0 and prints a table. The figures of a debug build
-//! mean nothing; `vendor/cargo bench --bench compare` gives real ones.
+//! `compare --quick` — nginx on 127.0.0.1 (installed by vendor/bootstrap,
+//! which `vendor/cargo test` runs; without it the runner fails saying so), a
+//! few hundred 1 KiB transfers with every client — and checks that it exits
+//! 0 and prints a table. The figures of a debug build mean nothing;
+//! `vendor/cargo bench --bench compare` gives real ones. A separate test
+//! binary: it needs none of the test support, and runs cargo and the
+//! runner as child processes.
+
+// Only the helper that runs cargo, from tests/it/support.
+#[path = "it/support/cargo.rs"]
+mod support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -48,10 +55,8 @@ fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> (bool, String,
 }
 
 fn cargo(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO"));
+    let mut command = support::cargo(args);
     command
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

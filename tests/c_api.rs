@@ -3,8 +3,11 @@
 //! shared libraries (the latter through `vendor/install-c` and pkg-config)
 //! and fetch byte-exact bodies from a loopback server, the boundary cases
 //! return codes instead of crashing, and valgrind finds no leak or invalid
-//! access.
+//! access. A separate test binary: it builds and runs C programs against the
+//! crate's static and shared libraries.
 
+// Only the plain-HTTP loopback server of tests/it/support, with its bodies.
+#[path = "it/support/loopback.rs"]
 mod support;
 
 use std::collections::BTreeMap;
@@ -449,18 +452,14 @@ fn boundary_cases_return_codes_and_never_crash() {
     check_boundary_output(&run(&exe, &boundary_args(&server)));
 }
 
-/// Makes sure valgrind is there (installing it with vendor/bootstrap on a
-/// fresh machine) and returns its path.
+/// valgrind, which `vendor/cargo test` installs through vendor/bootstrap;
+/// its absence fails the test.
 fn valgrind() -> &'static str {
     let found = Command::new("valgrind").arg("--version").output();
-    if !found.is_ok_and(|o| o.status.success()) {
-        let output = command_output(
-            Command::new("bash")
-                .arg(repo().join("vendor/bootstrap"))
-                .arg("valgrind"),
-        );
-        check_success("vendor/bootstrap valgrind", &output);
-    }
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "valgrind is missing: run `vendor/bootstrap test` (or the tests through `vendor/cargo test`)"
+    );
     "valgrind"
 }
 

@@ -1,48 +1,55 @@
-//! Memory checking: representative integration suites run again under
-//! valgrind memcheck, and any invalid read or write, use of uninitialised
-//! memory or definite leak fails the test. (The C examples are checked under
-//! valgrind in tests/c_api.rs.) No suppressions are needed: libcurl's and
-//! OpenSSL's one-time global allocations stay reachable, which memcheck does
-//! not count as a definite leak.
+//! Memory checking: representative parts of the integration tests (the `it`
+//! binary, tests/it) run again under valgrind memcheck, and any invalid read
+//! or write, use of uninitialised memory or definite leak fails the test.
+//! A separate test binary: it runs the `it` binary, under valgrind. (The C
+//! examples are checked under valgrind in tests/c_api.rs.) No suppressions
+//! are needed: libcurl's and OpenSSL's one-time global allocations stay
+//! reachable, which memcheck does not count as a definite leak.
 //!
 //! Tests with an HTTPS *server* are left out here: the test server's TLS
 //! (rustls on ring's assembly) makes memcheck report uninitialised values
 //! inside ring — false positives in test-only code, not in uvcurl.
+//!
+//! valgrind comes from vendor/bootstrap (`vendor/cargo test` runs it); this
+//! test does not install anything and fails when valgrind is missing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-/// The newest sibling test executable built from `tests/{name}.rs`.
-fn test_binary(name: &str) -> PathBuf {
+/// The newest sibling test executable built from `tests/it/main.rs`.
+fn it_binary() -> PathBuf {
     let me = std::env::current_exe().unwrap();
     let dir = me.parent().unwrap();
-    let prefix = format!("{name}-");
     std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .filter(|e| {
             let file = e.file_name().to_string_lossy().into_owned();
-            file.strip_prefix(&prefix)
+            file.strip_prefix("it-")
                 .is_some_and(|hash| hash.chars().all(|c| c.is_ascii_hexdigit()))
         })
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
         .map(|e| e.path())
-        .unwrap_or_else(|| panic!("no test binary for tests/{name}.rs in {}", dir.display()))
+        .unwrap_or_else(|| panic!("no test binary for tests/it in {}", dir.display()))
 }
 
 fn ensure_valgrind() {
-    let bootstrap = Path::new(env!("CARGO_MANIFEST_DIR")).join("vendor/bootstrap");
-    let status = Command::new(bootstrap).arg("valgrind").status().unwrap();
-    assert!(status.success(), "vendor/bootstrap valgrind failed");
+    let found = Command::new("valgrind").arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "valgrind is missing: run `vendor/bootstrap test` (or the tests through `vendor/cargo test`)"
+    );
 }
 
 /// One valgrind run at a time: the suites check timings of their own.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn memcheck(suite: &str, args: &[&str]) {
+/// Runs the tests of module `suite` of the `it` binary (`suite::…`), minus
+/// those whose names contain one of `skip`, under valgrind.
+fn memcheck(suite: &str, skip: &[&str]) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     ensure_valgrind();
-    let binary = test_binary(suite);
+    let binary = it_binary();
     let output = Command::new("valgrind")
         .args([
             "--error-exitcode=99",
@@ -52,8 +59,8 @@ fn memcheck(suite: &str, args: &[&str]) {
             "-q",
         ])
         .arg(&binary)
-        .args(["--test-threads=1"])
-        .args(args)
+        .args(["--test-threads=1", &format!("{suite}::")])
+        .args(skip.iter().flat_map(|s| ["--skip", s]))
         .output()
         .expect("run valgrind");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -64,6 +71,17 @@ fn memcheck(suite: &str, args: &[&str]) {
         output.status
     );
     assert!(stdout.contains("test result: ok"), "{stdout}");
+    // Every test that ran belongs to the suite, and at least one ran.
+    let ran: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("test ")?.split_once(" ... ").map(|(n, _)| n))
+        .collect();
+    assert!(!ran.is_empty(), "no {suite} test ran:\n{stdout}");
+    assert!(
+        ran.iter()
+            .all(|name| name.starts_with(&format!("{suite}::"))),
+        "{ran:?}"
+    );
     println!(
         "{suite}: {}",
         stdout
@@ -83,17 +101,17 @@ fn control_suite_is_clean_under_memcheck() {
 #[test]
 fn failure_suite_is_clean_under_memcheck() {
     // The timing test's windows are for native speed, not valgrind's.
-    memcheck("failures", &["--skip", "https", "--skip", "timeouts"]);
+    memcheck("failures", &["https", "timeouts"]);
 }
 
 /// HTTP/2 multiplexing, redirects, streaming and headers (the 1,000-transfer
 /// and 10 MiB cases are left to the plain run: too slow under valgrind).
 #[test]
 fn transfer_suite_is_clean_under_memcheck() {
-    let mut skip = vec!["--skip", "thousand", "--skip", "ten_mib"];
+    let mut skip = vec!["thousand", "ten_mib"];
     if !uvcurl::version().curl.starts_with("8.") {
         // On libcurl 7.x that test multiplexes over an HTTPS test server.
-        skip.extend(["--skip", "two_hundred"]);
+        skip.push("two_hundred");
     }
     memcheck("transfers", &skip);
 }

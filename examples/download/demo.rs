@@ -1,32 +1,22 @@
-//! `--demo`: a loopback HTTP server (hyper on a tokio runtime in a
-//! background thread) serves a few hundred generated files; they are
+//! `--demo`: a loopback HTTP server ([`FileServer`], hyper on a tokio runtime
+//! in a background thread) serves a few hundred generated files; they are
 //! downloaded through the same code path as any other run and every file's
 //! SHA-256 is checked against what was served.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::fs;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_DISPOSITION, CONTENT_RANGE, LOCATION, RANGE};
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
 
 use crate::cli::{Cli, Verbosity};
+use crate::file_server::{FileServer, Route};
 use crate::report::Report;
 use crate::{prepare_settings, print_report, print_stdout, scheduler, Fatal};
 
@@ -50,10 +40,10 @@ pub fn run(cli: &Cli, interrupt: Arc<AtomicBool>) -> Result<ExitCode, Fatal> {
         None => fresh_temp_dir().map_err(|e| Fatal::Runtime(format!("temp dir: {e}")))?,
     };
     let settings = prepare_settings(cli, out_dir.clone())?;
-    let catalog = Arc::new(Catalog::generate(SEED, FILE_COUNT));
-    let server = DemoServer::start(Arc::clone(&catalog))
+    let catalog = Catalog::generate(SEED, FILE_COUNT);
+    let server = FileServer::start(catalog.routes.clone(), true)
         .map_err(|e| Fatal::Runtime(format!("demo server: {e}")))?;
-    let base = format!("http://{}", server.addr());
+    let base = server.url("");
     if settings.verbosity != Verbosity::Quiet {
         eprintln!(
             "demo: serving {} files ({}) on {base}, downloading into {}",
@@ -164,8 +154,8 @@ struct DemoFile {
 #[derive(Debug)]
 struct Catalog {
     files: Vec<DemoFile>,
-    /// Served path (`/files/NAME`, `/report`) to index in `files`.
-    routes: HashMap<String, usize>,
+    /// Served path (`/files/NAME`, `/report`, `/moved/NAME`) to its answer.
+    routes: HashMap<String, Route>,
 }
 
 impl Catalog {
@@ -190,11 +180,23 @@ impl Catalog {
                 _ if i % 60 == 7 => (format!("/files/{name}"), format!("/moved/{name}")),
                 _ => (format!("/files/{name}"), format!("/files/{name}")),
             };
-            routes.insert(served, files.len());
+            let body = Bytes::from(body);
+            let mut route = Route::file(body.clone());
+            if i == 0 {
+                route.disposition = Some(format!("attachment; filename=\"{DISPOSITION_NAME}\""));
+            }
+            if url_path.starts_with("/moved/") {
+                let redirect = Route {
+                    redirect: Some(served.clone()),
+                    ..Route::default()
+                };
+                routes.insert(url_path.clone(), redirect);
+            }
+            routes.insert(served, route);
             files.push(DemoFile {
                 url_path,
                 name,
-                body: Bytes::from(body),
+                body,
             });
         }
         Catalog { files, routes }
@@ -203,141 +205,6 @@ impl Catalog {
     /// Bytes of all files.
     fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.body.len() as u64).sum()
-    }
-
-    /// The answer to `request`.
-    fn respond(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let path = request.uri().path();
-        if let Some(name) = path.strip_prefix("/moved/") {
-            return reply(StatusCode::FOUND)
-                .header(LOCATION, format!("/files/{name}"))
-                .body(Full::new(Bytes::new()))
-                .unwrap_or_default();
-        }
-        let Some(file) = self.routes.get(path).map(|&i| &self.files[i]) else {
-            return plain(StatusCode::NOT_FOUND, "no such file\n");
-        };
-        let mut response = serve_range(&file.body, request.headers().get(RANGE));
-        if path == "/report" {
-            let value = format!("attachment; filename=\"{DISPOSITION_NAME}\"");
-            if let Ok(value) = value.parse() {
-                response.headers_mut().insert(CONTENT_DISPOSITION, value);
-            }
-        }
-        response
-    }
-}
-
-/// A 200 with the whole body, or a 206 from `bytes=N-`, or a 416.
-fn serve_range(body: &Bytes, range: Option<&hyper::header::HeaderValue>) -> Response<Full<Bytes>> {
-    let len = body.len();
-    let start = range
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().strip_prefix("bytes="))
-        .and_then(|v| v.strip_suffix('-'))
-        .and_then(|v| v.parse::<usize>().ok());
-    let response = match start {
-        None => reply(StatusCode::OK).body(Full::new(body.clone())),
-        Some(start) if start < len => reply(StatusCode::PARTIAL_CONTENT)
-            .header(CONTENT_RANGE, format!("bytes {start}-{}/{len}", len - 1))
-            .body(Full::new(body.slice(start..))),
-        Some(_) => reply(StatusCode::RANGE_NOT_SATISFIABLE)
-            .header(CONTENT_RANGE, format!("bytes */{len}"))
-            .body(Full::new(Bytes::new())),
-    };
-    response.unwrap_or_default()
-}
-
-/// A response builder with `status`.
-fn reply(status: StatusCode) -> hyper::http::response::Builder {
-    Response::builder()
-        .status(status)
-        .header("accept-ranges", "bytes")
-}
-
-/// A short text response.
-fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    reply(status)
-        .body(Full::new(Bytes::from_static(text.as_bytes())))
-        .unwrap_or_default()
-}
-
-/// The loopback server; dropping it stops the server and its thread.
-struct DemoServer {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl DemoServer {
-    /// Listens on 127.0.0.1 (a free port) and serves `catalog` from a
-    /// background thread running a single-threaded tokio runtime.
-    fn start(catalog: Arc<Catalog>) -> io::Result<DemoServer> {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (stop, stopped) = oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("demo-server".to_owned())
-            .spawn(move || runtime.block_on(serve(listener, catalog, stopped)))?;
-        Ok(DemoServer {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for DemoServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Accepts connections until `stopped` fires; each is served (HTTP/1.1 or
-/// h2c) on a task of its own.
-async fn serve(
-    listener: std::net::TcpListener,
-    catalog: Arc<Catalog>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else {
-            // Out of file descriptors, say: give connections time to close.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let catalog = Arc::clone(&catalog);
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let response = catalog.respond(&request);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            // A client that goes away mid-response is not the server's problem.
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

@@ -22,11 +22,14 @@
 //! - [`scheduler`]: the loop, the slots, the timers, Ctrl-C;
 //! - [`progress`]: bars or plain lines on standard error;
 //! - [`report`]: the summary and the exit status;
-//! - [`demo`]: the self-contained loopback demonstration.
+//! - [`demo`]: the self-contained loopback demonstration;
+//! - [`file_server`]: the loopback file server of the demo (and of the
+//!   downloader's tests).
 
 mod attempt;
 mod cli;
 mod demo;
+mod file_server;
 mod naming;
 mod output;
 mod progress;

@@ -1,12 +1,10 @@
 //! Long-lived use and resource exhaustion.
 
-mod support;
-
+use crate::support::harness::{collector, Harness};
+use crate::support::HttpServer;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use support::harness::{collector, Harness};
-use support::HttpServer;
 use uvcurl::uv::Timer;
 use uvcurl::{ErrorKind, MultiHandle, Request};
 
@@ -39,7 +37,7 @@ fn start_burst(state: &Rc<Rounds>) {
                 }
                 s.pending.set(s.pending.get() - 1);
                 if s.pending.get() == 0 {
-                    s.fires_at_idle_start.set(s.handle.timer_fires());
+                    s.fires_at_idle_start.set(s.handle.stats().timer_fires);
                     let timer = s.idle_timer.borrow();
                     timer.as_ref().unwrap().start(30);
                 }
@@ -71,8 +69,8 @@ fn idle_multi_has_no_timer_and_no_wakeups_across_100_rounds() {
     let idle = Timer::new(&h.uv, move || {
         // End of an idle period: nothing may have woken libcurl meanwhile.
         s.idle_fires
-            .set(s.idle_fires.get() + s.handle.timer_fires() - s.fires_at_idle_start.get());
-        if s.handle.timer_pending() {
+            .set(s.idle_fires.get() + s.handle.stats().timer_fires - s.fires_at_idle_start.get());
+        if s.handle.stats().timer_pending {
             s.armed_while_idle.set(s.armed_while_idle.get() + 1);
         }
         s.round.set(s.round.get() + 1);
@@ -94,7 +92,7 @@ fn idle_multi_has_no_timer_and_no_wakeups_across_100_rounds() {
         "libcurl's timer stayed armed while idle"
     );
     assert_eq!(state.idle_fires.get(), 0, "timer fired while idle");
-    assert!(h.multi().timer_fires() > 0);
+    assert!(h.multi().stats().timer_fires > 0);
     drop(server);
     h.finish();
 }
@@ -109,20 +107,13 @@ fn running_out_of_descriptors_fails_cleanly_and_recovers() {
     if let Ok(url) = std::env::var("UVCURL_NOFILE_CHILD_URL") {
         return nofile_child(&url);
     }
+    let _fds = crate::support::harness::shared();
     let server = HttpServer::start();
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "running_out_of_descriptors_fails_cleanly_and_recovers",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("UVCURL_NOFILE_CHILD_URL", server.url("/drip/2000?ms=100"))
-        .output()
-        .expect("run child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
+    let stdout = crate::support::run_alone(
+        module_path!(),
+        "running_out_of_descriptors_fails_cleanly_and_recovers",
+        ("UVCURL_NOFILE_CHILD_URL", &server.url("/drip/2000?ms=100")),
+    );
     println!("{stdout}");
     assert!(stdout.contains("exhausted:"), "{stdout}");
     assert!(stdout.contains("recovered: 50 ok"), "{stdout}");
@@ -173,7 +164,7 @@ fn run_batch(h: &Harness, url: &str, n: usize) -> Vec<Result<(), uvcurl::Error>>
 fn nofile_child(url: &str) {
     let h = Harness::new();
     // Room for a handful of sockets only.
-    let limit = support::fd_count() as u64 + 6;
+    let limit = crate::support::fd_count() as u64 + 6;
     set_nofile(limit);
     let (cpu0, wall0) = (cpu_time(), Instant::now());
     let results = run_batch(&h, url, 50);

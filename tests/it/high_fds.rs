@@ -1,15 +1,18 @@
 //! Sockets numbered above 1024: a libcurl built on `select()` fails them
-//! (pitfall 46); ours must not. A separate test binary, because it raises the
-//! process's descriptor limit and holds 1,100 descriptors.
+//! (`select()` cannot wait on a descriptor numbered FD_SETSIZE, 1024, or
+//! above); ours must not. The test runs in a child process of its own,
+//! because it raises the process's descriptor limit and holds 1,100
+//! descriptors, which would disturb the descriptor counts of other tests.
 
-mod support;
-
+use crate::support::harness::Harness;
+use crate::support::{body_bytes, HttpServer};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
-use support::harness::Harness;
-use support::{body_bytes, HttpServer};
 use uvcurl::Request;
+
+/// Set in the child process that runs the test.
+const CHILD: &str = "UVCURL_HIGH_FDS_CHILD";
 
 fn raise_nofile_limit(wanted: u64) {
     let mut limit = libc::rlimit {
@@ -38,6 +41,15 @@ fn raise_nofile_limit(wanted: u64) {
 /// `version()` finds libcurl able to wait on such descriptors.
 #[test]
 fn two_hundred_transfers_on_sockets_above_1024() {
+    if std::env::var_os(CHILD).is_none() {
+        let _fds = crate::support::harness::shared();
+        crate::support::run_alone(
+            module_path!(),
+            "two_hundred_transfers_on_sockets_above_1024",
+            (CHILD, "1"),
+        );
+        return;
+    }
     raise_nofile_limit(4096);
     let spare: Vec<File> = (0..1100)
         .map(|_| File::open("/dev/null").expect("open /dev/null"))

@@ -1,11 +1,9 @@
 //! Transfers that fail: each failure arrives once, promptly, with the right
 //! kind — and a broken body is never reported as a success.
 
-mod support;
-
+use crate::support::harness::{collector, Harness};
+use crate::support::{body_bytes, refused_port, sha256_hex, HttpServer, HttpsServer, RawServer};
 use std::time::{Duration, Instant};
-use support::harness::{collector, Harness};
-use support::{body_bytes, refused_port, sha256_hex, HttpServer, HttpsServer, RawServer};
 use uvcurl::{ErrorKind, HttpVersion, Request, Response};
 
 type Outcome = (&'static str, Result<Response, uvcurl::Error>, Duration);

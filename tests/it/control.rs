@@ -1,13 +1,11 @@
 //! Control from callbacks: pause and resume, start, cancel and drop from
 //! inside completion and data callbacks, mass cancellation, panics, bad input.
 
-mod support;
-
+use crate::support::harness::{collector, Harness};
+use crate::support::{body_bytes, sha256_hex, HttpServer};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use support::harness::{collector, Harness};
-use support::{body_bytes, sha256_hex, HttpServer};
 use uvcurl::uv::Timer;
 use uvcurl::{ErrorKind, Flow, Request, Transfer};
 
@@ -275,7 +273,7 @@ fn cancelling_500_in_flight_completes_each_once() {
         counts.borrow()
     );
     assert_eq!(h.multi().active_transfers(), 0);
-    assert_eq!(h.multi().watched_sockets(), 0);
+    assert_eq!(h.multi().stats().watched_sockets, 0);
     drop(server);
     h.finish();
 }
@@ -476,7 +474,7 @@ fn raw_easy_handles_are_driven_and_stay_the_callers() {
 /// is dropped and the loop ran once more, it closes.
 #[test]
 fn loop_close_reports_open_handles() {
-    let _serial = support::harness::serial();
+    let _serial = crate::support::harness::serial();
     let uv = uvcurl::Loop::new().unwrap();
     let multi = uvcurl::Multi::new(&uv).unwrap();
     let error = uv.close().unwrap_err();

@@ -1,14 +1,12 @@
 //! Cross-thread use: the `Remote` handle, futures on tokio, streamed bodies
 //! with backpressure, the background `Client` with one and two loops.
 
-mod support;
-
+use crate::support::harness::{assert_fds_back_to, serial, shared, warm_up};
+use crate::support::{body_bytes, fd_count, sha256_hex, HttpServer, RawServer};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::harness::{assert_fds_back_to, serial, warm_up};
-use support::{body_bytes, fd_count, sha256_hex, HttpServer, RawServer};
 use uvcurl::uv::Timer;
 use uvcurl::{Client, ErrorKind, Loop, Multi, Request};
 
@@ -92,6 +90,7 @@ fn eight_threads_submit_8000_transfers_through_one_remote() {
 /// 1,000 futures awaited concurrently on tokio, through the background client.
 #[test]
 fn tokio_awaits_1000_futures() {
+    let _fds = shared();
     let server = HttpServer::start();
     let client = Client::new().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -124,21 +123,24 @@ fn tokio_awaits_1000_futures() {
 /// sees every connection closed, and nothing is left running.
 #[test]
 fn dropping_futures_cancels_the_transfers() {
+    let _fds = shared();
     let server = RawServer::silent();
     let client = Client::new().unwrap();
     let futures: Vec<_> = (0..20).map(|_| client.get(server.url("/"))).collect();
-    assert!(support::wait_until(Duration::from_secs(10), || server
-        .connections()
-        == 20));
+    assert!(crate::support::wait_until(
+        Duration::from_secs(10),
+        || server.connections() == 20
+    ));
     drop(futures);
     assert!(
-        support::wait_until(Duration::from_secs(10), || server.hangups() == 20),
+        crate::support::wait_until(Duration::from_secs(10), || server.hangups() == 20),
         "{} of 20 connections closed",
         server.hangups()
     );
-    assert!(support::wait_until(Duration::from_secs(5), || client
-        .loads()
-        == [0]));
+    assert!(crate::support::wait_until(
+        Duration::from_secs(5),
+        || client.loads() == [0]
+    ));
 }
 
 /// Per submission: how often its result came, and the error kind if any.
@@ -190,7 +192,7 @@ fn close_races_with_submissions_from_other_threads() {
                     };
                     if i == 1500 {
                         // Let the close land while the rest is still to come.
-                        support::wait_until(Duration::from_secs(20), || remote.is_closed());
+                        crate::support::wait_until(Duration::from_secs(20), || remote.is_closed());
                     }
                 }
             })
@@ -247,6 +249,7 @@ fn close_races_with_submissions_from_other_threads() {
 /// arrives whole.
 #[test]
 fn streamed_body_has_backpressure() {
+    let _fds = shared();
     let server = HttpServer::start();
     let client = Client::new().unwrap();
     let url = server.url("/bytes/8000000?seed=4");
@@ -281,6 +284,7 @@ fn streamed_body_has_backpressure() {
 /// two loops both get work.
 #[test]
 fn one_and_two_loop_clients_agree() {
+    let _fds = shared();
     let server = HttpServer::start();
     let mut outcomes = Vec::new();
     for loops in [1, 2] {

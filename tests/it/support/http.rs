@@ -1,9 +1,9 @@
-//! `HttpServer` (HTTP/1.1 + h2c prior knowledge) and `HttpsServer` (the same
-//! over TLS with ALPN), sharing one router.
+//! `HttpServer` (HTTP/1.1 + h2c prior knowledge) and its router, which
+//! `HttpsServer` (https.rs) serves over TLS.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::path::PathBuf;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,12 +21,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 
 use super::background::{accept_backoff, Background};
-use super::tls::{TempDir, TestPki};
 use super::{body_bytes, hex};
 
 /// Response body type used by every route.
@@ -50,10 +48,10 @@ const BODY_CACHE_SEEDS: usize = 8;
 
 /// Counters and recorded state shared by a server's connections.
 #[derive(Default)]
-struct Stats {
-    connections: AtomicUsize,
-    requests: AtomicUsize,
-    last_headers: Mutex<Vec<(String, String)>>,
+pub(crate) struct Stats {
+    pub(crate) connections: AtomicUsize,
+    pub(crate) requests: AtomicUsize,
+    pub(crate) last_headers: Mutex<Vec<(String, String)>>,
     body_cache: Mutex<HashMap<u64, Bytes>>,
 }
 
@@ -80,13 +78,15 @@ impl Stats {
 }
 
 /// Locks `m`, ignoring poisoning (a panicking test must not break others).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Plain-HTTP loopback server: HTTP/1.1 and h2c prior knowledge on one port.
 pub struct HttpServer {
     background: Background,
+    // (tests/c_api.rs, which includes this file too, reads no counters.)
+    #[allow(dead_code)]
     stats: Arc<Stats>,
 }
 
@@ -96,7 +96,7 @@ impl HttpServer {
         let stats = Arc::new(Stats::default());
         let shared = Arc::clone(&stats);
         let background = Background::spawn("support-http", 2, move |listener| {
-            accept_loop(listener, shared, None)
+            accept_loop(listener, shared, |tcp| async move { Some(tcp) })
         });
         HttpServer { background, stats }
     }
@@ -110,7 +110,12 @@ impl HttpServer {
     pub fn port(&self) -> u16 {
         self.background.port()
     }
+}
 
+// The counters, for tests/it; tests/c_api.rs, which includes this file too,
+// reads none of them.
+#[allow(dead_code)]
+impl HttpServer {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.stats.connections.load(Ordering::SeqCst)
@@ -128,79 +133,15 @@ impl HttpServer {
     }
 }
 
-/// TLS loopback server with the same routes; ALPN offers `h2` and
-/// `http/1.1`; the certificate is issued for "localhost" and 127.0.0.1 by a
-/// CA generated at start.
-pub struct HttpsServer {
-    background: Background,
-    stats: Arc<Stats>,
-    ca_pem: String,
-    ca_file: PathBuf,
-    _dir: TempDir,
-}
-
-impl HttpsServer {
-    /// Generates the CA and leaf, writes the CA PEM to a temporary
-    /// directory, binds 127.0.0.1:0 and serves until dropped.
-    pub fn start() -> HttpsServer {
-        let pki = TestPki::generate();
-        let dir = TempDir::new("uvcurl-support-tls");
-        let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, pki.ca_pem.as_bytes()).expect("write CA PEM");
-        let acceptor = TlsAcceptor::from(Arc::clone(&pki.server_config));
-        let stats = Arc::new(Stats::default());
-        let shared = Arc::clone(&stats);
-        let background = Background::spawn("support-https", 2, move |listener| {
-            accept_loop(listener, shared, Some(acceptor))
-        });
-        HttpsServer {
-            background,
-            stats,
-            ca_pem: pki.ca_pem,
-            ca_file,
-            _dir: dir,
-        }
-    }
-
-    /// `https://127.0.0.1:PORT` followed by `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{}", self.port(), path)
-    }
-
-    /// Path of the CA certificate (PEM); the file is removed on drop.
-    pub fn ca_file(&self) -> PathBuf {
-        self.ca_file.clone()
-    }
-
-    /// The CA certificate as PEM text.
-    pub fn ca_pem(&self) -> String {
-        self.ca_pem.clone()
-    }
-
-    /// The listening port.
-    pub fn port(&self) -> u16 {
-        self.background.port()
-    }
-
-    /// TCP connections accepted so far (before the TLS handshake).
-    pub fn connections(&self) -> usize {
-        self.stats.connections.load(Ordering::SeqCst)
-    }
-
-    /// Requests received so far.
-    pub fn requests(&self) -> usize {
-        self.stats.requests.load(Ordering::SeqCst)
-    }
-
-    /// Headers of the most recent request (lower-case names).
-    pub fn last_request_headers(&self) -> Vec<(String, String)> {
-        lock(&self.stats.last_headers).clone()
-    }
-}
-
 /// Accepts connections until the task is dropped, serving each on its own
-/// task (after a TLS handshake when `tls` is set).
-async fn accept_loop(listener: TcpListener, stats: Arc<Stats>, tls: Option<TlsAcceptor>) {
+/// task once `handshake` has turned the TCP stream into the stream to serve
+/// (the TCP stream itself, or a TLS session over it; `None` drops it).
+pub(crate) async fn accept_loop<H, Fut, I>(listener: TcpListener, stats: Arc<Stats>, handshake: H)
+where
+    H: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<I>> + Send + 'static,
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().keep_alive(true).header_read_timeout(None);
     builder
@@ -221,17 +162,10 @@ async fn accept_loop(listener: TcpListener, stats: Arc<Stats>, tls: Option<TlsAc
         let _ = tcp.set_nodelay(true);
         let stats = Arc::clone(&stats);
         let builder = Arc::clone(&builder);
-        let tls = tls.clone();
+        let stream = handshake(tcp);
         tokio::spawn(async move {
-            match tls {
-                None => serve_io(tcp, stats, &builder).await,
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
-                    if let Ok(Ok(stream)) = handshake {
-                        serve_io(stream, stats, &builder).await;
-                    }
-                }
+            if let Some(stream) = stream.await {
+                serve_io(stream, stats, &builder).await;
             }
         });
     }

@@ -5,17 +5,27 @@
 use super::fd_count;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 use uvcurl::uv::Timer;
 use uvcurl::{Loop, Multi, MultiBuilder};
 
-/// Tests that count descriptors must not overlap with other tests of the same binary.
-static SERIAL: Mutex<()> = Mutex::new(());
+/// The descriptor count is process-wide, and every integration test runs in
+/// this one process: a test that counts descriptors (every `Harness`, and
+/// whoever takes `serial()`) runs alone, while tests that open descriptors
+/// without counting them take `shared()` and may run together.
+static FDS: RwLock<()> = RwLock::new(());
 
-/// Takes the per-binary test lock (poisoning from a failed test is ignored).
-pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// For a test that counts descriptors: runs it alone (poisoning from a
+/// failed test is ignored).
+pub fn serial() -> RwLockWriteGuard<'static, ()> {
+    FDS.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// For a test that opens descriptors in this process without counting
+/// them: keeps it apart from those that count.
+pub fn shared() -> RwLockReadGuard<'static, ()> {
+    FDS.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A loop, a `Multi` on it, and the descriptor count from before both.
@@ -23,7 +33,7 @@ pub struct Harness {
     pub uv: Loop,
     multi: RefCell<Option<Multi>>,
     fds_before: usize,
-    _serial: MutexGuard<'static, ()>,
+    _serial: RwLockWriteGuard<'static, ()>,
 }
 
 impl Harness {
@@ -112,6 +122,21 @@ pub fn warm_up() {
     });
 }
 
+/// The descriptor count once it has stopped changing (the same over 100 ms;
+/// waits at most 5 s, then returns the latest count).
+pub fn settled_fd_count() -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = fd_count();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = fd_count();
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Waits (at most 5 s: server sides of closed connections close
 /// asynchronously) for the descriptor count to return to `before`.
 pub fn assert_fds_back_to(before: usize) {
@@ -158,4 +183,15 @@ impl Harness {
 /// A shared list that completion callbacks push into.
 pub fn collector<T>() -> Rc<RefCell<Vec<T>>> {
     Rc::new(RefCell::new(Vec::new()))
+}
+
+/// Whether the linked libcurl can reuse an h2c prior-knowledge connection:
+/// 7.x cannot (curl #10634, fixed in 8.0.0).
+pub fn h2c_reuse_works() -> bool {
+    let version = uvcurl::version().curl;
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse::<u32>().ok())
+        >= Some(8)
 }

@@ -8,14 +8,12 @@
 //! afterwards the loop closes with no handle and no descriptor left; and a
 //! second identical round does not grow resident memory beyond 16 MiB.
 
-mod support;
-
+use crate::support::chaos::{body_of, fault_for, mix, ChaosServer, Fault};
+use crate::support::harness::{h2c_reuse_works, Harness};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use support::chaos::{body_of, fault_for, mix, ChaosServer, Fault};
-use support::harness::Harness;
 use uvcurl::uv::{Loop, Timer};
 use uvcurl::{Error, ErrorKind, Flow, HttpVersionPref, MultiHandle, Request, Response, Transfer};
 
@@ -210,16 +208,6 @@ impl Soak {
             }
         }
     }
-}
-
-/// Whether libcurl can reuse h2c connections (7.x cannot: curl #10634).
-fn h2c_reuse_works() -> bool {
-    let version = uvcurl::version().curl;
-    version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse::<u32>().ok())
-        >= Some(8)
 }
 
 fn resident_bytes() -> u64 {

@@ -1,13 +1,11 @@
 //! Transfers that succeed: many at once over keep-alive and over fresh
 //! connections, HTTP/2 multiplexing, uploads, redirects, streaming.
 
-mod support;
-
+use crate::support::harness::{collector, h2c_reuse_works, Harness};
+use crate::support::{body_bytes, sha256_hex, HttpServer, HttpsServer};
 use std::io::Cursor;
 use std::rc::Rc;
 use std::time::Duration;
-use support::harness::{collector, Harness};
-use support::{body_bytes, sha256_hex, HttpServer, HttpsServer};
 use uvcurl::{ErrorKind, Flow, HttpVersion, HttpVersionPref, MultiHandle, Request, Response};
 
 /// Outcomes by transfer number.
@@ -109,17 +107,6 @@ fn thousand_keep_alive_transfers_are_byte_exact() {
 #[test]
 fn thousand_transfers_with_connection_close_reuse_socket_numbers() {
     run_load(true);
-}
-
-/// Whether the linked libcurl can reuse an h2c prior-knowledge connection:
-/// 7.x cannot (curl #10634, fixed in 8.0.0).
-fn h2c_reuse_works() -> bool {
-    let version = uvcurl::version().curl;
-    version
-        .split('.')
-        .next()
-        .and_then(|major| major.parse::<u32>().ok())
-        >= Some(8)
 }
 
 /// 200 transfers over HTTP/2 share one or two connections (one uv_poll_t per
@@ -390,13 +377,13 @@ fn pooled_connection_keeps_its_watch_between_transfers() {
     h.run(); // returns although the pooled socket is still watched
     assert_eq!(left.get(), 0);
     assert_eq!(server.connections(), 1);
-    assert_eq!(h.multi().watched_sockets(), 0);
+    assert_eq!(h.multi().stats().watched_sockets, 0);
     // Before libcurl 8.10 uvcurl uses the plain scheme: nothing lingers.
     let version = uvcurl::version().curl;
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     let lingers = usize::from((major, minor) >= (8, 10));
-    assert_eq!(h.multi().lingering_sockets(), lingers);
+    assert_eq!(h.multi().stats().lingering_sockets, lingers);
     drop(server);
     h.finish();
 }
@@ -407,8 +394,9 @@ fn pooled_connection_keeps_its_watch_between_transfers() {
 fn pooled_connection_closed_by_the_server_is_replaced() {
     let h = Harness::new();
     // Answers as if keeping the connection alive, then closes it.
-    let server =
-        support::RawServer::script(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec());
+    let server = crate::support::RawServer::script(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+    );
     let results = collector();
     let r = results.clone();
     h.multi()

@@ -6,15 +6,13 @@
 //! then closes with no handle and no leaked descriptor. Failing cases shrink
 //! to a minimal sequence; proptest keeps them in `proptest-regressions/`.
 
-mod support;
-
+use crate::support::harness::{assert_fds_back_to, serial, warm_up};
+use crate::support::{body_bytes, fd_count, HttpServer};
 use proptest::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::harness::{assert_fds_back_to, serial, warm_up};
-use support::{body_bytes, fd_count, HttpServer};
 use uvcurl::uv::Timer;
 use uvcurl::{ErrorKind, Flow, Loop, Multi, Request, Transfer};
 

@@ -86,7 +86,6 @@ pub fn body_of(seed: u64, id: u64) -> Vec<u8> {
 
 /// The chaos server: one HTTP/1.1 port with every fault, one h2c port.
 pub struct ChaosServer {
-    seed: u64,
     h1: Background,
     h2: Background,
 }
@@ -104,12 +103,7 @@ impl ChaosServer {
                 tokio::spawn(serve_h2(stream, seed));
             }
         });
-        ChaosServer { seed, h1, h2 }
-    }
-
-    /// The seed the faults are drawn from.
-    pub fn seed(&self) -> u64 {
-        self.seed
+        ChaosServer { h1, h2 }
     }
 
     /// URL of request `id` on the HTTP/1.1 port.

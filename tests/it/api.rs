@@ -1,0 +1,258 @@
+//! The Rust API's promises, as a reqwest or curl-rust user reads them: a
+//! cancel or a close from any callback stops that transfer's data at once,
+//! an empty header value removes libcurl's default, `Multi::fetch`,
+//! `Response::text`/`error_for_status`/trailers, `Flow::Cancel`, `Client::stream`.
+
+use crate::support::harness::{collector, Harness};
+use crate::support::{body_bytes, HttpServer, RawServer};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use uvcurl::{ErrorKind, Flow, MultiHandle, Request, Transfer};
+
+/// `Transfer::cancel()` called in `on_head`: the chunk that triggered
+/// `on_head` never reaches `on_data`, and the completion is `Cancelled`.
+#[test]
+fn cancel_in_on_head_delivers_no_data() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let chunks = Rc::new(Cell::new(0usize));
+    let results = collector();
+    for i in 0..100u64 {
+        let me: Rc<RefCell<Option<Transfer>>> = Rc::default();
+        let (m, c) = (me.clone(), chunks.clone());
+        let request = Request::get(server.url(&format!("/bytes/20000?seed={i}")))
+            .on_head(move |_| {
+                assert!(m.borrow().as_ref().unwrap().cancel());
+                Flow::Continue
+            })
+            .on_data(move |_| {
+                c.set(c.get() + 1);
+                Flow::Continue
+            });
+        let r = results.clone();
+        let transfer = h
+            .multi()
+            .start(request, move |result| r.borrow_mut().push(result))
+            .unwrap();
+        *me.borrow_mut() = Some(transfer);
+    }
+    h.run();
+    assert_eq!(chunks.get(), 0, "data callbacks after a cancel in on_head");
+    let results = results.borrow();
+    assert_eq!(results.len(), 100);
+    for result in results.iter() {
+        assert_eq!(result.as_ref().unwrap_err().kind(), ErrorKind::Cancelled);
+    }
+    drop(results);
+    drop(server);
+    h.finish();
+}
+
+/// `Flow::Cancel` from `on_head` and from `on_data`: no further data, the
+/// completion is `Cancelled` (not `Aborted`).
+#[test]
+fn flow_cancel_from_head_and_data() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let after = Rc::new(Cell::new(0usize));
+    let results = collector();
+    for i in 0..20u64 {
+        let a = after.clone();
+        let seen = Cell::new(false);
+        let mut request = Request::get(server.url(&format!("/bytes/200000?seed={i}")));
+        request = if i % 2 == 0 {
+            request.on_head(|_| Flow::Cancel).on_data(move |_| {
+                a.set(a.get() + 1);
+                Flow::Continue
+            })
+        } else {
+            request.on_data(move |_| {
+                if seen.replace(true) {
+                    a.set(a.get() + 1);
+                }
+                Flow::Cancel
+            })
+        };
+        let r = results.clone();
+        h.multi()
+            .start(request, move |result| r.borrow_mut().push(result))
+            .unwrap();
+    }
+    h.run();
+    assert_eq!(after.get(), 0, "data callbacks after Flow::Cancel");
+    let results = results.borrow();
+    assert_eq!(results.len(), 20);
+    for result in results.iter() {
+        assert_eq!(result.as_ref().unwrap_err().kind(), ErrorKind::Cancelled);
+    }
+    drop(results);
+    drop(server);
+    h.finish();
+}
+
+/// Closing the `Multi` from inside a data callback, with 100 others in
+/// flight: that transfer gets no further data callback, and every transfer
+/// still running completes `Cancelled` — none `Ok`.
+#[test]
+fn closing_the_multi_from_on_data_cancels_that_transfer_too() {
+    for round in 0..3u64 {
+        let h = Harness::new();
+        let server = HttpServer::start();
+        let handle: Rc<RefCell<Option<MultiHandle>>> = Rc::default();
+        *handle.borrow_mut() = Some(h.multi().handle());
+        let closed = Rc::new(Cell::new(false));
+        let after_close = Rc::new(Cell::new(0usize));
+        let results = collector();
+        for i in 0..101u64 {
+            let (hd, cl, ac) = (handle.clone(), closed.clone(), after_close.clone());
+            let request =
+                Request::get(server.url(&format!("/bytes/65536?seed={}", round * 1000 + i)))
+                    .on_data(move |_| {
+                        if cl.get() {
+                            ac.set(ac.get() + 1);
+                        } else if i == 0 {
+                            cl.set(true);
+                            hd.borrow().as_ref().unwrap().close();
+                        }
+                        Flow::Continue
+                    });
+            let r = results.clone();
+            h.multi()
+                .start(request, move |result| r.borrow_mut().push((i, result)))
+                .unwrap();
+        }
+        h.run();
+        assert!(closed.get());
+        assert_eq!(after_close.get(), 0, "data callbacks after the close");
+        let results = results.borrow();
+        assert_eq!(results.len(), 101);
+        let first = results.iter().find(|(i, _)| *i == 0).unwrap();
+        assert_eq!(first.1.as_ref().unwrap_err().kind(), ErrorKind::Cancelled);
+        drop(results);
+        drop(server);
+        h.finish();
+    }
+}
+
+/// An empty value removes libcurl's own header of that name.
+#[test]
+fn empty_header_value_removes_the_default() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let response = h
+        .multi()
+        .fetch(Request::get(server.url("/headers")).header("Accept", ""))
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let sent = server.last_request_headers();
+    assert!(
+        !sent
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("accept")),
+        "Accept was sent: {sent:?}"
+    );
+    let response = h
+        .multi()
+        .fetch(Request::get(server.url("/headers")).header("X-Kept", "1"))
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let sent = server.last_request_headers();
+    assert!(sent
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("accept")));
+    assert!(sent
+        .iter()
+        .any(|(name, v)| name.eq_ignore_ascii_case("x-kept") && v == "1"));
+    drop(server);
+    h.finish();
+}
+
+/// `Multi::fetch` runs one transfer to completion, sequentially, with the
+/// loop's other transfers progressing meanwhile; inside a callback it is
+/// refused with `InvalidState`.
+#[test]
+fn fetch_runs_sequentially_and_is_refused_inside_callbacks() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let background = collector();
+    let r = background.clone();
+    h.multi()
+        .start(
+            Request::get(server.url("/bytes/100000?seed=9")),
+            move |result| r.borrow_mut().push(result),
+        )
+        .unwrap();
+    for i in 0..5u64 {
+        let response = h
+            .multi()
+            .fetch(Request::get(server.url(&format!("/bytes/3000?seed={i}"))))
+            .unwrap();
+        assert_eq!(response.body(), &body_bytes(3000, i)[..]);
+    }
+    let error = h.multi().fetch(Request::get("not a url")).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+
+    // Inside a loop callback: a second Multi on the same loop refuses.
+    let second = Rc::new(RefCell::new(Some(uvcurl::Multi::new(&h.uv).unwrap())));
+    let refused = Rc::new(RefCell::new(None));
+    let (m, slot, url) = (second.clone(), refused.clone(), server.url("/bytes/10"));
+    h.multi()
+        .start(Request::get(server.url("/bytes/10")), move |_| {
+            let outcome = m.borrow().as_ref().unwrap().fetch(Request::get(url));
+            *slot.borrow_mut() = Some(outcome.map(|r| r.status()));
+            m.borrow_mut().take(); // closes the second Multi
+        })
+        .unwrap();
+    h.run();
+    let refused = refused.borrow_mut().take().expect("the completion ran");
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::InvalidState);
+    assert_eq!(background.borrow().len(), 1);
+    assert!(background.borrow()[0].is_ok());
+    drop(server);
+    h.finish();
+}
+
+/// `text()` decodes by the Content-Type charset; `error_for_status()` turns
+/// a 404 into `HttpStatus`; chunked trailers are kept apart from headers.
+#[test]
+fn text_status_errors_and_trailers() {
+    let h = Harness::new();
+    let server = RawServer::script(
+        b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
+          Transfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n\
+          4\r\ncaf\xe9\r\n0\r\nX-Checksum: 1234\r\n\r\n"
+            .to_vec(),
+    );
+    let response = h.multi().fetch(Request::get(server.url("/"))).unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.text(), "caf\u{e9}");
+    assert_eq!(response.header("x-checksum"), None);
+    assert_eq!(response.trailer("X-Checksum"), Some("1234"));
+    let error = response.error_for_status().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::HttpStatus);
+    assert!(error.is_status());
+    assert_eq!(error.http_status(), Some(404));
+    drop(server);
+    h.finish();
+}
+
+/// `Client::stream` yields the whole body, chunk by chunk.
+#[test]
+fn client_stream_yields_the_body() {
+    let server = HttpServer::start();
+    let client = uvcurl::Client::new().unwrap();
+    let url = server.url("/bytes/3000000?seed=4");
+    let mut stream = client.stream(move || Request::get(url));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let body = runtime.block_on(async {
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            body.extend_from_slice(&chunk);
+        }
+        body
+    });
+    assert_eq!(body, body_bytes(3_000_000, 4));
+    drop(client);
+}
