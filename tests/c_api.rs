@@ -93,6 +93,11 @@ fn build_static(source: &str) -> PathBuf {
     );
     let name = Path::new(source).file_stem().unwrap().to_string_lossy();
     let exe = work_dir().join(format!("{name}-static"));
+    // Built under a name of its own, then renamed into place: tests that build
+    // the same program at once never write a file another one is running.
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let building = work_dir().join(format!("{name}-static.{n}.building"));
     let mut cc = Command::new("cc");
     cc.args(WARNINGS)
         .arg("-I")
@@ -105,8 +110,9 @@ fn build_static(source: &str) -> PathBuf {
         .arg(&lib)
         .args(env["NATIVE_STATIC_LIBS"].split_whitespace())
         .arg("-o")
-        .arg(&exe);
+        .arg(&building);
     check_success(&format!("cc {source} (static)"), &command_output(&mut cc));
+    fs::rename(&building, &exe).expect("rename the built program into place");
     exe
 }
 
