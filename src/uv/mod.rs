@@ -29,7 +29,7 @@ use libc::c_int;
 /// `uv_loop_alive`, `uv_loop_close`, `uv_loop_init`, `uv_loop_size`,
 /// `uv_poll_init_socket`, `uv_poll_start`, `uv_poll_stop`, `uv_ref`,
 /// `uv_run`, `uv_strerror`, `uv_timer_init`, `uv_timer_start`,
-/// `uv_timer_stop`, `uv_unref`, `uv_version`, `uv_version_string`,
+/// `uv_timer_stop`, `uv_unref`, `uv_update_time`, `uv_version`, `uv_version_string`,
 /// `uv_walk` (all present since 1.0; `grep -rn 'uv_[a-z_]*(' src` lists the
 /// calls) -- never reads or writes a field of `uv_loop_t`, touches only the
 /// `data` field of its own handles (the first field of every handle in every

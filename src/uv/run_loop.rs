@@ -210,6 +210,11 @@ impl Loop {
 }
 
 impl LoopInner {
+    /// The raw loop, valid while this value lives.
+    pub(crate) fn raw(&self) -> *mut uv::uv_loop_t {
+        self.raw
+    }
+
     /// Keeps a caught panic for `Loop::run` to resume, and logs it now.
     pub(crate) fn stash_panic(&self, payload: Box<dyn Any + Send>, place: &str) {
         log::error!(

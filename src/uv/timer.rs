@@ -43,9 +43,19 @@ impl Timer {
         })
     }
 
-    /// (Re)starts the timer to fire once after `timeout_ms` milliseconds
+    /// (Re)starts the timer to fire once `timeout_ms` milliseconds from now
     /// (0: on the next loop iteration).
+    ///
+    /// "Now" is the current time, not libuv's cached loop time (which stands
+    /// still while callbacks run): the loop's clock is updated first
+    /// (`uv_update_time`), so a timer started at the end of a long callback
+    /// still waits the whole `timeout_ms`.
     pub fn start(&self, timeout_ms: u64) {
+        // SAFETY: the box keeps the loop alive; we are on the loop's thread.
+        unsafe {
+            let raw_loop = (*self.ptr.as_ptr()).loop_inner.raw();
+            uv::uv_update_time(raw_loop);
+        }
         // SAFETY: initialised, not closing. uv_timer_start only fails for a
         // closing handle or a null callback, neither possible here.
         unsafe { uv::uv_timer_start(self.raw(), Some(on_timer), timeout_ms, 0) };
