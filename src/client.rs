@@ -224,11 +224,22 @@ fn spawn_worker(index: usize, options: &ClientBuilder, share: &Share) -> Result<
             };
             let _ = ready_tx.send(Ok(remote));
             // Runs until the Multi is closed (its async handle keeps it alive).
-            if let Err(error) = uv.run() {
-                log::error!("uvcurl: client loop {index} failed: {error}");
+            // `Loop::run` resumes a user callback's panic (a `submit_with`
+            // completion through `remote_of_least_busy_loop`); on this thread
+            // nobody called run to receive it, so it is logged (by the panic
+            // module, when caught) and the loop goes on serving the others.
+            loop {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| uv.run())) {
+                    Ok(Ok(())) => break,
+                    Ok(Err(error)) => {
+                        log::error!("uvcurl: client loop {index} failed: {error}");
+                        break;
+                    }
+                    Err(_) => continue,
+                }
             }
             drop(multi);
-            let _ = uv.run();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| uv.run()));
             if let Err(error) = uv.close() {
                 log::error!("uvcurl: client loop {index}: {error}");
             }

@@ -6,7 +6,9 @@
 //!    [`Multi::on_released`] notification: [`completion`] catches the panic,
 //!    the loop carries on with its other work, and [`Loop::run`] resumes the
 //!    first such panic when it returns. (The transfer is over: there is
-//!    nothing left to fail.)
+//!    nothing left to fail.) On a [`Client`](crate::Client)'s own loop
+//!    threads nobody called `run` to receive it: there it is logged and the
+//!    loop goes on.
 //! 2. **User callbacks during a transfer** — the data, head and upload-reader
 //!    callbacks of a [`Request`], and a [`Remote`]'s request builder:
 //!    [`in_transfer`] turns the panic into that transfer's failure, an error
