@@ -426,3 +426,87 @@ fn pooled_connection_closed_by_the_server_is_replaced() {
     drop(server);
     h.finish();
 }
+
+/// Counts the body bytes of a caller-configured easy handle.
+extern "C" fn count_bytes(
+    _data: *mut std::ffi::c_char,
+    size: usize,
+    n: usize,
+    total: *mut std::ffi::c_void,
+) -> usize {
+    // SAFETY: WRITEDATA is the `usize` the test keeps for this handle.
+    unsafe { *(total as *mut usize) += size * n };
+    size * n
+}
+
+/// Caller-configured easy handles (`start_raw`, what the C ABI uses) get the
+/// pooled-socket watches that requests get: 10 handles × 20 rounds over
+/// keep-alive reuse their 10 connections, whose watches linger between
+/// rounds (with libcurl 8.10+). Once a handle is done, none of uvcurl's
+/// options is left on it: it runs again with `curl_easy_perform` after the
+/// `Multi` is gone (memcheck runs this test too).
+#[test]
+fn caller_configured_easy_handles_keep_pooled_watches() {
+    use uvcurl::ffi::curl;
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let url = std::ffi::CString::new(server.url("/bytes/1000?seed=3")).unwrap();
+    let mut totals = vec![0usize; 10];
+    // SAFETY: plain easy handles, configured with valid options and pointers
+    // that outlive them (the URL string and `totals`, which does not move).
+    let easies: Vec<*mut curl::CURL> = totals
+        .iter_mut()
+        .map(|total| unsafe {
+            let easy = curl::curl_easy_init();
+            assert!(!easy.is_null());
+            curl::curl_easy_setopt(easy, curl::CURLOPT_URL, url.as_ptr());
+            let write: curl::curl_write_callback = count_bytes;
+            curl::curl_easy_setopt(easy, curl::CURLOPT_WRITEFUNCTION, write);
+            curl::curl_easy_setopt(easy, curl::CURLOPT_WRITEDATA, total as *mut usize);
+            easy
+        })
+        .collect();
+    let done = Rc::new(std::cell::Cell::new(0));
+    for round in 0..20 {
+        for &easy in &easies {
+            let d = done.clone();
+            // SAFETY: a valid handle, not in any multi, untouched until done.
+            unsafe {
+                h.multi().start_raw(easy, move |result| {
+                    result.unwrap();
+                    d.set(d.get() + 1);
+                })
+            }
+            .unwrap();
+        }
+        h.run();
+        assert_eq!(done.get(), (round + 1) * 10);
+    }
+    assert!(totals.iter().all(|&t| t == 20 * 1000), "{totals:?}");
+    assert!(
+        server.connections() <= 10,
+        "{} connections",
+        server.connections()
+    );
+    let version = uvcurl::version().curl;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    if (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (8, 10) {
+        assert!(
+            h.multi().stats().lingering_sockets > 0,
+            "no pooled watch kept"
+        );
+    }
+    // The Multi goes; the handles are the caller's and work on their own.
+    drop(h.take_multi());
+    h.uv.run().unwrap();
+    for &easy in &easies {
+        // SAFETY: the caller's handle, out of every multi; cleaned up once.
+        unsafe {
+            assert_eq!(curl::curl_easy_perform(easy), curl::CURLE_OK);
+            curl::curl_easy_cleanup(easy);
+        }
+    }
+    assert!(totals.iter().all(|&t| t == 21 * 1000), "{totals:?}");
+    drop(server);
+    h.finish();
+}
