@@ -9,7 +9,7 @@ use crate::support::{body_bytes, HttpServer};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
-use uvcurl::Request;
+use uvcurl::{ErrorKind, Request};
 
 /// Set in the child process that runs the test.
 const CHILD: &str = "UVCURL_HIGH_FDS_CHILD";
@@ -36,9 +36,16 @@ fn raise_nofile_limit(wanted: u64) {
     }
 }
 
+/// Set by `.ci/run`'s pass that builds the bundled libcurl without
+/// `-DHAVE_POLL`, as a dependent without uvcurl's `.cargo/config.toml` would.
+const EXPECT_SELECT_ONLY: &str = "UVCURL_EXPECT_SELECT_ONLY";
+
 /// With 1,100 spare descriptors open, 200 transfers (each on a new
 /// connection, so on sockets numbered above 1,100) all succeed, and
-/// `version()` finds libcurl able to wait on such descriptors.
+/// `version()` finds libcurl able to wait on such descriptors. On a libcurl
+/// built without poll() (`UVCURL_EXPECT_SELECT_ONLY=1`), each of them fails
+/// with `ErrorKind::SocketLimit` and a message naming the fix — never
+/// `Connect` — and `require_high_fds` refuses to build a `Multi`.
 #[test]
 fn two_hundred_transfers_on_sockets_above_1024() {
     if std::env::var_os(CHILD).is_none() {
@@ -50,6 +57,7 @@ fn two_hundred_transfers_on_sockets_above_1024() {
         );
         return;
     }
+    let select_only = std::env::var_os(EXPECT_SELECT_ONLY).is_some_and(|v| v == "1");
     raise_nofile_limit(4096);
     let spare: Vec<File> = (0..1100)
         .map(|_| File::open("/dev/null").expect("open /dev/null"))
@@ -57,9 +65,23 @@ fn two_hundred_transfers_on_sockets_above_1024() {
     assert!(spare.last().unwrap().as_raw_fd() > 1024);
     assert_eq!(
         uvcurl::version().high_fds,
-        Some(true),
-        "libcurl uses select()"
+        Some(!select_only),
+        "whether libcurl waits with poll() (UVCURL_EXPECT_SELECT_ONLY={select_only})"
     );
+    let strict = uvcurl::Loop::new().unwrap();
+    let refused = uvcurl::Multi::builder()
+        .require_high_fds(true)
+        .build(&strict)
+        .map(drop);
+    if select_only {
+        let error = refused.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::SocketLimit);
+        assert!(error.message().contains("HAVE_POLL"), "{error}");
+    } else {
+        refused.unwrap();
+    }
+    strict.run().unwrap();
+    strict.close().unwrap();
 
     let h = Harness::new();
     let server = HttpServer::start();
@@ -71,12 +93,25 @@ fn two_hundred_transfers_on_sockets_above_1024() {
     let results = results.borrow();
     assert_eq!(results.len(), 200);
     for (i, result) in results.iter() {
+        if select_only {
+            let error = result.as_ref().unwrap_err();
+            assert_eq!(
+                error.kind(),
+                ErrorKind::SocketLimit,
+                "transfer {i}: {error}"
+            );
+            assert!(error.message().contains("HAVE_POLL"), "{error}");
+            continue;
+        }
         let response = result
             .as_ref()
             .unwrap_or_else(|e| panic!("transfer {i}: {e}"));
         assert_eq!(response.body(), &body_bytes(2000, *i as u64)[..]);
     }
-    assert_eq!(server.connections(), 200);
+    if !select_only {
+        assert_eq!(server.connections(), 200);
+    }
+    drop(results);
     drop(server);
     h.finish();
     drop(spare);
