@@ -9,11 +9,10 @@
 //! This table is the C API's only global state besides libcurl's global init.
 
 use super::codes::{UVCURL_ECLOSED, UVCURL_EPANIC, UVCURL_EWRONGTHREAD};
-use crate::{Multi, Transfer};
+use crate::Multi;
 use libc::c_int;
-use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread::{self, ThreadId};
@@ -23,9 +22,8 @@ use std::thread::{self, ThreadId};
 pub(super) struct State {
     /// The handle value C knows this multi by.
     pub handle: usize,
+    /// Its transfers are the driver's (looked up by easy-handle address).
     pub multi: Multi,
-    /// Running transfers by easy-handle address: for cancel and duplicate checks.
-    pub transfers: Rc<RefCell<HashMap<usize, Transfer>>>,
     /// `uvcurl_multi_close` was called.
     pub closing: Cell<bool>,
 }
@@ -54,7 +52,6 @@ pub(super) fn register(multi: Multi) -> usize {
     let state = Box::new(State {
         handle,
         multi,
-        transfers: Rc::default(),
         closing: Cell::new(false),
     });
     let remote = state.multi.remote().ok();

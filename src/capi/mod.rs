@@ -9,6 +9,16 @@
 //! [`Transfer::cancel`](crate::Transfer::cancel), and the memory is freed from
 //! [`Multi::on_released`](crate::Multi::on_released).
 
+/// Returns `UVCURL_EINVAL` from the enclosing function when any of the
+/// given pointers is NULL: the one null check of every export.
+macro_rules! reject_null {
+    ($($pointer:expr),+ $(,)?) => {
+        if $($pointer.is_null())||+ {
+            return UVCURL_EINVAL;
+        }
+    };
+}
+
 mod codes;
 mod handles;
 
@@ -20,8 +30,6 @@ use curl_sys::{CURL, CURLM};
 use handles::{guard, guard_code, with_state};
 use libc::{c_char, c_int, c_void};
 use libuv_sys2::uv_loop_t;
-use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -122,9 +130,7 @@ pub unsafe extern "C" fn uvcurl_multi_new(
     out: *mut *mut uvcurl_multi,
 ) -> c_int {
     guard_code(|| {
-        if r#loop.is_null() || out.is_null() {
-            return UVCURL_EINVAL;
-        }
+        reject_null!(r#loop, out);
         if crate::uv::running_libuv_version() < crate::uv::MIN_LIBUV_VERSION {
             return UVCURL_EUVVERSION;
         }
@@ -231,8 +237,12 @@ fn checked_args(
     easy: *mut CURL,
     done: uvcurl_done_cb,
 ) -> Result<(usize, DoneFn), c_int> {
-    match done {
-        Some(done) if !multi.is_null() && !easy.is_null() => Ok((of_handle(multi), done)),
+    let checked = || {
+        reject_null!(multi, easy);
+        UVCURL_OK
+    };
+    match (checked(), done) {
+        (UVCURL_OK, Some(done)) => Ok((of_handle(multi), done)),
         _ => Err(UVCURL_EINVAL),
     }
 }
@@ -253,29 +263,18 @@ unsafe fn add_on_loop(
             return UVCURL_ECLOSED;
         }
         let key = easy as usize;
-        if state.transfers.borrow().contains_key(&key) {
-            return UVCURL_EEXIST;
-        }
-        let transfers = Rc::clone(&state.transfers);
-        let finished = Rc::new(Cell::new(false));
-        let finished_in_callback = Rc::clone(&finished);
         let handle = to_handle(state.handle);
         let on_done = move |outcome| {
-            finished_in_callback.set(true);
-            transfers.borrow_mut().remove(&key);
             let result = codes::of_outcome(&outcome);
             // SAFETY: a C function pointer the caller gave us with the
             // uvcurl_done_cb signature; the easy handle is out of the multi.
             unsafe { done(handle, key as *mut CURL, result, userdata) };
         };
         // SAFETY: the caller keeps `easy` valid and untouched until `done` ran.
+        // The driver refuses an easy handle it already runs (InvalidState,
+        // which is UVCURL_EEXIST).
         match unsafe { state.multi.start_raw(easy, on_done) } {
-            Ok(transfer) => {
-                if !finished.get() {
-                    state.transfers.borrow_mut().insert(key, transfer);
-                }
-                UVCURL_OK
-            }
+            Ok(_) => UVCURL_OK,
             Err(error) => codes::of_error(&error),
         }
     })
@@ -393,15 +392,12 @@ pub unsafe extern "C" fn uvcurl_multi_submit(
 #[no_mangle]
 pub extern "C" fn uvcurl_multi_cancel(multi: *mut uvcurl_multi, easy: *mut CURL) -> c_int {
     guard_code(|| {
-        if multi.is_null() || easy.is_null() {
-            return UVCURL_EINVAL;
-        }
+        reject_null!(multi, easy);
         with_state(of_handle(multi), |state| {
             if state.closing.get() {
                 return UVCURL_ECLOSED;
             }
-            let transfer = state.transfers.borrow().get(&(easy as usize)).cloned();
-            match transfer {
+            match state.multi.transfer_running_on(easy) {
                 Some(transfer) if transfer.cancel() => UVCURL_OK,
                 _ => UVCURL_ENOTFOUND,
             }
@@ -417,14 +413,12 @@ pub extern "C" fn uvcurl_multi_cancel(multi: *mut uvcurl_multi, easy: *mut CURL)
 #[no_mangle]
 pub extern "C" fn uvcurl_multi_active(multi: *const uvcurl_multi) -> c_int {
     guard_code(|| {
-        if multi.is_null() {
-            return UVCURL_EINVAL;
-        }
+        reject_null!(multi);
         with_state(of_handle(multi), |state| {
             if state.closing.get() {
                 return UVCURL_ECLOSED;
             }
-            c_int::try_from(state.transfers.borrow().len()).unwrap_or(c_int::MAX)
+            c_int::try_from(state.multi.active_transfers()).unwrap_or(c_int::MAX)
         })
     })
 }
@@ -456,9 +450,7 @@ pub extern "C" fn uvcurl_multi_close(
     userdata: *mut c_void,
 ) -> c_int {
     guard_code(|| {
-        if multi.is_null() {
-            return UVCURL_EINVAL;
-        }
+        reject_null!(multi);
         with_state(of_handle(multi), |state| {
             if state.closing.replace(true) {
                 return UVCURL_ECLOSED;

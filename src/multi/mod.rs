@@ -293,6 +293,13 @@ impl Multi {
         stats_of(&self.driver)
     }
 
+    /// The transfer running on a caller's easy handle (for the C ABI, which
+    /// keeps no table of its own).
+    pub(crate) fn transfer_running_on(&self, easy: *mut curl_sys::CURL) -> Option<Transfer> {
+        let key = self.driver.running_on(easy as usize)?;
+        Some(Transfer::new(&self.driver, key))
+    }
+
     /// The loop this `Multi` runs on.
     pub fn uv(&self) -> &Loop {
         self.driver.uv()

@@ -234,6 +234,12 @@ impl Driver {
         self.transfers.borrow().len()
     }
 
+    /// The live transfer running on the easy handle at `easy` (the table is
+    /// keyed by easy-handle address).
+    pub fn running_on(&self, easy: usize) -> Option<TransferKey> {
+        self.transfers.borrow().get(&easy).map(|state| state.key())
+    }
+
     /// The sockets libcurl asked us to watch.
     pub fn sockets(&self) -> &super::sockets::SocketTable {
         &self.callbacks.sockets
