@@ -21,8 +21,15 @@ pub enum ErrorKind {
     TooManyRedirects,
     /// The URL, or a redirect, uses a scheme this request does not allow.
     UnsupportedProtocol,
-    /// The connection broke during the transfer (reset, short body, nothing received).
-    Transfer,
+    /// The connection broke while sending or receiving (reset, broken pipe):
+    /// libcurl's `CURLE_RECV_ERROR`/`CURLE_SEND_ERROR`.
+    ConnectionReset,
+    /// The body ended before the length the server announced
+    /// (`CURLE_PARTIAL_FILE`).
+    PartialBody,
+    /// The server closed the connection without sending anything
+    /// (`CURLE_GOT_NOTHING`).
+    EmptyReply,
     /// The server broke the HTTP protocol (malformed reply, HTTP/2 error).
     Protocol,
     /// The upload body could not be read.
@@ -175,6 +182,15 @@ impl Error {
         matches!(self.kind, ErrorKind::Connect | ErrorKind::Dns)
     }
 
+    /// True when the connection was lost mid-transfer: [`ErrorKind::ConnectionReset`],
+    /// [`ErrorKind::PartialBody`] or [`ErrorKind::EmptyReply`] (a retry may help).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::ConnectionReset | ErrorKind::PartialBody | ErrorKind::EmptyReply
+        )
+    }
+
     /// True for [`ErrorKind::Tls`].
     pub fn is_tls(&self) -> bool {
         self.kind == ErrorKind::Tls
@@ -269,9 +285,9 @@ pub(crate) fn kind_of_code(code: curl_sys::CURLcode) -> ErrorKind {
         | CURLE_SSL_INVALIDCERTSTATUS
         | CURLE_USE_SSL_FAILED => ErrorKind::Tls,
         CURLE_TOO_MANY_REDIRECTS => ErrorKind::TooManyRedirects,
-        CURLE_PARTIAL_FILE | CURLE_RECV_ERROR | CURLE_SEND_ERROR | CURLE_GOT_NOTHING => {
-            ErrorKind::Transfer
-        }
+        CURLE_RECV_ERROR | CURLE_SEND_ERROR => ErrorKind::ConnectionReset,
+        CURLE_PARTIAL_FILE => ErrorKind::PartialBody,
+        CURLE_GOT_NOTHING => ErrorKind::EmptyReply,
         CURLE_FTP_WEIRD_SERVER_REPLY
         | CURLE_HTTP2
         | CURLE_HTTP2_STREAM

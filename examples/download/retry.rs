@@ -39,10 +39,11 @@ impl Failure {
     /// bodies, and HTTP protocol errors are transient; the rest (DNS, TLS,
     /// redirect loops, a bad URL, cancellation) is not.
     pub fn from_error(error: &Error) -> Failure {
-        let transient = matches!(
-            error.kind(),
-            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Transfer | ErrorKind::Protocol
-        );
+        let transient = error.is_connection_lost()
+            || matches!(
+                error.kind(),
+                ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Protocol
+            );
         let reason = match error.kind() {
             // Only Ctrl-C cancels transfers here.
             ErrorKind::Cancelled => "interrupted".to_owned(),
@@ -82,7 +83,9 @@ fn kind_label(kind: ErrorKind) -> &'static str {
         ErrorKind::Tls => "TLS",
         ErrorKind::TooManyRedirects => "redirects",
         ErrorKind::UnsupportedProtocol => "protocol not allowed",
-        ErrorKind::Transfer => "transfer",
+        ErrorKind::ConnectionReset => "connection reset",
+        ErrorKind::PartialBody => "short body",
+        ErrorKind::EmptyReply => "empty reply",
         ErrorKind::Protocol => "HTTP protocol",
         ErrorKind::Aborted => "aborted",
         ErrorKind::InvalidInput => "invalid request",

@@ -181,9 +181,11 @@ impl Soak {
                         Err(e) => Err(format!("{:?}: {e}", e.kind())),
                     }
                 }
-                Fault::ResetMidBody | Fault::CloseBeforeHeaders => {
-                    expected_kind(ErrorKind::Transfer).map(|_| "failed")
-                }
+                Fault::ResetMidBody | Fault::CloseBeforeHeaders => match result {
+                    Err(e) if e.is_connection_lost() => Ok("failed"),
+                    Err(e) => Err(format!("{:?}: {e}", e.kind())),
+                    Ok(r) => Err(format!("status {}", r.status())),
+                },
                 Fault::Stall => expected_kind(ErrorKind::Timeout).map(|_| "failed"),
                 Fault::OversizedHeaders if !self.h2 => {
                     // libcurl 7.x reports headers over its limit as

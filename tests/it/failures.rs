@@ -171,10 +171,10 @@ fn broken_responses_are_errors_never_short_bodies() {
         ],
     );
     for (name, kind) in [
-        ("reset", ErrorKind::Transfer),
-        ("closed", ErrorKind::Transfer),
+        ("reset", ErrorKind::ConnectionReset),
+        ("closed", ErrorKind::EmptyReply),
         ("garbage", ErrorKind::Protocol),
-        ("truncated", ErrorKind::Transfer),
+        ("truncated", ErrorKind::PartialBody),
     ] {
         let error = find(&outcomes, name).1.as_ref().expect_err(name);
         assert_eq!(error.kind(), kind, "{name}: {error}");
@@ -204,7 +204,8 @@ fn streamed_reset_ends_in_error() {
         .unwrap();
     h.run_for(Duration::from_secs(30));
     let error = results.borrow_mut().pop().unwrap().unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Transfer, "{error}");
+    assert_eq!(error.kind(), ErrorKind::ConnectionReset, "{error}");
+    assert!(error.is_connection_lost());
     let got = received.borrow();
     assert_eq!(got.len(), 200_000);
     assert_eq!(
