@@ -150,6 +150,7 @@ mod panic;
 mod remote;
 mod request;
 mod response;
+mod send_request;
 mod share;
 mod transfer;
 pub mod uv;
@@ -163,6 +164,7 @@ pub use multi::{Multi, MultiBuilder, MultiHandle, Transfer};
 pub use remote::{BodyStream, Remote, ResponseFuture, Token};
 pub use request::{Flow, HttpVersionPref, Request};
 pub use response::{Head, HttpVersion, Response, Timings};
+pub use send_request::SendRequest;
 pub use share::Share;
 pub use uv::Loop;
 
@@ -182,4 +184,6 @@ const _: () = {
     send_and_sync::<ResponseFuture>();
     send_and_sync::<BodyStream>();
     send_and_sync::<Error>();
+    const fn send<T: Send>() {}
+    send::<SendRequest>();
 };

@@ -239,6 +239,7 @@ fn text_status_errors_and_trailers() {
 /// `Client::stream` yields the whole body, chunk by chunk.
 #[test]
 fn client_stream_yields_the_body() {
+    let _fds = crate::support::harness::shared();
     let server = HttpServer::start();
     let client = uvcurl::Client::new().unwrap();
     let url = server.url("/bytes/3000000?seed=4");
@@ -254,5 +255,48 @@ fn client_stream_yields_the_body() {
         body
     });
     assert_eq!(body, body_bytes(3_000_000, 4));
+    drop(client);
+}
+
+/// A `SendRequest` is built on one thread, moved to another and run by a
+/// `Client` (and a `Remote`), its `Send` data callback on the loop thread.
+#[test]
+fn send_request_is_built_on_one_thread_and_run_from_another() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let _fds = crate::support::harness::shared();
+    let server = HttpServer::start();
+    let client = uvcurl::Client::new().unwrap();
+    let streamed = Arc::new(AtomicUsize::new(0));
+    let counter = streamed.clone();
+    let url = server.url("/bytes/50000?seed=8");
+    let request = std::thread::spawn(move || {
+        uvcurl::SendRequest::get(url)
+            .header("X-Built", "elsewhere")
+            .on_data(move |chunk| {
+                counter.fetch_add(chunk.len(), Ordering::SeqCst);
+                Flow::Continue
+            })
+    })
+    .join()
+    .unwrap();
+    let response = std::thread::spawn({
+        let client = client.clone();
+        move || client.send(request).wait()
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(streamed.load(Ordering::SeqCst), 50_000);
+    let sent = server.last_request_headers();
+    assert!(sent
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("x-built") && v == "elsewhere"));
+    let plain = client
+        .send(uvcurl::SendRequest::get(server.url("/bytes/10?seed=1")))
+        .wait()
+        .unwrap();
+    assert_eq!(plain.body(), &body_bytes(10, 1)[..]);
     drop(client);
 }
