@@ -8,9 +8,11 @@ use std::ffi::CStr;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct VersionInfo {
-    /// libcurl's version, e.g. `"8.22.0"`.
+    /// libcurl's version: `"8.22.0-DEV"` for the bundled build (curl-sys
+    /// builds it from a source snapshot), `"7.88.1"` for Debian 12's.
     pub curl: String,
-    /// libuv's version, e.g. `"1.53.1"`.
+    /// libuv's version: `"1.53.0"` for the bundled copy; with the system
+    /// libuv (see the README's C section), the host's, e.g. `"1.44.2"`.
     pub uv: String,
     /// The TLS library libcurl uses, e.g. `"OpenSSL/3.0.19"`.
     pub ssl: Option<String>,
@@ -28,7 +30,9 @@ pub struct VersionInfo {
 ///
 /// ```
 /// let info = uvcurl::version();
+/// println!("libcurl {} ({:?}), libuv {}", info.curl, info.ssl, info.uv);
 /// assert!(info.curl.starts_with(|c: char| c.is_ascii_digit()));
+/// assert!(info.uv.starts_with("1."));
 /// ```
 pub fn version() -> VersionInfo {
     let data = version_info();

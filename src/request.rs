@@ -215,6 +215,11 @@ impl Request {
     }
 
     /// Sends `body` (the whole of it is kept in memory).
+    ///
+    /// For a body over 1 MiB libcurl sends `Expect: 100-continue` and waits up
+    /// to one second for the server's `100 Continue` before sending it (a
+    /// server that never answers one costs that second). `.header("Expect", "")`
+    /// removes the header and sends the body at once.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
         self.body = Body::Bytes(body.into());
         self
@@ -223,6 +228,11 @@ impl Request {
     /// Streams the body from `reader`, read on the loop thread as the
     /// connection can take it. With `len` unknown, HTTP/1.1 uses chunked
     /// encoding. A read error fails the transfer with [`ErrorKind::Upload`](crate::ErrorKind::Upload).
+    ///
+    /// For a body over 1 MiB libcurl sends `Expect: 100-continue` and waits up
+    /// to one second for the server's `100 Continue` before sending it (a
+    /// server that never answers one costs that second). `.header("Expect", "")`
+    /// removes the header and sends the body at once.
     pub fn body_reader(mut self, reader: impl Read + 'static, len: Option<u64>) -> Request {
         self.body = Body::Reader {
             reader: Box::new(reader),
