@@ -300,3 +300,42 @@ fn send_request_is_built_on_one_thread_and_run_from_another() {
     assert_eq!(plain.body(), &body_bytes(10, 1)[..]);
     drop(client);
 }
+
+/// With the optional `stream` feature, a `BodyStream` is a
+/// `futures_core::Stream`: the chunks make the whole body, then `None`; a
+/// failed transfer ends with its error. (`.ci/run` builds one pass with the
+/// feature on.)
+#[cfg(feature = "stream")]
+#[test]
+fn body_stream_is_a_futures_stream() {
+    use futures_core::Stream;
+    use std::pin::Pin;
+    let _fds = crate::support::harness::shared();
+    let server = HttpServer::start();
+    let client = uvcurl::Client::new().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let next = |stream: &mut uvcurl::BodyStream| {
+        runtime.block_on(std::future::poll_fn(|cx| {
+            Pin::new(&mut *stream).poll_next(cx)
+        }))
+    };
+    let url = server.url("/bytes/2000000?seed=6");
+    let mut stream = client.stream(move || Request::get(url));
+    let mut body = Vec::new();
+    while let Some(chunk) = next(&mut stream) {
+        body.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(body, body_bytes(2_000_000, 6));
+    assert!(
+        next(&mut stream).is_none(),
+        "a finished stream stays finished"
+    );
+
+    let mut failing = client.stream(|| Request::get("http://127.0.0.1:1/refused"));
+    let last = next(&mut failing).expect("the error is the last item");
+    assert!(last.unwrap_err().is_connect());
+    assert!(next(&mut failing).is_none());
+    drop(client);
+}
