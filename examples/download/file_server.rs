@@ -38,6 +38,8 @@ pub enum Fault {
     DropMidBody,
     /// Answers 503, with `Retry-After: 0` when the flag is set.
     Unavailable(bool),
+    /// Answers 503 with `Retry-After` as an HTTP date this many seconds ahead.
+    UnavailableUntil(u64),
 }
 
 /// One path the server answers.
@@ -215,6 +217,13 @@ fn respond(state: &State, request: &Request<Incoming>) -> Answer {
                 let zero = HeaderValue::from_static("0");
                 response.headers_mut().insert(RETRY_AFTER, zero);
             }
+            return response;
+        }
+        Some(Fault::UnavailableUntil(seconds)) => {
+            let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
+            let at = std::time::SystemTime::now() + std::time::Duration::from_secs(*seconds);
+            let date = HeaderValue::from_str(&httpdate::fmt_http_date(at)).expect("an HTTP date");
+            response.headers_mut().insert(RETRY_AFTER, date);
             return response;
         }
         Some(Fault::DropMidBody) => {

@@ -57,7 +57,7 @@ impl Failure {
     }
 
     /// A response with a non-2xx `status`: 408, 429 and 5xx are transient
-    /// (honouring `Retry-After` in seconds), any other status is not.
+    /// (honouring `Retry-After`, in seconds or as an HTTP date), any other status is not.
     pub fn from_status(status: u16, retry_after: Option<&str>) -> Failure {
         let reason = match http::StatusCode::from_u16(status)
             .ok()
@@ -93,9 +93,22 @@ fn kind_label(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// Reads a `Retry-After` given in seconds (an HTTP date is not honoured).
+/// Reads a `Retry-After` (RFC 9110): delay-seconds, or an HTTP date in any
+/// of its three forms, as the wait from now (zero for a date in the past).
+/// `None` for anything else.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    retry_after_at(value, std::time::SystemTime::now())
+}
+
+/// [`parse_retry_after`] as seen at `now`.
+fn retry_after_at(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a u64 still means "a very long time".
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Exponential backoff with jitter.
@@ -150,6 +163,40 @@ mod tests {
         assert!(!Failure::from_status(404, None).transient);
         assert!(!Failure::from_status(403, None).transient);
         assert_eq!(Failure::from_status(404, None).reason, "HTTP 404 Not Found");
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_an_http_date() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        // 1994-11-06 08:49:37 UTC, RFC 9110's example, in its three forms.
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777 - 4);
+        for date in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                retry_after_at(date, now),
+                Some(Duration::from_secs(4)),
+                "{date}"
+            );
+        }
+        let later = now + Duration::from_secs(60);
+        assert_eq!(
+            retry_after_at("Sun, 06 Nov 1994 08:49:37 GMT", later),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after_at(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after_at("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for bad in ["", "-1", "1.5", "soon", "Sun, 32 Nov 1994 08:49:37 GMT"] {
+            assert_eq!(retry_after_at(bad, now), None, "{bad:?}");
+        }
+        let in_an_hour = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+        let wait = parse_retry_after(&in_an_hour).unwrap();
+        assert!(wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600));
     }
 
     #[test]

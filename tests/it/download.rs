@@ -271,6 +271,39 @@ fn faults_are_retried_until_every_file_is_correct() {
     }
 }
 
+/// A `Retry-After` given as an HTTP date is honoured: the server asks for
+/// a retry 3 s from now (a date has whole seconds, so at least 2 s after the
+/// first request), and the file arrives on the second request, not before.
+#[test]
+fn retry_after_as_an_http_date_is_honoured() {
+    let _fds = shared();
+    let body = body_bytes(5000, 17);
+    let mut route = Route::file(body.clone());
+    route.faults = vec![Fault::UnavailableUntil(3)];
+    let routes = HashMap::from([("/later.bin".to_owned(), route)]);
+    let server = FileServer::start(routes, true).expect("start the file server");
+    let work = TempDir::new("uvcurl-download-retry-date");
+    let out = work.join("out");
+    let out_str = out.to_str().expect("UTF-8");
+    let started = std::time::Instant::now();
+    let result = run(&[
+        &server.url("/later.bin"),
+        "-o",
+        out_str,
+        "--retries",
+        "2",
+        "-v",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_eq!(server.hits("/later.bin"), 2);
+    assert!(
+        took >= std::time::Duration::from_secs(2),
+        "retried after {took:?}"
+    );
+    assert_eq!(fs::read(out.join("later.bin")).expect("saved file"), body);
+}
+
 #[test]
 fn without_retries_faults_fail_and_leave_no_final_file() {
     let _fds = shared();
