@@ -272,14 +272,15 @@ fn faults_are_retried_until_every_file_is_correct() {
 }
 
 /// A `Retry-After` given as an HTTP date is honoured: the server asks for
-/// a retry 3 s from now (a date has whole seconds, so at least 2 s after the
-/// first request), and the file arrives on the second request, not before.
+/// a retry 5 s from now (a date has whole seconds, so at least 4 s after the
+/// first request; the backoff alone would retry within about 2 s), and the
+/// file arrives on the second request.
 #[test]
 fn retry_after_as_an_http_date_is_honoured() {
     let _fds = shared();
     let body = body_bytes(5000, 17);
     let mut route = Route::file(body.clone());
-    route.faults = vec![Fault::UnavailableUntil(3)];
+    route.faults = vec![Fault::UnavailableUntil(5)];
     let routes = HashMap::from([("/later.bin".to_owned(), route)]);
     let server = FileServer::start(routes, true).expect("start the file server");
     let work = TempDir::new("uvcurl-download-retry-date");
