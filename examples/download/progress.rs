@@ -181,14 +181,29 @@ impl Bars {
     }
 }
 
-/// Time left, estimated from the share of files done so far.
+/// Time left. When every file still to come is in flight with a known
+/// length, from the bytes left at the mean rate so far (under `--max-speed`
+/// that is the limited rate, not a burst); otherwise from the share of files
+/// done.
 fn eta(snapshot: &Snapshot, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    let files_left = snapshot.files_total.saturating_sub(snapshot.files_done);
+    let lengths_known = snapshot.active.len() as u64 == files_left
+        && snapshot.active.iter().all(|a| a.total.is_some());
+    if lengths_known && snapshot.bytes > 0 {
+        let bytes_left: u64 = snapshot
+            .active
+            .iter()
+            .map(|a| a.total.unwrap_or(0).saturating_sub(a.bytes))
+            .sum();
+        let rate = snapshot.bytes as f64 / secs;
+        return HumanDuration(Duration::from_secs_f64(bytes_left as f64 / rate)).to_string();
+    }
     if snapshot.files_done == 0 || snapshot.files_total == 0 {
         return "-".to_owned();
     }
-    let left = snapshot.files_total.saturating_sub(snapshot.files_done) as f64;
-    let per_file = elapsed.as_secs_f64() / snapshot.files_done as f64;
-    HumanDuration(Duration::from_secs_f64(left * per_file)).to_string()
+    let per_file = secs / snapshot.files_done as f64;
+    HumanDuration(Duration::from_secs_f64(files_left as f64 * per_file)).to_string()
 }
 
 /// One line of the display, showing one transfer at a time.
@@ -244,4 +259,51 @@ fn transfer_style(known_length: bool) -> ProgressStyle {
 /// An empty line.
 fn blank_style() -> ProgressStyle {
     ProgressStyle::with_template(" ").unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn active(bytes: u64, total: Option<u64>) -> Active {
+        Active {
+            id: 1,
+            name: "big.iso".into(),
+            bytes,
+            total,
+            rate: 0,
+        }
+    }
+
+    #[test]
+    fn eta_counts_bytes_when_the_lengths_are_known() {
+        // Half of a 1 GiB file in 3 s (about 179 MB/s): about 3 s left, not
+        // "1 second" from a count of files.
+        let snapshot = Snapshot {
+            files_done: 1,
+            files_total: 2,
+            bytes: (512 << 20) + 10,
+            active: vec![active(512 << 20, Some(1 << 30))],
+        };
+        assert_eq!(eta(&snapshot, Duration::from_secs(3)), "3 seconds");
+        // An unknown length: by files.
+        let unknown = Snapshot {
+            active: vec![active(512 << 20, None)],
+            ..snapshot.clone()
+        };
+        assert_eq!(eta(&unknown, Duration::from_secs(3)), "3 seconds");
+        let none_done = Snapshot {
+            files_done: 0,
+            ..unknown
+        };
+        assert_eq!(eta(&none_done, Duration::from_secs(3)), "-");
+        // A limited rate (1 MiB/s on average) over 10 MiB left: 10 s.
+        let limited = Snapshot {
+            files_done: 0,
+            files_total: 1,
+            bytes: 5 << 20,
+            active: vec![active(5 << 20, Some(15 << 20))],
+        };
+        assert_eq!(eta(&limited, Duration::from_secs(5)), "10 seconds");
+    }
 }
