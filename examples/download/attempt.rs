@@ -351,6 +351,9 @@ pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
     if let Some(ca) = &settings.cacert {
         request = request.ca_file(ca);
     }
+    if let Some(proxy) = &settings.proxy {
+        request = request.proxy(proxy);
+    }
     let (head_attempt, head_ctx) = (Rc::clone(attempt), Rc::clone(ctx));
     let data_attempt = Rc::clone(attempt);
     request

@@ -75,6 +75,13 @@ pub struct Cli {
     #[arg(short = 'k', long)]
     pub insecure: bool,
 
+    /// Send every request through this proxy (`http://`, `https://`,
+    /// `socks5://` or `socks5h://` URL), instead of the one `http_proxy`,
+    /// `https_proxy` or `all_proxy` name (hosts in `no_proxy` go direct), as
+    /// curl does.
+    #[arg(short = 'x', long, value_name = "URL", value_parser = parse_proxy)]
+    pub proxy: Option<String>,
+
     /// User-Agent header to send.
     #[arg(long, value_name = "STRING", default_value = concat!("uvcurl-download/", env!("CARGO_PKG_VERSION")))]
     pub user_agent: String,
@@ -141,6 +148,8 @@ pub struct Settings {
     pub cacert: Option<PathBuf>,
     /// Skip TLS verification.
     pub insecure: bool,
+    /// Proxy for every request (else the environment's, as libcurl reads it).
+    pub proxy: Option<String>,
     /// User-Agent header.
     pub user_agent: String,
     /// Extra `Name: value` headers.
@@ -180,6 +189,7 @@ impl Settings {
             http2_prior_knowledge: cli.http2_prior_knowledge,
             cacert: cli.cacert.clone(),
             insecure: cli.insecure,
+            proxy: cli.proxy.clone(),
             user_agent: cli.user_agent.clone(),
             headers: cli.headers.clone(),
             verbosity,
@@ -279,6 +289,22 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Checks `--proxy`: a URL with a scheme libcurl proxies through and a host.
+fn parse_proxy(text: &str) -> Result<String, String> {
+    let url =
+        url::Url::parse(text.trim()).map_err(|e| format!("invalid proxy URL {text:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") {
+        return Err(format!(
+            "unsupported proxy scheme {:?} in {text:?} (http, https, socks5, socks5h)",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("proxy URL {text:?} has no host"));
+    }
+    Ok(text.trim().to_owned())
+}
+
 /// Parses a number of seconds such as `10` or `2.5`.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
@@ -320,6 +346,15 @@ mod tests {
         assert_eq!(parse_rate("2MB/s"), Ok(2 * 1024 * 1024));
         assert!(parse_rate("fast").is_err());
         assert!(parse_rate("0").is_err());
+    }
+
+    #[test]
+    fn proxies() {
+        assert!(parse_proxy("http://127.0.0.1:3128").is_ok());
+        assert!(parse_proxy("socks5h://localhost:1080").is_ok());
+        assert!(parse_proxy("ftp://127.0.0.1/").is_err());
+        assert!(parse_proxy("127.0.0.1:3128").is_err());
+        assert!(parse_proxy("http://").is_err());
     }
 
     #[test]

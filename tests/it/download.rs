@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::support::cargo::cargo;
 use crate::support::files::{Fault, FileServer, Route};
 use crate::support::harness::shared;
-use crate::support::{body_bytes, RawServer, TempDir};
+use crate::support::{body_bytes, ProxyServer, RawServer, TempDir};
 
 /// Longest any one downloader run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
@@ -65,9 +65,31 @@ fn run(args: &[&str]) -> Run {
     finish(start(args, None), args)
 }
 
+/// Runs the downloader with `args` and these environment variables added.
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    finish(start_with_env(args, None, env), args)
+}
+
 /// Starts the downloader with `args`; `stdin` (if any) is written to it.
 fn start(args: &[&str], stdin: Option<&str>) -> Child {
-    let mut child = Command::new(downloader())
+    start_with_env(args, stdin, &[])
+}
+
+/// [`start`] with environment variables added (none of the proxy
+/// variables of the test's own environment is passed on).
+fn start_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(downloader());
+    for name in [
+        "http_proxy",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    let mut child = command
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -303,6 +325,81 @@ fn retry_after_as_an_http_date_is_honoured() {
         "retried after {took:?}"
     );
     assert_eq!(fs::read(out.join("later.bin")).expect("saved file"), body);
+}
+
+/// Serves 10 small files and returns the server, their paths and bodies.
+fn ten_files() -> (FileServer, Vec<(String, Vec<u8>)>) {
+    let files: Vec<(String, Vec<u8>)> = (0..10u64)
+        .map(|i| (format!("/p/{i}.bin"), body_bytes(1000 + i as usize, 60 + i)))
+        .collect();
+    let routes = files
+        .iter()
+        .map(|(path, body)| (path.clone(), Route::file(body.clone())))
+        .collect();
+    let server = FileServer::start(routes, true).expect("start the file server");
+    (server, files)
+}
+
+/// Downloads `files` from `server` with `args` and `env` into a fresh
+/// directory, and checks every file.
+fn fetch_ten(
+    server: &FileServer,
+    files: &[(String, Vec<u8>)],
+    args: &[&str],
+    env: &[(&str, &str)],
+) {
+    let work = TempDir::new("uvcurl-download-proxy");
+    let out = work.join("out");
+    let out_str = out.to_str().expect("UTF-8");
+    let urls: Vec<String> = files.iter().map(|(path, _)| server.url(path)).collect();
+    let mut all: Vec<&str> = urls.iter().map(String::as_str).collect();
+    all.extend(["-o", out_str]);
+    all.extend(args);
+    let result = run_with_env(&all, env);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    for (path, body) in files {
+        assert!(
+            fs::read(out.join(file_name(path))).expect("saved file") == *body,
+            "{path}"
+        );
+    }
+}
+
+/// `--proxy` sends every request through the proxy (absolute-form, as
+/// libcurl speaks to an HTTP proxy), and so does `http_proxy` from the
+/// environment, as with curl and wget; `no_proxy` sends them direct.
+#[test]
+fn proxies_from_the_command_line_and_the_environment() {
+    let _fds = shared();
+    let (server, files) = ten_files();
+    let expected: Vec<String> = files
+        .iter()
+        .map(|(path, _)| format!("GET {} HTTP/1.1", server.url(path)))
+        .collect();
+    let sorted = |mut lines: Vec<String>| {
+        lines.sort();
+        lines
+    };
+    let proxy = ProxyServer::start();
+    fetch_ten(&server, &files, &["--proxy", &proxy.url()], &[]);
+    assert_eq!(sorted(proxy.requests()), sorted(expected.clone()));
+
+    let proxy = ProxyServer::start();
+    fetch_ten(&server, &files, &[], &[("http_proxy", &proxy.url())]);
+    assert_eq!(sorted(proxy.requests()), sorted(expected));
+
+    let proxy = ProxyServer::start();
+    let env = [
+        ("http_proxy", proxy.url()),
+        ("no_proxy", "127.0.0.1".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    fetch_ten(&server, &files, &[], &env);
+    assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
+
+    let bad = run(&[&server.url("/p/0.bin"), "--proxy", "ftp://127.0.0.1:1"]);
+    assert_eq!(bad.code, Some(2), "{bad:#?}");
+    assert!(bad.stderr.contains("proxy"), "{}", bad.stderr);
 }
 
 #[test]

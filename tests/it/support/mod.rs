@@ -16,6 +16,7 @@ mod https;
 // (`#[path]`: its submodules are files beside it, as tests/c_api.rs sees them.)
 #[path = "loopback.rs"]
 mod loopback;
+mod proxy;
 mod raw;
 mod temp;
 mod tls;
@@ -29,6 +30,7 @@ use sha2::{Digest, Sha256};
 pub use https::HttpsServer;
 use loopback::{background, hex, http};
 pub use loopback::{body_bytes, fill_body_bytes, HttpServer};
+pub use proxy::ProxyServer;
 pub use raw::RawServer;
 pub use temp::TempDir;
 
