@@ -483,14 +483,16 @@ fn caller_configured_easy_handles_keep_pooled_watches() {
         assert_eq!(done.get(), (round + 1) * 10);
     }
     assert!(totals.iter().all(|&t| t == 20 * 1000), "{totals:?}");
-    assert!(
-        server.connections() <= 10,
-        "{} connections",
-        server.connections()
-    );
+    // libcurl 8.10+ (where pooled watches linger) keeps the 10 connections
+    // across rounds; 7.88 prunes its connection cache as handles leave.
     let version = uvcurl::version().curl;
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     if (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (8, 10) {
+        assert!(
+            server.connections() <= 10,
+            "{} connections",
+            server.connections()
+        );
         assert!(
             h.multi().stats().lingering_sockets > 0,
             "no pooled watch kept"
