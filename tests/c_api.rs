@@ -17,18 +17,9 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use support::HttpServer;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `target/<profile>`: this test runs as `target/<profile>/deps/c_api-*`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
-}
+#[path = "native/mod.rs"]
+mod native;
+use native::{check_success, profile_dir, repo, valgrind_command};
 
 /// Where cargo puts the libraries it builds for this very test run:
 /// `target/<profile>/deps/libuvcurl.{a,so}`, beside this test's executable
@@ -39,9 +30,7 @@ fn lib_dir() -> PathBuf {
 
 /// Where this test binary builds and installs its C programs.
 fn work_dir() -> PathBuf {
-    let dir = profile_dir().join("c-api-tests");
-    fs::create_dir_all(&dir).expect("create c-api-tests");
-    dir
+    native::work_dir("c-api-tests")
 }
 
 /// The file build.rs wrote: header directories and native libraries.
@@ -68,16 +57,6 @@ fn command_output(command: &mut Command) -> Output {
         .output()
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
     output
-}
-
-fn check_success(what: &str, output: &Output) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 const WARNINGS: &[&str] = &["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-g"];
@@ -458,34 +437,12 @@ fn boundary_cases_return_codes_and_never_crash() {
     check_boundary_output(&run(&exe, &boundary_args(&server)));
 }
 
-/// valgrind, which `vendor/cargo test` installs through vendor/bootstrap;
-/// its absence fails the test.
-fn valgrind() -> &'static str {
-    let found = Command::new("valgrind").arg("--version").output();
-    assert!(
-        found.is_ok_and(|o| o.status.success()),
-        "valgrind is missing: run `vendor/bootstrap test` (or the tests through `vendor/cargo test`)"
-    );
-    "valgrind"
-}
-
+/// Runs `exe args` under valgrind's memcheck (at most five minutes).
 fn under_valgrind(exe: &Path, args: &[String]) -> Output {
-    command_output(
-        Command::new(valgrind())
-            .args([
-                "--quiet",
-                "--error-exitcode=99",
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite",
-                "--show-leak-kinds=definite",
-                "--track-fds=no",
-            ])
-            .arg(format!(
-                "--suppressions={}",
-                repo().join("tests/c/valgrind.supp").display()
-            ))
-            .arg(exe)
-            .args(args),
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    native::run_limited(
+        &mut valgrind_command(&[], exe, &args),
+        std::time::Duration::from_secs(300),
     )
 }
 

@@ -12,106 +12,28 @@
 //! only, and every child process runs under a time limit.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "native/mod.rs"]
+mod native;
+use native::{check_success, profile_dir, repo, require, run_limited, valgrind_command};
 
-/// `target/<profile>`: this test runs as `target/<profile>/deps/hosts-*`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
-}
-
+/// Where this test binary builds its programs and installs the library.
 fn work_dir() -> PathBuf {
-    let dir = profile_dir().join("hosts-tests");
-    fs::create_dir_all(&dir).expect("create hosts-tests");
-    dir
-}
-
-/// Fails with a message naming `vendor/bootstrap` unless `check` runs.
-fn require(tool: &str, check: &[&str], package: &str) {
-    let found = Command::new(check[0])
-        .args(&check[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "{tool} is missing (`{}` failed): run vendor/bootstrap, which installs \
-         the test packages ({package})",
-        check.join(" ")
-    );
-}
-
-/// Runs `command` with a time limit, killing it when the limit passes.
-fn run_limited(command: &mut Command, limit: Duration) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    // Drain both pipes on threads so a chatty child cannot block on them.
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out_thread.join().unwrap_or_default(),
-        stderr: err_thread.join().unwrap_or_default(),
-    }
-}
-
-fn check_success(what: &str, output: &Output) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    native::work_dir("hosts-tests")
 }
 
 /// The system-libuv C library, built and installed once per test binary.
 fn prefix() -> &'static Path {
     static PREFIX: OnceLock<PathBuf> = OnceLock::new();
     PREFIX.get_or_init(|| {
-        require("pkg-config", &["pkg-config", "--version"], "pkg-config");
+        require("pkg-config", &["pkg-config", "--version"]);
         require(
             "libuv1-dev (the system libuv)",
             &["pkg-config", "--atleast-version=1.44", "libuv"],
-            "libuv1-dev",
         );
         let prefix = work_dir().join("prefix");
         let _ = fs::remove_dir_all(&prefix);
@@ -157,26 +79,7 @@ fn stdout_of(output: &Output) -> String {
 /// Runs `exe args` under valgrind's memcheck: definite leaks and invalid
 /// accesses fail (exit code 99).
 fn valgrind(extra: &[&str], exe: &Path, args: &[&str], limit: Duration) -> Output {
-    require("valgrind", &["valgrind", "--version"], "valgrind");
-    run_limited(
-        Command::new("valgrind")
-            .args([
-                "--quiet",
-                "--error-exitcode=99",
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite",
-                "--show-leak-kinds=definite",
-                "--track-fds=no",
-            ])
-            .arg(format!(
-                "--suppressions={}",
-                repo().join("tests/c/valgrind.supp").display()
-            ))
-            .args(extra)
-            .arg(exe)
-            .args(args),
-        limit,
-    )
+    run_limited(&mut valgrind_command(extra, exe, args), limit)
 }
 
 // ---- a C program linked with -luv -------------------------------------------
@@ -186,7 +89,7 @@ fn valgrind(extra: &[&str], exe: &Path, args: &[&str], limit: Duration) -> Outpu
 fn c_host() -> PathBuf {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
-        require("cc", &["cc", "--version"], "build-essential");
+        require("cc", &["cc", "--version"]);
         let exe = work_dir().join("host");
         let flags = pkg_config(&["--cflags", "--libs"]);
         assert!(
@@ -338,33 +241,21 @@ fn c_host_with_system_libuv_is_clean_under_valgrind() {
 /// `luajit SCRIPT ARGS` with the module on `LUA_PATH` and the system-libuv
 /// library as `UVCURL_LIB`; `valgrind_args` runs it under valgrind.
 fn luajit(script: &Path, args: &[&str], valgrind_args: Option<&[&str]>, limit: Duration) -> Output {
-    require("luajit", &["luajit", "-v"], "luajit");
-    require("luv", &["luajit", "-e", "require 'luv'"], "lua-luv");
+    require("luajit", &["luajit", "-v"]);
+    require("luv", &["luajit", "-e", "require 'luv'"]);
     let lua_path = format!("{}/?.lua;;", repo().join("examples/lua").display());
     let lib = lib_dir().join("libuvcurl.so");
     let mut command = match valgrind_args {
         None => Command::new("luajit"),
         Some(extra) => {
-            require("valgrind", &["valgrind", "--version"], "valgrind");
-            let mut c = Command::new("valgrind");
-            c.args([
-                "--quiet",
-                "--error-exitcode=99",
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite",
-                "--show-leak-kinds=definite",
-                "--track-fds=no",
-                // Symbols of libuvcurl.so stay readable after lua_close
-                // unloads it (where a leak would then be reported).
-                "--keep-debuginfo=yes",
-            ])
-            .arg(format!(
-                "--suppressions={}",
-                repo().join("tests/c/valgrind.supp").display()
-            ))
-            .args(extra)
-            .arg("luajit");
-            c
+            // Symbols of libuvcurl.so stay readable after lua_close unloads
+            // it (where a leak would then be reported).
+            let extra: Vec<&str> = extra
+                .iter()
+                .copied()
+                .chain(["--keep-debuginfo=yes"])
+                .collect();
+            valgrind_command(&extra, Path::new("luajit"), &[])
         }
     };
     command
@@ -462,12 +353,12 @@ fn luajit_module_refuses_a_library_that_carries_its_own_libuv() {
 /// The N-API addon, compiled with cc against Node's headers and linked with
 /// `-luvcurl` only: napi_* and uv_* resolve to the node executable at load.
 fn node_addon() -> PathBuf {
-    require("node", &["node", "--version"], "nodejs");
+    require("node", &["node", "--version"]);
     assert!(
         Path::new("/usr/include/node/node_api.h").is_file(),
         "Node's headers (/usr/include/node/node_api.h) are missing: run vendor/bootstrap (nodejs)"
     );
-    require("cc", &["cc", "--version"], "build-essential");
+    require("cc", &["cc", "--version"]);
     let addon = work_dir().join("uvcurl_test.node");
     let include = prefix().join("include");
     let output = run_limited(
@@ -498,7 +389,7 @@ fn node_addon() -> PathBuf {
 
 /// A self-signed certificate for 127.0.0.1, made with openssl.
 fn cert_dir() -> PathBuf {
-    require("openssl", &["openssl", "version"], "openssl");
+    require("openssl", &["openssl", "version"]);
     let dir = work_dir().join("certs");
     fs::create_dir_all(&dir).expect("create certs");
     let output = run_limited(
