@@ -126,7 +126,19 @@ impl Drop for Easy {
 
 /// A failed `curl_easy_setopt` as an error; an option this libcurl lacks is
 /// the caller's invalid input.
+/// (The message is formatted only on failure: this runs for every option of
+/// every transfer.)
+#[inline]
 fn setopt_result(option: curl::CURLoption, rc: curl::CURLcode) -> Result<(), Error> {
+    if rc == curl::CURLE_OK {
+        return Ok(());
+    }
+    setopt_error(option, rc)
+}
+
+#[cold]
+#[inline(never)]
+fn setopt_error(option: curl::CURLoption, rc: curl::CURLcode) -> Result<(), Error> {
     let error = match check_easy(rc, &format!("setting option {option}")) {
         Ok(()) => return Ok(()),
         Err(error) => error,
