@@ -1,5 +1,10 @@
 //! [`Easy`]: a `CURL` handle, owned (back to its [`EasyPool`] when dropped)
 //! or external (a caller's handle that uvcurl drives but never frees).
+//!
+//! An owned handle may go back to the pool still configured, tagged with a
+//! description `C` of every option its owner set (opaque here: the transfer
+//! layer's option set). The next [`EasyPool::take`] that asks for an equal
+//! description gets it without `curl_easy_reset`; any other gets it reset.
 
 use super::{check_easy, sys};
 use crate::error::{Error, ErrorKind};
@@ -11,19 +16,46 @@ use std::ptr::NonNull;
 use std::rc::Rc;
 
 /// An easy handle.
-pub(crate) struct Easy {
+pub(crate) struct Easy<C = ()> {
     raw: NonNull<CURL>,
     /// Where an owned handle goes when dropped; `None`: an external handle.
-    pool: Option<Rc<EasyPool>>,
+    pool: Option<Rc<EasyPool<C>>>,
+    /// What the handle is left configured with when it goes back to the
+    /// pool; `None`: it is reset there.
+    keep: Option<C>,
+    /// Taken from the pool still configured with the options asked for.
+    reused: bool,
 }
 
-impl Easy {
+impl<C> Easy<C> {
     /// Wraps a caller's easy handle; dropping the wrapper leaves it alone.
     ///
     /// # Safety
     /// `raw` is a valid easy handle that stays valid while the wrapper lives.
-    pub unsafe fn external(raw: NonNull<CURL>) -> Easy {
-        Easy { raw, pool: None }
+    pub unsafe fn external(raw: NonNull<CURL>) -> Easy<C> {
+        Easy {
+            raw,
+            pool: None,
+            keep: None,
+            reused: false,
+        }
+    }
+
+    /// Whether the pool handed this handle out still configured with the
+    /// option set [`EasyPool::take`] was asked for (nothing was reset).
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Lets the handle go back to its pool configured as `options` says,
+    /// instead of reset. The caller vouches that `options` describes every
+    /// option set on it, and that no option points at anything libcurl may
+    /// read while the handle is idle or being cleaned up (see
+    /// [`EasyPool::take`]). No effect on an external handle.
+    pub fn keep_configured(&mut self, options: C) {
+        if self.pool.is_some() {
+            self.keep = Some(options);
+        }
     }
 
     /// The raw handle.
@@ -114,12 +146,12 @@ impl Easy {
     }
 }
 
-impl Drop for Easy {
+impl<C> Drop for Easy<C> {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
             // SAFETY: an owned handle (from the pool), which its owner removed
             // from the multi before dropping it; nothing else uses it.
-            unsafe { pool.give(self.raw) };
+            unsafe { pool.give(self.raw, self.keep.take()) };
         }
     }
 }
@@ -156,45 +188,77 @@ fn setopt_error(option: curl::CURLoption, rc: curl::CURLcode) -> Result<(), Erro
 }
 
 /// Easy handles kept for reuse: `curl_easy_reset` costs much less than
-/// `curl_easy_cleanup` plus `curl_easy_init`.
-#[derive(Default)]
-pub(crate) struct EasyPool {
-    free: RefCell<Vec<NonNull<CURL>>>,
+/// `curl_easy_cleanup` plus `curl_easy_init`, and a handle still configured
+/// for the same options needs neither the reset nor most of its options.
+pub(crate) struct EasyPool<C = ()> {
+    /// Idle handles, each reset (`None`) or still configured as described.
+    free: RefCell<Vec<(NonNull<CURL>, Option<C>)>>,
+}
+
+impl<C> Default for EasyPool<C> {
+    fn default() -> Self {
+        EasyPool {
+            free: RefCell::new(Vec::new()),
+        }
+    }
 }
 
 /// Most idle easy handles kept.
 const EASY_POOL_MAX: usize = 256;
 
-impl EasyPool {
-    /// An easy handle with default options, which goes back here when dropped.
-    pub fn take(self: &Rc<Self>) -> Result<Easy, Error> {
-        let reused = self.free.borrow_mut().pop();
-        let raw = match reused {
-            Some(raw) => raw,
+impl<C: PartialEq> EasyPool<C> {
+    /// An easy handle, which goes back here when dropped: still configured
+    /// exactly as `wanted` describes ([`Easy::reused`]), or with libcurl's
+    /// default options (reset or new). `None` asks for a reset handle.
+    ///
+    /// A handle kept configured still holds its previous owner's
+    /// per-transfer pointers (callback data, error buffer, URL handle,
+    /// header list). libcurl reads those only while a transfer runs, never
+    /// while the handle is idle, reset or cleaned up (`curl_easy_reset` and
+    /// `Curl_close` do not touch them), and the new owner sets its own before
+    /// the handle is added to a multi.
+    pub fn take(self: &Rc<Self>, wanted: Option<&C>) -> Result<Easy<C>, Error> {
+        let idle = self.free.borrow_mut().pop();
+        let (raw, reused) = match idle {
+            Some((raw, Some(kept))) if wanted == Some(&kept) => (raw, true),
+            Some((raw, Some(_))) => {
+                // SAFETY: an idle handle of ours; reset drops every option.
+                unsafe { curl::curl_easy_reset(raw.as_ptr()) };
+                (raw, false)
+            }
+            Some((raw, None)) => (raw, false),
             None => {
                 super::global::init();
                 // SAFETY: global init done; no other preconditions.
-                NonNull::new(unsafe { curl::curl_easy_init() })
-                    .ok_or_else(|| Error::new(ErrorKind::Other, "curl_easy_init failed"))?
+                let raw = NonNull::new(unsafe { curl::curl_easy_init() })
+                    .ok_or_else(|| Error::new(ErrorKind::Other, "curl_easy_init failed"))?;
+                (raw, false)
             }
         };
         Ok(Easy {
             raw,
             pool: Some(self.clone()),
+            keep: None,
+            reused,
         })
     }
+}
 
-    /// Takes back an owned easy handle that is in no multi handle any more.
+impl<C> EasyPool<C> {
+    /// Takes back an owned easy handle that is in no multi handle any more,
+    /// still configured as `kept` describes, or to be reset (`None`).
     ///
     /// # Safety
     /// `easy` is a valid easy handle nobody else uses.
-    unsafe fn give(&self, easy: NonNull<CURL>) {
+    unsafe fn give(&self, easy: NonNull<CURL>, kept: Option<C>) {
         let mut free = self.free.borrow_mut();
         if free.len() < EASY_POOL_MAX {
-            // SAFETY: per the contract; reset drops every option (and so every
-            // pointer into the transfer state that is about to be freed).
-            unsafe { curl::curl_easy_reset(easy.as_ptr()) };
-            free.push(easy);
+            if kept.is_none() {
+                // SAFETY: per the contract; reset drops every option (and so
+                // every pointer into the transfer state about to be freed).
+                unsafe { curl::curl_easy_reset(easy.as_ptr()) };
+            }
+            free.push((easy, kept));
         } else {
             // SAFETY: per the contract.
             unsafe { curl::curl_easy_cleanup(easy.as_ptr()) };
@@ -202,9 +266,9 @@ impl EasyPool {
     }
 }
 
-impl Drop for EasyPool {
+impl<C> Drop for EasyPool<C> {
     fn drop(&mut self) {
-        for easy in self.free.get_mut().drain(..) {
+        for (easy, _) in self.free.get_mut().drain(..) {
             // SAFETY: idle handles owned by the pool.
             unsafe { curl::curl_easy_cleanup(easy.as_ptr()) };
         }

@@ -11,6 +11,8 @@ mod options;
 mod readback;
 mod trampolines;
 
+pub(crate) use options::OptionSet;
+
 use crate::curl::{Easy, EasyPool, Slist, Url};
 use crate::error::Error;
 use crate::request::{Body, DataCallback, HeadCallback, Request};
@@ -55,7 +57,7 @@ pub(crate) enum Completion {
 /// nothing it points at (URL, header list, POST body, error buffer, share
 /// handle, this state's callbacks) is freed while the handle still refers to it.
 pub(crate) struct TransferState {
-    easy: Easy,
+    easy: Easy<OptionSet>,
     pub id: u64,
     /// The loop whose `run` resumes a panic of uvcurl's own trampoline code.
     uv: Loop,
@@ -90,6 +92,28 @@ pub(crate) struct TransferState {
     pub paused: Cell<bool>,
     /// Values the request asked to keep alive until the transfer is gone.
     _keep_alive: Vec<Box<dyn std::any::Any>>,
+    /// The options set on `easy` (`None`: an external handle).
+    options: Option<OptionSet>,
+    /// Whether `easy` may go back to the pool still configured: no body and
+    /// no share handle (whose pointers would outlive the transfer).
+    may_keep_options: bool,
+    /// Set when the transfer ended cleanly (libcurl's `CURLE_OK`, no cancel,
+    /// no callback failure, never paused): only then is `easy` kept
+    /// configured, so a handle in an unusual state is always reset.
+    ended_cleanly: Cell<bool>,
+    /// The transfer was paused at some point.
+    pub was_paused: Cell<bool>,
+}
+
+impl Drop for TransferState {
+    fn drop(&mut self) {
+        // Runs before the fields drop (`easy` first, back to the pool).
+        if self.may_keep_options && self.ended_cleanly.get() && !self.was_paused.get() {
+            if let Some(options) = self.options.take() {
+                self.easy.keep_configured(options);
+            }
+        }
+    }
 }
 
 impl TransferState {
@@ -110,14 +134,16 @@ impl TransferState {
         on_done: Completion,
         uv: &Loop,
         share: Option<&crate::Share>,
-        pool: &Rc<EasyPool>,
+        pool: &Rc<EasyPool<OptionSet>>,
     ) -> Result<Rc<TransferState>, Error> {
         if let Some(error) = request.error.take() {
             return Err(error);
         }
         let url = Url::parse(&request.url, &request.protocols)?;
         let tls = url.scheme() == "https";
-        let easy = pool.take()?;
+        let options = OptionSet::take_from(&mut request, tls);
+        let may_keep_options = matches!(request.body, Body::Empty) && share.is_none();
+        let easy = pool.take(may_keep_options.then_some(&options))?;
         let (upload, upload_len, post_body) =
             match std::mem::replace(&mut request.body, Body::Empty) {
                 Body::Empty => (None, None, None),
@@ -150,9 +176,16 @@ impl TransferState {
             failure: RefCell::new(None),
             paused: Cell::new(false),
             _keep_alive: std::mem::take(&mut request.keep_alive),
+            options: Some(options),
+            may_keep_options,
+            ended_cleanly: Cell::new(false),
+            was_paused: Cell::new(false),
         });
-        // On error `state` is dropped here, which returns the easy handle.
-        options::configure(&state, &request, upload_len, tls)?;
+        // On error `state` is dropped here, which returns the easy handle
+        // (reset: the transfer did not end cleanly).
+        if let Some(options) = &state.options {
+            options::configure(&state, options, upload_len)?;
+        }
         Ok(state)
     }
 
@@ -191,11 +224,15 @@ impl TransferState {
             failure: RefCell::new(None),
             paused: Cell::new(false),
             _keep_alive: Vec::new(),
+            options: None,
+            may_keep_options: false,
+            ended_cleanly: Cell::new(false),
+            was_paused: Cell::new(false),
         }
     }
 
     /// The easy handle.
-    pub fn easy(&self) -> &Easy {
+    pub fn easy(&self) -> &Easy<OptionSet> {
         &self.easy
     }
 

@@ -25,6 +25,7 @@ impl TransferState {
             return Err(Error::socket_limit(socket));
         }
         if code == curl::CURLE_OK {
+            self.ended_cleanly.set(true);
             return Ok(());
         }
         let mut detail = self.error_text();
