@@ -88,10 +88,18 @@ impl Head {
                 .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
                 .unwrap_or(0);
         } else {
+            if self.raw.capacity() == 0 {
+                // One allocation for a typical header block, instead of
+                // doubling from a few bytes up.
+                self.raw.reserve(HEAD_CAPACITY.max(line.len()));
+            }
             self.raw.extend_from_slice(line);
         }
     }
 }
+
+/// Bytes reserved for the header lines of a response at its first header.
+const HEAD_CAPACITY: usize = 512;
 
 /// The `(name, value)` pairs of CRLF-terminated header lines; lines that are
 /// not valid UTF-8 or have no colon are skipped.
