@@ -10,14 +10,21 @@ use super::{check_easy, sys};
 use crate::error::{Error, ErrorKind};
 use curl_sys::{self as curl, CURL};
 use libc::{c_char, c_long, c_void};
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
+/// `CURLOPT_ERRORBUFFER`: libcurl writes the text of a failure there.
+type ErrorBuffer = UnsafeCell<[u8; curl::CURL_ERROR_SIZE]>;
+
 /// An easy handle.
 pub(crate) struct Easy<C = ()> {
     raw: NonNull<CURL>,
+    /// An owned handle's error buffer, which stays with the handle (in the
+    /// pool too), so the option's pointer stays valid as long as the handle;
+    /// `None` for an external handle.
+    errbuf: Option<Box<ErrorBuffer>>,
     /// Where an owned handle goes when dropped; `None`: an external handle.
     pool: Option<Rc<EasyPool<C>>>,
     /// What the handle is left configured with when it goes back to the
@@ -35,10 +42,33 @@ impl<C> Easy<C> {
     pub unsafe fn external(raw: NonNull<CURL>) -> Easy<C> {
         Easy {
             raw,
+            errbuf: None,
             pool: None,
             keep: None,
             reused: false,
         }
+    }
+
+    /// The error buffer for `CURLOPT_ERRORBUFFER` (null for an external
+    /// handle): valid while the handle is, emptied when the pool hands the
+    /// handle out.
+    pub fn error_buffer(&self) -> *mut c_char {
+        self.errbuf
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |buffer| buffer.get().cast())
+    }
+
+    /// The text libcurl left in the error buffer (empty if none, or for an
+    /// external handle). Only while libcurl is not running this handle.
+    pub fn error_text(&self) -> String {
+        let Some(buffer) = &self.errbuf else {
+            return String::new();
+        };
+        // SAFETY: libcurl writes a NUL-terminated string (or nothing: emptied)
+        // into the buffer, and is not running this handle (see above).
+        let bytes = unsafe { &*buffer.get() };
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).trim_end().to_owned()
     }
 
     /// Whether the pool handed this handle out still configured with the
@@ -151,7 +181,7 @@ impl<C> Drop for Easy<C> {
         if let Some(pool) = self.pool.take() {
             // SAFETY: an owned handle (from the pool), which its owner removed
             // from the multi before dropping it; nothing else uses it.
-            unsafe { pool.give(self.raw, self.keep.take()) };
+            unsafe { pool.give(self.raw, self.errbuf.take(), self.keep.take()) };
         }
     }
 }
@@ -191,8 +221,16 @@ fn setopt_error(option: curl::CURLoption, rc: curl::CURLcode) -> Result<(), Erro
 /// `curl_easy_cleanup` plus `curl_easy_init`, and a handle still configured
 /// for the same options needs neither the reset nor most of its options.
 pub(crate) struct EasyPool<C = ()> {
-    /// Idle handles, each reset (`None`) or still configured as described.
-    free: RefCell<Vec<(NonNull<CURL>, Option<C>)>>,
+    /// Idle handles, each with its error buffer, reset (`None`) or still
+    /// configured as described.
+    free: RefCell<Vec<Idle<C>>>,
+}
+
+/// An idle handle of the pool.
+struct Idle<C> {
+    raw: NonNull<CURL>,
+    errbuf: Option<Box<ErrorBuffer>>,
+    kept: Option<C>,
 }
 
 impl<C> Default for EasyPool<C> {
@@ -212,31 +250,41 @@ impl<C: PartialEq> EasyPool<C> {
     /// default options (reset or new). `None` asks for a reset handle.
     ///
     /// A handle kept configured still holds its previous owner's
-    /// per-transfer pointers (callback data, error buffer, URL handle,
-    /// header list). libcurl reads those only while a transfer runs, never
-    /// while the handle is idle, reset or cleaned up (`curl_easy_reset` and
-    /// `Curl_close` do not touch them), and the new owner sets its own before
-    /// the handle is added to a multi.
+    /// per-transfer pointers (callback data, URL handle, header list).
+    /// libcurl reads those only while a transfer runs, never while the
+    /// handle is idle, reset or cleaned up (`curl_easy_reset` and `Curl_close`
+    /// do not touch them), and the new owner sets its own before the handle
+    /// is added to a multi. (The error buffer travels with the handle.)
     pub fn take(self: &Rc<Self>, wanted: Option<&C>) -> Result<Easy<C>, Error> {
         let idle = self.free.borrow_mut().pop();
-        let (raw, reused) = match idle {
-            Some((raw, Some(kept))) if wanted == Some(&kept) => (raw, true),
-            Some((raw, Some(_))) => {
-                // SAFETY: an idle handle of ours; reset drops every option.
-                unsafe { curl::curl_easy_reset(raw.as_ptr()) };
-                (raw, false)
+        let (raw, errbuf, reused) = match idle {
+            Some(Idle {
+                raw,
+                errbuf,
+                kept: Some(kept),
+            }) if wanted == Some(&kept) => (raw, errbuf, true),
+            Some(Idle { raw, errbuf, kept }) => {
+                if kept.is_some() {
+                    // SAFETY: an idle handle of ours; reset drops every option.
+                    unsafe { curl::curl_easy_reset(raw.as_ptr()) };
+                }
+                (raw, errbuf, false)
             }
-            Some((raw, None)) => (raw, false),
             None => {
                 super::global::init();
                 // SAFETY: global init done; no other preconditions.
                 let raw = NonNull::new(unsafe { curl::curl_easy_init() })
                     .ok_or_else(|| Error::new(ErrorKind::Other, "curl_easy_init failed"))?;
-                (raw, false)
+                (raw, None, false)
             }
         };
+        let mut errbuf =
+            errbuf.unwrap_or_else(|| Box::new(UnsafeCell::new([0; curl::CURL_ERROR_SIZE])));
+        // No text of an earlier transfer (libcurl 7.60+ empties it too).
+        errbuf.get_mut()[0] = 0;
         Ok(Easy {
             raw,
+            errbuf: Some(errbuf),
             pool: Some(self.clone()),
             keep: None,
             reused,
@@ -250,7 +298,7 @@ impl<C> EasyPool<C> {
     ///
     /// # Safety
     /// `easy` is a valid easy handle nobody else uses.
-    unsafe fn give(&self, easy: NonNull<CURL>, kept: Option<C>) {
+    unsafe fn give(&self, easy: NonNull<CURL>, errbuf: Option<Box<ErrorBuffer>>, kept: Option<C>) {
         let mut free = self.free.borrow_mut();
         if free.len() < EASY_POOL_MAX {
             if kept.is_none() {
@@ -258,7 +306,11 @@ impl<C> EasyPool<C> {
                 // every pointer into the transfer state about to be freed).
                 unsafe { curl::curl_easy_reset(easy.as_ptr()) };
             }
-            free.push((easy, kept));
+            free.push(Idle {
+                raw: easy,
+                errbuf,
+                kept,
+            });
         } else {
             // SAFETY: per the contract.
             unsafe { curl::curl_easy_cleanup(easy.as_ptr()) };
@@ -268,7 +320,8 @@ impl<C> EasyPool<C> {
 
 impl<C> Drop for EasyPool<C> {
     fn drop(&mut self) {
-        for (easy, _) in self.free.get_mut().drain(..) {
+        // Each handle is cleaned up before its error buffer is freed.
+        for Idle { raw: easy, .. } in self.free.get_mut().drain(..) {
             // SAFETY: idle handles owned by the pool.
             unsafe { curl::curl_easy_cleanup(easy.as_ptr()) };
         }

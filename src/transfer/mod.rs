@@ -19,7 +19,7 @@ use crate::request::{Body, DataCallback, HeadCallback, Request};
 use crate::response::{Head, Response};
 use crate::uv::Loop;
 use curl_sys as curl;
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -53,9 +53,10 @@ pub(crate) enum Completion {
 /// owned by the driver; its address is the callbacks' user data.
 ///
 /// Fields drop in declaration order, and that order matters: `easy` goes
-/// first (back to the pool, reset, or left to its external owner), so that
-/// nothing it points at (URL, header list, POST body, error buffer, share
-/// handle, this state's callbacks) is freed while the handle still refers to it.
+/// first (back to the pool, reset or kept configured, or left to its external
+/// owner), so that nothing it points at (URL, header list, POST body, share
+/// handle, this state's callbacks) is freed while a transfer can still use
+/// it. (The error buffer belongs to the easy handle.)
 pub(crate) struct TransferState {
     easy: Easy<OptionSet>,
     pub id: u64,
@@ -72,8 +73,6 @@ pub(crate) struct TransferState {
     header_list: RefCell<Option<Slist>>,
     /// `CURLOPT_CURLU`, read by the handle.
     url: Option<Url>,
-    /// `CURLOPT_ERRORBUFFER`, written by libcurl.
-    errbuf: Box<UnsafeCell<[u8; curl::CURL_ERROR_SIZE]>>,
     /// `CURLOPT_SHARE`: keeps the share handle alive.
     share: Option<crate::Share>,
     pub completion: RefCell<Option<Completion>>,
@@ -166,7 +165,6 @@ impl TransferState {
             post_body,
             header_list: RefCell::new(None),
             url: Some(url),
-            errbuf: Box::new(UnsafeCell::new([0; curl::CURL_ERROR_SIZE])),
             share: share.cloned(),
             completion: RefCell::new(Some(on_done)),
             cancel_requested: Cell::new(false),
@@ -214,7 +212,6 @@ impl TransferState {
             post_body: None,
             header_list: RefCell::new(None),
             url: None,
-            errbuf: Box::new(UnsafeCell::new([0; curl::CURL_ERROR_SIZE])),
             share: None,
             completion: RefCell::new(Some(on_done)),
             cancel_requested: Cell::new(false),

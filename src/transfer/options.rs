@@ -72,9 +72,8 @@ impl OptionSet {
 
 /// Sets the easy handle's options from `r`. On a handle the pool handed out
 /// still configured with an equal option set (`reused`), only the
-/// per-transfer pointers are set: the error buffer first (libcurl may write
-/// to it on any later failure), then the URL, the callbacks' data and the
-/// header list.
+/// per-transfer pointers are set: the URL, the callbacks' data and the
+/// header list (the error buffer is the handle's own).
 pub(super) fn configure(
     state: &TransferState,
     r: &OptionSet,
@@ -89,7 +88,10 @@ pub(super) fn configure(
     // SAFETY: each pointer has the type its option expects and is owned by
     // `state`, which drops the easy handle first.
     unsafe {
-        easy.set_ptr(curl::CURLOPT_ERRORBUFFER, state.errbuf.get().cast())?;
+        if !reused {
+            // The buffer lives as long as the handle (a reused one has it set).
+            easy.set_ptr(curl::CURLOPT_ERRORBUFFER, easy.error_buffer().cast())?;
+        }
         if let Some(url) = &state.url {
             easy.set_ptr(sys::CURLOPT_CURLU, url.raw().cast())?;
         }
