@@ -139,7 +139,7 @@ impl TransferState {
             return Err(error);
         }
         let url = Url::parse(&request.url, &request.protocols)?;
-        let tls = url.scheme() == "https";
+        let tls = url.is_https();
         let options = OptionSet::take_from(&mut request, tls);
         let may_keep_options = matches!(request.body, Body::Empty) && share.is_none();
         let easy = pool.take(may_keep_options.then_some(&options))?;
