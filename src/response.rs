@@ -74,11 +74,14 @@ impl Head {
     /// one); after the blank line that ends the final header block, further
     /// lines are trailers.
     pub(crate) fn push_line(&mut self, line: &[u8]) {
-        if trim(line).is_empty() {
+        // Most lines are fields, which can be neither blank nor a status line
+        // when they start with a byte other than white space or 'H'.
+        let field = matches!(line.first(), Some(&b) if b != b'H' && !b.is_ascii_whitespace());
+        if !field && trim(line).is_empty() {
             if self.trailers_at.is_none() {
                 self.trailers_at = Some(u32::try_from(self.raw.len()).unwrap_or(u32::MAX));
             }
-        } else if line.starts_with(b"HTTP/") {
+        } else if !field && line.starts_with(b"HTTP/") {
             self.raw.clear();
             self.trailers_at = None;
             self.status = trim(line)
