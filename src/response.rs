@@ -74,11 +74,14 @@ impl Head {
     /// one); after the blank line that ends the final header block, further
     /// lines are trailers.
     pub(crate) fn push_line(&mut self, line: &[u8]) {
-        if trim(line).is_empty() {
+        // Most lines are fields, which can be neither blank nor a status line
+        // when they start with a byte other than white space or 'H'.
+        let field = matches!(line.first(), Some(&b) if b != b'H' && !b.is_ascii_whitespace());
+        if !field && trim(line).is_empty() {
             if self.trailers_at.is_none() {
                 self.trailers_at = Some(u32::try_from(self.raw.len()).unwrap_or(u32::MAX));
             }
-        } else if line.starts_with(b"HTTP/") {
+        } else if !field && line.starts_with(b"HTTP/") {
             self.raw.clear();
             self.trailers_at = None;
             self.status = trim(line)
@@ -88,10 +91,18 @@ impl Head {
                 .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
                 .unwrap_or(0);
         } else {
+            if self.raw.capacity() == 0 {
+                // One allocation for a typical header block, instead of
+                // doubling from a few bytes up.
+                self.raw.reserve(HEAD_CAPACITY.max(line.len()));
+            }
             self.raw.extend_from_slice(line);
         }
     }
 }
+
+/// Bytes reserved for the header lines of a response at its first header.
+const HEAD_CAPACITY: usize = 512;
 
 /// The `(name, value)` pairs of CRLF-terminated header lines; lines that are
 /// not valid UTF-8 or have no colon are skipped.

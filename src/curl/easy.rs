@@ -1,29 +1,91 @@
 //! [`Easy`]: a `CURL` handle, owned (back to its [`EasyPool`] when dropped)
 //! or external (a caller's handle that uvcurl drives but never frees).
+//!
+//! An owned handle may go back to the pool still configured, tagged with a
+//! description `C` of every option its owner set (opaque here: the transfer
+//! layer's option set). The next [`EasyPool::take`] that asks for an equal
+//! description gets it without `curl_easy_reset`; any other gets it reset.
 
 use super::{check_easy, sys};
 use crate::error::{Error, ErrorKind};
 use curl_sys::{self as curl, CURL};
 use libc::{c_char, c_long, c_void};
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
+/// `CURLOPT_ERRORBUFFER`: libcurl writes the text of a failure there.
+type ErrorBuffer = UnsafeCell<[u8; curl::CURL_ERROR_SIZE]>;
+
 /// An easy handle.
-pub(crate) struct Easy {
+pub(crate) struct Easy<C = ()> {
     raw: NonNull<CURL>,
+    /// An owned handle's error buffer, which stays with the handle (in the
+    /// pool too), so the option's pointer stays valid as long as the handle;
+    /// `None` for an external handle.
+    errbuf: Option<Box<ErrorBuffer>>,
     /// Where an owned handle goes when dropped; `None`: an external handle.
-    pool: Option<Rc<EasyPool>>,
+    pool: Option<Rc<EasyPool<C>>>,
+    /// What the handle is left configured with when it goes back to the
+    /// pool; `None`: it is reset there.
+    keep: Option<C>,
+    /// Taken from the pool still configured with the options asked for.
+    reused: bool,
 }
 
-impl Easy {
+impl<C> Easy<C> {
     /// Wraps a caller's easy handle; dropping the wrapper leaves it alone.
     ///
     /// # Safety
     /// `raw` is a valid easy handle that stays valid while the wrapper lives.
-    pub unsafe fn external(raw: NonNull<CURL>) -> Easy {
-        Easy { raw, pool: None }
+    pub unsafe fn external(raw: NonNull<CURL>) -> Easy<C> {
+        Easy {
+            raw,
+            errbuf: None,
+            pool: None,
+            keep: None,
+            reused: false,
+        }
+    }
+
+    /// The error buffer for `CURLOPT_ERRORBUFFER` (null for an external
+    /// handle): valid while the handle is, emptied when the pool hands the
+    /// handle out.
+    pub fn error_buffer(&self) -> *mut c_char {
+        self.errbuf
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |buffer| buffer.get().cast())
+    }
+
+    /// The text libcurl left in the error buffer (empty if none, or for an
+    /// external handle). Only while libcurl is not running this handle.
+    pub fn error_text(&self) -> String {
+        let Some(buffer) = &self.errbuf else {
+            return String::new();
+        };
+        // SAFETY: libcurl writes a NUL-terminated string (or nothing: emptied)
+        // into the buffer, and is not running this handle (see above).
+        let bytes = unsafe { &*buffer.get() };
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).trim_end().to_owned()
+    }
+
+    /// Whether the pool handed this handle out still configured with the
+    /// option set [`EasyPool::take`] was asked for (nothing was reset).
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Lets the handle go back to its pool configured as `options` says,
+    /// instead of reset. The caller vouches that `options` describes every
+    /// option set on it, and that no option points at anything libcurl may
+    /// read while the handle is idle or being cleaned up (see
+    /// [`EasyPool::take`]). No effect on an external handle.
+    pub fn keep_configured(&mut self, options: C) {
+        if self.pool.is_some() {
+            self.keep = Some(options);
+        }
     }
 
     /// The raw handle.
@@ -114,19 +176,31 @@ impl Easy {
     }
 }
 
-impl Drop for Easy {
+impl<C> Drop for Easy<C> {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
             // SAFETY: an owned handle (from the pool), which its owner removed
             // from the multi before dropping it; nothing else uses it.
-            unsafe { pool.give(self.raw) };
+            unsafe { pool.give(self.raw, self.errbuf.take(), self.keep.take()) };
         }
     }
 }
 
 /// A failed `curl_easy_setopt` as an error; an option this libcurl lacks is
 /// the caller's invalid input.
+/// (The message is formatted only on failure: this runs for every option of
+/// every transfer.)
+#[inline]
 fn setopt_result(option: curl::CURLoption, rc: curl::CURLcode) -> Result<(), Error> {
+    if rc == curl::CURLE_OK {
+        return Ok(());
+    }
+    setopt_error(option, rc)
+}
+
+#[cold]
+#[inline(never)]
+fn setopt_error(option: curl::CURLoption, rc: curl::CURLcode) -> Result<(), Error> {
     let error = match check_easy(rc, &format!("setting option {option}")) {
         Ok(()) => return Ok(()),
         Err(error) => error,
@@ -144,45 +218,99 @@ fn setopt_result(option: curl::CURLoption, rc: curl::CURLcode) -> Result<(), Err
 }
 
 /// Easy handles kept for reuse: `curl_easy_reset` costs much less than
-/// `curl_easy_cleanup` plus `curl_easy_init`.
-#[derive(Default)]
-pub(crate) struct EasyPool {
-    free: RefCell<Vec<NonNull<CURL>>>,
+/// `curl_easy_cleanup` plus `curl_easy_init`, and a handle still configured
+/// for the same options needs neither the reset nor most of its options.
+pub(crate) struct EasyPool<C = ()> {
+    /// Idle handles, each with its error buffer, reset (`None`) or still
+    /// configured as described.
+    free: RefCell<Vec<Idle<C>>>,
+}
+
+/// An idle handle of the pool.
+struct Idle<C> {
+    raw: NonNull<CURL>,
+    errbuf: Option<Box<ErrorBuffer>>,
+    kept: Option<C>,
+}
+
+impl<C> Default for EasyPool<C> {
+    fn default() -> Self {
+        EasyPool {
+            free: RefCell::new(Vec::new()),
+        }
+    }
 }
 
 /// Most idle easy handles kept.
 const EASY_POOL_MAX: usize = 256;
 
-impl EasyPool {
-    /// An easy handle with default options, which goes back here when dropped.
-    pub fn take(self: &Rc<Self>) -> Result<Easy, Error> {
-        let reused = self.free.borrow_mut().pop();
-        let raw = match reused {
-            Some(raw) => raw,
+impl<C: PartialEq> EasyPool<C> {
+    /// An easy handle, which goes back here when dropped: still configured
+    /// exactly as `wanted` describes ([`Easy::reused`]), or with libcurl's
+    /// default options (reset or new). `None` asks for a reset handle.
+    ///
+    /// A handle kept configured still holds its previous owner's
+    /// per-transfer pointers (callback data, URL handle, header list).
+    /// libcurl reads those only while a transfer runs, never while the
+    /// handle is idle, reset or cleaned up (`curl_easy_reset` and `Curl_close`
+    /// do not touch them), and the new owner sets its own before the handle
+    /// is added to a multi. (The error buffer travels with the handle.)
+    pub fn take(self: &Rc<Self>, wanted: Option<&C>) -> Result<Easy<C>, Error> {
+        let idle = self.free.borrow_mut().pop();
+        let (raw, errbuf, reused) = match idle {
+            Some(Idle {
+                raw,
+                errbuf,
+                kept: Some(kept),
+            }) if wanted == Some(&kept) => (raw, errbuf, true),
+            Some(Idle { raw, errbuf, kept }) => {
+                if kept.is_some() {
+                    // SAFETY: an idle handle of ours; reset drops every option.
+                    unsafe { curl::curl_easy_reset(raw.as_ptr()) };
+                }
+                (raw, errbuf, false)
+            }
             None => {
                 super::global::init();
                 // SAFETY: global init done; no other preconditions.
-                NonNull::new(unsafe { curl::curl_easy_init() })
-                    .ok_or_else(|| Error::new(ErrorKind::Other, "curl_easy_init failed"))?
+                let raw = NonNull::new(unsafe { curl::curl_easy_init() })
+                    .ok_or_else(|| Error::new(ErrorKind::Other, "curl_easy_init failed"))?;
+                (raw, None, false)
             }
         };
+        let mut errbuf =
+            errbuf.unwrap_or_else(|| Box::new(UnsafeCell::new([0; curl::CURL_ERROR_SIZE])));
+        // No text of an earlier transfer (libcurl 7.60+ empties it too).
+        errbuf.get_mut()[0] = 0;
         Ok(Easy {
             raw,
+            errbuf: Some(errbuf),
             pool: Some(self.clone()),
+            keep: None,
+            reused,
         })
     }
+}
 
-    /// Takes back an owned easy handle that is in no multi handle any more.
+impl<C> EasyPool<C> {
+    /// Takes back an owned easy handle that is in no multi handle any more,
+    /// still configured as `kept` describes, or to be reset (`None`).
     ///
     /// # Safety
     /// `easy` is a valid easy handle nobody else uses.
-    unsafe fn give(&self, easy: NonNull<CURL>) {
+    unsafe fn give(&self, easy: NonNull<CURL>, errbuf: Option<Box<ErrorBuffer>>, kept: Option<C>) {
         let mut free = self.free.borrow_mut();
         if free.len() < EASY_POOL_MAX {
-            // SAFETY: per the contract; reset drops every option (and so every
-            // pointer into the transfer state that is about to be freed).
-            unsafe { curl::curl_easy_reset(easy.as_ptr()) };
-            free.push(easy);
+            if kept.is_none() {
+                // SAFETY: per the contract; reset drops every option (and so
+                // every pointer into the transfer state about to be freed).
+                unsafe { curl::curl_easy_reset(easy.as_ptr()) };
+            }
+            free.push(Idle {
+                raw: easy,
+                errbuf,
+                kept,
+            });
         } else {
             // SAFETY: per the contract.
             unsafe { curl::curl_easy_cleanup(easy.as_ptr()) };
@@ -190,9 +318,10 @@ impl EasyPool {
     }
 }
 
-impl Drop for EasyPool {
+impl<C> Drop for EasyPool<C> {
     fn drop(&mut self) {
-        for easy in self.free.get_mut().drain(..) {
+        // Each handle is cleaned up before its error buffer is freed.
+        for Idle { raw: easy, .. } in self.free.get_mut().drain(..) {
             // SAFETY: idle handles owned by the pool.
             unsafe { curl::curl_easy_cleanup(easy.as_ptr()) };
         }

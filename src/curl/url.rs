@@ -9,47 +9,63 @@ use std::ptr::NonNull;
 /// parsing the string a second time, so it must outlive that handle.
 pub(crate) struct Url {
     raw: NonNull<sys::Curlu>,
-    /// The scheme, lower-case.
-    scheme: String,
+    /// Whether the scheme is https.
+    https: bool,
 }
+
+/// URLs shorter than this are handed to libcurl from a stack buffer (no
+/// allocation for the NUL-terminated copy).
+const STACK_URL: usize = 512;
 
 impl Url {
     /// Parses `url` and checks that its scheme is one of the comma-separated
     /// `protocols`.
     pub fn parse(url: &str, protocols: &str) -> Result<Url, Error> {
-        let c_url = CString::new(url).map_err(|_| Error::invalid("URL contains a NUL byte"))?;
+        if url.as_bytes().contains(&0) {
+            return Err(Error::invalid("URL contains a NUL byte"));
+        }
+        let mut stack = [0u8; STACK_URL];
+        let heap;
+        let c_url: &[u8] = if url.len() < STACK_URL {
+            stack[..url.len()].copy_from_slice(url.as_bytes());
+            &stack[..=url.len()]
+        } else {
+            heap = CString::new(url).map_err(|_| Error::invalid("URL contains a NUL byte"))?;
+            heap.as_bytes_with_nul()
+        };
         // SAFETY: curl_url allocates a handle that Url frees.
         let raw = NonNull::new(unsafe { sys::curl_url() })
             .ok_or_else(|| Error::new(ErrorKind::Other, "curl_url failed"))?;
         // Parsed without a default scheme, so the URL starts with its scheme.
-        let scheme = url
-            .trim_start()
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let parsed = Url { raw, scheme };
-        // SAFETY: valid handle and NUL-terminated string; libcurl copies it.
-        let rc = unsafe { sys::curl_url_set(raw.as_ptr(), sys::CURLUPART_URL, c_url.as_ptr(), 0) };
+        let scheme = url.trim_start().split(':').next().unwrap_or_default();
+        let parsed = Url {
+            raw,
+            https: scheme.eq_ignore_ascii_case("https"),
+        };
+        // SAFETY: valid handle and a NUL-terminated string (checked above to
+        // hold no other NUL) that libcurl copies.
+        let rc = unsafe {
+            sys::curl_url_set(raw.as_ptr(), sys::CURLUPART_URL, c_url.as_ptr().cast(), 0)
+        };
         check_url(rc, url)?;
         let allowed = protocols
             .split(',')
-            .any(|p| p.trim().eq_ignore_ascii_case(&parsed.scheme));
+            .any(|p| p.trim().eq_ignore_ascii_case(scheme));
         if !allowed {
             return Err(Error::new(
                 ErrorKind::UnsupportedProtocol,
                 format!(
                     "scheme {:?} of {url:?} is not allowed (allowed: {protocols})",
-                    parsed.scheme
+                    scheme.to_ascii_lowercase()
                 ),
             ));
         }
         Ok(parsed)
     }
 
-    /// The scheme, lower-case.
-    pub fn scheme(&self) -> &str {
-        &self.scheme
+    /// Whether the scheme is https.
+    pub fn is_https(&self) -> bool {
+        self.https
     }
 
     /// The raw handle, for `CURLOPT_CURLU`.

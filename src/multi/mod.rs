@@ -397,6 +397,9 @@ pub struct DriverStats {
     pub timer_fires: u64,
     /// Whether libcurl currently has a timeout armed on the loop.
     pub timer_pending: bool,
+    /// Transfers that got an easy handle still configured with their exact
+    /// options by the previous transfer (no reset, only per-transfer options set).
+    pub reused_configured_handles: u64,
 }
 
 fn stats_of(driver: &Driver) -> DriverStats {
@@ -405,6 +408,7 @@ fn stats_of(driver: &Driver) -> DriverStats {
         lingering_sockets: driver.sockets().lingering(),
         timer_fires: driver.timer_fires(),
         timer_pending: driver.timer_pending(),
+        reused_configured_handles: driver.reused_configured_handles(),
     }
 }
 

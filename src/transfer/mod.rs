@@ -11,13 +11,15 @@ mod options;
 mod readback;
 mod trampolines;
 
+pub(crate) use options::OptionSet;
+
 use crate::curl::{Easy, EasyPool, Slist, Url};
 use crate::error::Error;
 use crate::request::{Body, DataCallback, HeadCallback, Request};
 use crate::response::{Head, Response};
 use crate::uv::Loop;
 use curl_sys as curl;
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -51,11 +53,12 @@ pub(crate) enum Completion {
 /// owned by the driver; its address is the callbacks' user data.
 ///
 /// Fields drop in declaration order, and that order matters: `easy` goes
-/// first (back to the pool, reset, or left to its external owner), so that
-/// nothing it points at (URL, header list, POST body, error buffer, share
-/// handle, this state's callbacks) is freed while the handle still refers to it.
+/// first (back to the pool, reset or kept configured, or left to its external
+/// owner), so that nothing it points at (URL, header list, POST body, share
+/// handle, this state's callbacks) is freed while a transfer can still use
+/// it. (The error buffer belongs to the easy handle.)
 pub(crate) struct TransferState {
-    easy: Easy,
+    easy: Easy<OptionSet>,
     pub id: u64,
     /// The loop whose `run` resumes a panic of uvcurl's own trampoline code.
     uv: Loop,
@@ -70,8 +73,6 @@ pub(crate) struct TransferState {
     header_list: RefCell<Option<Slist>>,
     /// `CURLOPT_CURLU`, read by the handle.
     url: Option<Url>,
-    /// `CURLOPT_ERRORBUFFER`, written by libcurl.
-    errbuf: Box<UnsafeCell<[u8; curl::CURL_ERROR_SIZE]>>,
     /// `CURLOPT_SHARE`: keeps the share handle alive.
     share: Option<crate::Share>,
     pub completion: RefCell<Option<Completion>>,
@@ -90,6 +91,28 @@ pub(crate) struct TransferState {
     pub paused: Cell<bool>,
     /// Values the request asked to keep alive until the transfer is gone.
     _keep_alive: Vec<Box<dyn std::any::Any>>,
+    /// The options set on `easy` (`None`: an external handle).
+    options: Option<OptionSet>,
+    /// Whether `easy` may go back to the pool still configured: no body and
+    /// no share handle (whose pointers would outlive the transfer).
+    may_keep_options: bool,
+    /// Set when the transfer ended cleanly (libcurl's `CURLE_OK`, no cancel,
+    /// no callback failure, never paused): only then is `easy` kept
+    /// configured, so a handle in an unusual state is always reset.
+    ended_cleanly: Cell<bool>,
+    /// The transfer was paused at some point.
+    pub was_paused: Cell<bool>,
+}
+
+impl Drop for TransferState {
+    fn drop(&mut self) {
+        // Runs before the fields drop (`easy` first, back to the pool).
+        if self.may_keep_options && self.ended_cleanly.get() && !self.was_paused.get() {
+            if let Some(options) = self.options.take() {
+                self.easy.keep_configured(options);
+            }
+        }
+    }
 }
 
 impl TransferState {
@@ -110,14 +133,16 @@ impl TransferState {
         on_done: Completion,
         uv: &Loop,
         share: Option<&crate::Share>,
-        pool: &Rc<EasyPool>,
+        pool: &Rc<EasyPool<OptionSet>>,
     ) -> Result<Rc<TransferState>, Error> {
         if let Some(error) = request.error.take() {
             return Err(error);
         }
         let url = Url::parse(&request.url, &request.protocols)?;
-        let tls = url.scheme() == "https";
-        let easy = pool.take()?;
+        let tls = url.is_https();
+        let options = OptionSet::take_from(&mut request, tls);
+        let may_keep_options = matches!(request.body, Body::Empty) && share.is_none();
+        let easy = pool.take(may_keep_options.then_some(&options))?;
         let (upload, upload_len, post_body) =
             match std::mem::replace(&mut request.body, Body::Empty) {
                 Body::Empty => (None, None, None),
@@ -140,7 +165,6 @@ impl TransferState {
             post_body,
             header_list: RefCell::new(None),
             url: Some(url),
-            errbuf: Box::new(UnsafeCell::new([0; curl::CURL_ERROR_SIZE])),
             share: share.cloned(),
             completion: RefCell::new(Some(on_done)),
             cancel_requested: Cell::new(false),
@@ -150,9 +174,16 @@ impl TransferState {
             failure: RefCell::new(None),
             paused: Cell::new(false),
             _keep_alive: std::mem::take(&mut request.keep_alive),
+            options: Some(options),
+            may_keep_options,
+            ended_cleanly: Cell::new(false),
+            was_paused: Cell::new(false),
         });
-        // On error `state` is dropped here, which returns the easy handle.
-        options::configure(&state, &request, upload_len, tls)?;
+        // On error `state` is dropped here, which returns the easy handle
+        // (reset: the transfer did not end cleanly).
+        if let Some(options) = &state.options {
+            options::configure(&state, options, upload_len)?;
+        }
         Ok(state)
     }
 
@@ -181,7 +212,6 @@ impl TransferState {
             post_body: None,
             header_list: RefCell::new(None),
             url: None,
-            errbuf: Box::new(UnsafeCell::new([0; curl::CURL_ERROR_SIZE])),
             share: None,
             completion: RefCell::new(Some(on_done)),
             cancel_requested: Cell::new(false),
@@ -191,11 +221,15 @@ impl TransferState {
             failure: RefCell::new(None),
             paused: Cell::new(false),
             _keep_alive: Vec::new(),
+            options: None,
+            may_keep_options: false,
+            ended_cleanly: Cell::new(false),
+            was_paused: Cell::new(false),
         }
     }
 
     /// The easy handle.
-    pub fn easy(&self) -> &Easy {
+    pub fn easy(&self) -> &Easy<OptionSet> {
         &self.easy
     }
 

@@ -1,4 +1,5 @@
-//! A [`Request`] turned into easy-handle options.
+//! A [`Request`] turned into easy-handle options: the [`OptionSet`] it asks
+//! for, and the options set on the handle.
 
 use super::trampolines::{on_header, on_read, on_write};
 use super::TransferState;
@@ -7,33 +8,104 @@ use crate::error::Error;
 use crate::request::{HttpVersionPref, Request};
 use curl_sys as curl;
 use libc::{c_long, c_void};
+use std::borrow::Cow;
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// Sets the easy handle's options from `r`. `tls` tells whether the URL is
-/// https: only then can HTTP/2 be negotiated, and waiting for a connection
-/// that may multiplex pays off.
+/// Every value [`configure`] derives an option from, except the
+/// per-transfer pointers (URL handle, error buffer, callback data, header
+/// list, body, share). Two transfers with equal option sets leave an easy
+/// handle with the same options: a handle kept configured for one is reused
+/// for the other without `curl_easy_reset` (see `EasyPool::take`).
+///
+/// Whenever `configure` starts using another request field, it must be
+/// added here (the request's fields are moved in, so nothing is copied).
+#[derive(Debug, PartialEq)]
+pub(crate) struct OptionSet {
+    method: Cow<'static, str>,
+    /// Header lines: equal lines make equal lists (the list itself is the
+    /// transfer's, set again on a reused handle).
+    headers: Vec<String>,
+    follow_redirects: bool,
+    max_redirects: u32,
+    protocols: Cow<'static, str>,
+    connect_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    low_speed: Option<(u32, Duration)>,
+    verify_tls: bool,
+    ca_file: Option<PathBuf>,
+    ca_path: Option<PathBuf>,
+    version: HttpVersionPref,
+    /// Whether the URL is https: only then can HTTP/2 be negotiated, and
+    /// waiting for a connection that may multiplex pays off.
+    tls: bool,
+    proxy: Option<String>,
+    user_agent: Option<String>,
+    buffer_size: Option<usize>,
+    max_recv_speed: Option<u64>,
+}
+
+impl OptionSet {
+    /// Moves the option fields out of `r` (its body, callbacks and URL stay).
+    pub(super) fn take_from(r: &mut Request, tls: bool) -> OptionSet {
+        OptionSet {
+            method: std::mem::take(&mut r.method),
+            headers: std::mem::take(&mut r.headers),
+            follow_redirects: r.follow_redirects,
+            max_redirects: r.max_redirects,
+            protocols: std::mem::take(&mut r.protocols),
+            connect_timeout: r.connect_timeout,
+            timeout: r.timeout,
+            low_speed: r.low_speed,
+            verify_tls: r.verify_tls,
+            ca_file: r.ca_file.take(),
+            ca_path: r.ca_path.take(),
+            version: r.version,
+            tls,
+            proxy: r.proxy.take(),
+            user_agent: r.user_agent.take(),
+            buffer_size: r.buffer_size,
+            max_recv_speed: r.max_recv_speed,
+        }
+    }
+}
+
+/// Sets the easy handle's options from `r`. On a handle the pool handed out
+/// still configured with an equal option set (`reused`), only the
+/// per-transfer pointers are set: the URL, the callbacks' data and the
+/// header list (the error buffer is the handle's own).
 pub(super) fn configure(
     state: &TransferState,
-    r: &Request,
+    r: &OptionSet,
     upload_len: Option<u64>,
-    tls: bool,
 ) -> Result<(), Error> {
     let easy = &state.easy;
     let me = state as *const TransferState as *mut c_void;
     let write: curl::curl_write_callback = on_write;
     let header: curl::curl_write_callback = on_header;
     let read: curl::curl_read_callback = on_read;
+    let reused = easy.reused();
     // SAFETY: each pointer has the type its option expects and is owned by
     // `state`, which drops the easy handle first.
     unsafe {
+        if !reused {
+            // The buffer lives as long as the handle (a reused one has it set).
+            easy.set_ptr(curl::CURLOPT_ERRORBUFFER, easy.error_buffer().cast())?;
+        }
         if let Some(url) = &state.url {
             easy.set_ptr(sys::CURLOPT_CURLU, url.raw().cast())?;
         }
-        easy.set_ptr(curl::CURLOPT_ERRORBUFFER, state.errbuf.get().cast())?;
-        easy.set_ptr(curl::CURLOPT_WRITEFUNCTION, write as *mut c_void)?;
+        if !reused {
+            easy.set_ptr(curl::CURLOPT_WRITEFUNCTION, write as *mut c_void)?;
+            easy.set_ptr(curl::CURLOPT_HEADERFUNCTION, header as *mut c_void)?;
+        }
         easy.set_ptr(curl::CURLOPT_WRITEDATA, me)?;
-        easy.set_ptr(curl::CURLOPT_HEADERFUNCTION, header as *mut c_void)?;
         easy.set_ptr(curl::CURLOPT_HEADERDATA, me)?;
+    }
+    if reused {
+        // Equal option sets: every other option already has its value (a
+        // transfer with a body or a share is never kept configured).
+        return set_headers(state, &r.headers);
     }
     easy.set_long(curl::CURLOPT_NOSIGNAL, 1)?;
     easy.set_str(sys::CURLOPT_PROTOCOLS_STR, &r.protocols)?;
@@ -94,7 +166,7 @@ pub(super) fn configure(
     }
     let (version, pipewait) = match r.version {
         HttpVersionPref::Http1_1 => (curl::CURL_HTTP_VERSION_1_1, false),
-        HttpVersionPref::Http2OverTls => (curl::CURL_HTTP_VERSION_2TLS, tls),
+        HttpVersionPref::Http2OverTls => (curl::CURL_HTTP_VERSION_2TLS, r.tls),
         HttpVersionPref::Http2PriorKnowledge => (curl::CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, true),
     };
     easy.set_long(curl::CURLOPT_HTTP_VERSION, version as c_long)?;

@@ -25,24 +25,16 @@ impl TransferState {
             return Err(Error::socket_limit(socket));
         }
         if code == curl::CURLE_OK {
+            self.ended_cleanly.set(true);
             return Ok(());
         }
-        let mut detail = self.error_text();
+        let mut detail = self.easy.error_text();
         let errno = self.easy.info_long(curl::CURLINFO_OS_ERRNO) as i32;
         if errno != 0 {
             let os = std::io::Error::from_raw_os_error(errno);
             detail = format!("{detail} ({os})");
         }
         Err(Error::from_curl(code, &detail))
-    }
-
-    /// libcurl's error-buffer text.
-    fn error_text(&self) -> String {
-        // SAFETY: libcurl writes a NUL-terminated string (or nothing: zeroed) into
-        // the buffer, and is not running (we are past the transfer's end).
-        let bytes = unsafe { &*self.errbuf.get() };
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        String::from_utf8_lossy(&bytes[..end]).trim_end().to_owned()
     }
 
     /// Reads status, headers, sizes and timings back from the easy handle.

@@ -107,6 +107,7 @@ impl TransferState {
                     }
                     Some(Flow::Pause) => {
                         self.paused.set(true);
+                        self.was_paused.set(true);
                         sys::CURL_WRITEFUNC_PAUSE
                     }
                     Some(Flow::Abort) => {

@@ -512,3 +512,125 @@ fn caller_configured_easy_handles_keep_pooled_watches() {
     drop(server);
     h.finish();
 }
+
+/// Easy handles are kept configured between transfers of one `Multi` and
+/// reused without a reset when the next request asks for exactly the same
+/// options; no option of one request reaches the next that did not ask for
+/// it. Requests run one at a time, so each takes the handle the previous
+/// one left behind.
+#[test]
+fn reused_easy_handles_carry_no_option_into_the_next_request() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let multi = h.multi();
+    let reused = || multi.stats().reused_configured_handles;
+    let fetch = |request: Request| multi.fetch(request).expect("transfer");
+    let header_names = || -> Vec<String> {
+        server
+            .last_request_headers()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    };
+
+    // Same options twice: the second reuses the handle, with its own URL.
+    let first = fetch(Request::get(server.url("/bytes/10?seed=1")));
+    let second = fetch(Request::get(server.url("/bytes/20?seed=2")));
+    assert_eq!(first.body(), body_bytes(10, 1));
+    assert_eq!(second.body(), body_bytes(20, 2));
+    assert_eq!(reused(), 1);
+
+    // POST with a body, then GET: no method, body or length carried over.
+    let upload = fetch(Request::post(server.url("/upload"), b"abc".to_vec()));
+    assert_eq!(upload.status(), 200);
+    assert!(upload.text().starts_with("3 "), "{}", upload.text());
+    let after_post = fetch(Request::get(server.url("/headers")));
+    assert_eq!(after_post.status(), 200, "the GET went out as a POST");
+    let names = header_names();
+    assert!(!names.iter().any(|n| n == "content-length"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "content-type"), "{names:?}");
+
+    // A body-less POST is kept configured; the GET after it is a GET.
+    let empty_post = fetch(Request::new("POST", server.url("/upload")));
+    assert_eq!(empty_post.text(), format!("0 {}", sha256_hex(b"")));
+    assert_eq!(fetch(Request::get(server.url("/headers"))).status(), 200);
+
+    // Custom method, then GET.
+    let deleted = fetch(Request::new("DELETE", server.url("/headers")));
+    assert_eq!(deleted.status(), 404);
+    assert_eq!(fetch(Request::get(server.url("/headers"))).status(), 200);
+
+    // Custom header and user agent, twice (the second reuses the handle and
+    // sets its own header list), then another value, then neither.
+    let before = reused();
+    for value in ["one", "one", "two"] {
+        let with = fetch(
+            Request::get(server.url("/headers"))
+                .header("X-Leak", value)
+                .user_agent("leaky-agent/1"),
+        );
+        let text = with.text();
+        assert!(text.contains(&format!("x-leak: {value}\n")), "{text}");
+        assert_eq!(text.matches("x-leak").count(), 1, "{text}");
+        assert!(text.contains("user-agent: leaky-agent/1"));
+    }
+    assert_eq!(reused(), before + 1);
+    let without = fetch(Request::get(server.url("/headers")));
+    assert!(!without.text().contains("x-leak"), "{}", without.text());
+    assert!(
+        !without.text().contains("leaky-agent"),
+        "{}",
+        without.text()
+    );
+
+    // HEAD, then GET: the GET gets its body.
+    let head = fetch(Request::head(server.url("/bytes/100")));
+    assert!(head.body().is_empty());
+    assert_eq!(head.header("content-length"), Some("100"));
+    let get = fetch(Request::get(server.url("/bytes/100")));
+    assert_eq!(get.body(), body_bytes(100, 0));
+
+    // A short timeout, then a slow response without one.
+    let quick = fetch(Request::get(server.url("/bytes/1")).timeout(Duration::from_millis(300)));
+    assert_eq!(quick.status(), 200);
+    let slow = fetch(Request::get(server.url("/slow-headers?ms=600")));
+    assert_eq!(slow.status(), 200, "the previous request's timeout applied");
+
+    // No redirects followed, then the default (followed).
+    let stopped = fetch(Request::get(server.url("/redirect/1")).follow_redirects(false));
+    assert_eq!(stopped.status(), 302);
+    let followed = fetch(Request::get(server.url("/redirect/1")));
+    assert_eq!(followed.status(), 200);
+    assert_eq!(followed.redirects(), 1);
+
+    // h2c prior knowledge, then HTTP/1.1.
+    let h2 = fetch(
+        Request::get(server.url("/bytes/10")).http_version(HttpVersionPref::Http2PriorKnowledge),
+    );
+    assert_eq!(h2.http_version(), HttpVersion::Http2);
+    let h1 = fetch(Request::get(server.url("/bytes/10")).http_version(HttpVersionPref::Http1_1));
+    assert_eq!(h1.http_version(), HttpVersion::Http1_1);
+
+    // A receive rate limit, then none: 256 KiB arrive in well under the
+    // 128 s the limit would take.
+    let limited = fetch(Request::get(server.url("/bytes/10")).max_recv_speed(2048));
+    assert_eq!(limited.body().len(), 10);
+    let started = std::time::Instant::now();
+    let big = fetch(Request::get(server.url("/bytes/262144")));
+    assert_eq!(big.body().len(), 262_144);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the previous request's rate limit applied"
+    );
+
+    // A failure on a reused handle reports its own error text.
+    let refused = multi
+        .fetch(Request::get("http://127.0.0.1:1/"))
+        .expect_err("nothing listens on port 1");
+    assert_eq!(refused.kind(), ErrorKind::Connect, "{refused}");
+    assert_eq!(fetch(Request::get(server.url("/headers"))).status(), 200);
+
+    drop(multi);
+    drop(server);
+    h.finish();
+}

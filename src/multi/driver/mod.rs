@@ -25,7 +25,7 @@ pub(crate) use callbacks::Callbacks;
 use crate::curl::{self, EasyPool, MultiCallbacks};
 use crate::error::Error;
 use crate::fast_map::IntMap;
-use crate::transfer::{TransferKey, TransferState};
+use crate::transfer::{OptionSet, TransferKey, TransferState};
 use crate::uv::{Loop, Timer};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -110,10 +110,12 @@ pub(crate) struct Driver {
     draining: Cell<bool>,
     /// uv timer firings, for tests of idle behaviour.
     timer_fires: Cell<u64>,
+    /// Transfers started on a handle kept configured for their options.
+    reused_configured: Cell<u64>,
     /// Caches shared with other loops' transfers.
     share: Option<crate::Share>,
     /// Idle easy handles for the next transfers.
-    easy_pool: Rc<EasyPool>,
+    easy_pool: Rc<EasyPool<OptionSet>>,
     /// Shut at teardown (the remote's mailbox, once a Remote was asked for).
     attachment: RefCell<Option<Box<dyn Attachment>>>,
 }
@@ -148,6 +150,7 @@ impl Driver {
             curl_depth: Cell::new(0),
             draining: Cell::new(false),
             timer_fires: Cell::new(0),
+            reused_configured: Cell::new(0),
             share,
             easy_pool: Rc::default(),
             attachment: RefCell::new(None),
@@ -247,6 +250,10 @@ impl Driver {
 
     pub fn timer_fires(&self) -> u64 {
         self.timer_fires.get()
+    }
+
+    pub fn reused_configured_handles(&self) -> u64 {
+        self.reused_configured.get()
     }
 
     pub fn timer_pending(&self) -> bool {

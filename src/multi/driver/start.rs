@@ -27,6 +27,9 @@ impl Driver {
             self.share.as_ref(),
             &self.easy_pool,
         )?;
+        if state.easy().reused() {
+            self.reused_configured.set(self.reused_configured.get() + 1);
+        }
         self.announce_sockets(&state)?;
         self.add(state)
     }
@@ -92,8 +95,13 @@ impl Driver {
         // outlives the multi handle and so every connection (libcurl closes
         // the last ones in curl_multi_cleanup).
         unsafe {
-            easy.set_ptr(curl::CURLOPT_OPENSOCKETFUNCTION, open as *mut c_void)?;
             easy.set_ptr(curl::CURLOPT_OPENSOCKETDATA, this_transfer)?;
+            if easy.reused() {
+                // Kept configured by this driver's own pool: the functions
+                // and the close-socket data are already ours.
+                return Ok(());
+            }
+            easy.set_ptr(curl::CURLOPT_OPENSOCKETFUNCTION, open as *mut c_void)?;
             easy.set_ptr(curl::CURLOPT_CLOSESOCKETFUNCTION, close as *mut c_void)?;
             easy.set_ptr(curl::CURLOPT_CLOSESOCKETDATA, callbacks)
         }
@@ -189,6 +197,7 @@ impl Driver {
         // Allowed from the write/read callbacks too, where user code may call this.
         self.in_curl(|| state.easy().pause(curl::CURLPAUSE_RECV))?;
         state.paused.set(true);
+        state.was_paused.set(true);
         Ok(())
     }
 
