@@ -31,15 +31,17 @@ pub struct Cli {
     /// Read URLs from FILE, one per line; blank lines and `#` comments are
     /// ignored; `-` reads standard input. Lines indented by whitespace after
     /// a URL set options of that URL, as with aria2c: `out=NAME` (its file
-    /// name, sanitized like any other) and `checksum=ALGO=HEX` (as
-    /// --checksum).
+    /// name, sanitized like any other; it wins over the server's
+    /// Content-Disposition) and `checksum=ALGO=HEX` (as --checksum).
     #[arg(short, long, value_name = "FILE")]
     pub input: Option<PathBuf>,
 
     /// Verify the downloaded file's digest, e.g. `sha-256=9f86d0...`; ALGO
-    /// is sha-224, sha-256, sha-384 or sha-512. Only with a single URL on
-    /// the command line. A file that does not match fails (exit 1) and is
-    /// deleted, `.part` included, and is not retried.
+    /// is sha-224, sha-256, sha-384 or sha-512 (or sha256, ...). Only with a
+    /// single URL on the command line. The whole file is hashed, resumed
+    /// bytes included, before it gets its final name; a file that does not
+    /// match fails (exit 1), is not retried, and its `.part` is deleted,
+    /// even with --continue.
     #[arg(long, value_name = "ALGO=HEX", value_parser = Checksum::parse)]
     pub checksum: Option<Checksum>,
 
@@ -59,7 +61,7 @@ pub struct Cli {
     pub retries: u32,
 
     /// Resume partial NAME.part files with a Range request, and keep them
-    /// when a transfer fails.
+    /// when a transfer fails (but not after a checksum mismatch).
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
 
