@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use uvcurl::{Error, ErrorKind, Flow, Head, HttpVersionPref, Request, Response};
 
+use crate::checksum::Checksum;
 use crate::cli::Settings;
 use crate::naming::{self, Names};
 use crate::output::{self, PartFile};
@@ -55,6 +56,11 @@ pub struct Job {
     pub id: u64,
     /// What to download.
     pub url: url::Url,
+    /// The name the input file's `out=` asked for (sanitized); it wins over
+    /// the URL's and the server's.
+    pub out: Option<String>,
+    /// The digest the complete file must have.
+    pub checksum: Option<Checksum>,
     /// The output name claimed for it; empty before the first attempt.
     pub name: String,
     /// Attempts started so far.
@@ -193,8 +199,12 @@ impl Attempt {
         Ok(())
     }
 
-    /// Switches to the `Content-Disposition` name, if the server gave one.
+    /// Switches to the `Content-Disposition` name, if the server gave one
+    /// and `out=` did not name the file.
     fn rename_from_disposition(&mut self, head: &Head, ctx: &Context) {
+        if self.job.out.is_some() {
+            return;
+        }
         let Some(wanted) = head
             .header("content-disposition")
             .and_then(naming::name_from_content_disposition)
@@ -284,10 +294,14 @@ impl Attempt {
         self.resume_from > 0 && total == Some(self.resume_from)
     }
 
-    /// Renames the `.part` file to the final name. Without `--overwrite`, a
-    /// file that appeared under that name meanwhile makes it pick another.
+    /// Verifies the complete `.part` file's checksum, if the job has one,
+    /// and renames it to the final name. Without `--overwrite`, a file that
+    /// appeared under that name meanwhile makes it pick another.
     fn save(&mut self, bytes: u64, ctx: &Context) -> Outcome {
         let part = ctx.part_path(&self.job.name);
+        if let Err(failure) = self.verify(&part) {
+            return Outcome::Failed(failure);
+        }
         let mut dest = ctx.final_path(&self.job.name);
         if !ctx.settings.overwrite && dest.symlink_metadata().is_ok() {
             let mut names = ctx.names.borrow_mut();
@@ -297,6 +311,32 @@ impl Attempt {
         match output::promote(&part, &dest) {
             Ok(()) => Outcome::Saved { path: dest, bytes },
             Err(e) => Outcome::Failed(io_failure(&dest, e)),
+        }
+    }
+}
+
+impl Attempt {
+    /// Checks the digest of the whole `.part` file (resumed bytes included)
+    /// against the job's checksum. A mismatch is permanent (the server would
+    /// send the same bytes again) and deletes the `.part` file, even with
+    /// `--continue`: its content is known to be bad.
+    fn verify(&mut self, part: &std::path::Path) -> Result<(), Failure> {
+        let Some(sum) = &self.job.checksum else {
+            return Ok(());
+        };
+        match sum.verify_file(part) {
+            Ok(Ok(())) => {
+                self.notes.push(format!(
+                    "{} checksum of {} verified",
+                    sum.algorithm, self.job.name
+                ));
+                Ok(())
+            }
+            Ok(Err(actual)) => {
+                let _ = output::discard(part);
+                Err(Failure::permanent(sum.mismatch(&actual)))
+            }
+            Err(e) => Err(io_failure(part, e)),
         }
     }
 }

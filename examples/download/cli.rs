@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::checksum::Checksum;
+use crate::naming;
+
 /// Download many URLs concurrently with uvcurl: libcurl's multi interface
 /// driven by one libuv loop.
 ///
@@ -26,9 +29,21 @@ pub struct Cli {
     pub urls: Vec<String>,
 
     /// Read URLs from FILE, one per line; blank lines and `#` comments are
-    /// ignored; `-` reads standard input.
+    /// ignored; `-` reads standard input. Lines indented by whitespace after
+    /// a URL set options of that URL, as with aria2c: `out=NAME` (its file
+    /// name, sanitized like any other; it wins over the server's
+    /// Content-Disposition) and `checksum=ALGO=HEX` (as --checksum).
     #[arg(short, long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+
+    /// Verify the downloaded file's digest, e.g. `sha-256=9f86d0...`; ALGO
+    /// is sha-224, sha-256, sha-384 or sha-512 (or sha256, ...). Only with a
+    /// single URL on the command line. The whole file is hashed, resumed
+    /// bytes included, before it gets its final name; a file that does not
+    /// match fails (exit 1), is not retried, and its `.part` is deleted,
+    /// even with --continue.
+    #[arg(long, value_name = "ALGO=HEX", value_parser = Checksum::parse)]
+    pub checksum: Option<Checksum>,
 
     /// Directory to write into (created if missing). Default: `.`, or a
     /// fresh temporary directory with --demo.
@@ -46,7 +61,7 @@ pub struct Cli {
     pub retries: u32,
 
     /// Resume partial NAME.part files with a Range request, and keep them
-    /// when a transfer fails.
+    /// when a transfer fails (but not after a checksum mismatch).
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
 
@@ -96,7 +111,7 @@ pub struct Cli {
 
     /// Serve a few hundred generated files from an in-process loopback
     /// server, download them all and verify every SHA-256.
-    #[arg(long, conflicts_with_all = ["urls", "input"])]
+    #[arg(long, conflicts_with_all = ["urls", "input", "checksum"])]
     pub demo: bool,
 
     /// Print nothing but failures (and the --json summary).
@@ -208,34 +223,112 @@ impl fmt::Display for UsageError {
     }
 }
 
+/// One URL to download, with its own options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// What to download.
+    pub url: url::Url,
+    /// The file name asked for (`out=`), already sanitized.
+    pub out: Option<String>,
+    /// The digest the file must have.
+    pub checksum: Option<Checksum>,
+}
+
+impl Entry {
+    /// A URL without options.
+    pub fn plain(url: url::Url) -> Entry {
+        Entry {
+            url,
+            out: None,
+            checksum: None,
+        }
+    }
+}
+
 /// All URLs of the invocation: the input file's first (in order), then the
 /// command line's. Each is checked: it must parse and be http or https.
 ///
 /// # Errors
-/// An unreadable input file, or the first bad URL, named with its file and
-/// line number (or its position on the command line).
-pub fn collect_urls(cli: &Cli) -> Result<Vec<url::Url>, UsageError> {
+/// An unreadable input file, the first bad URL or option line, named with
+/// its file and line number (or its position on the command line), or
+/// `--checksum` with other than one command-line URL.
+pub fn collect_urls(cli: &Cli) -> Result<Vec<Entry>, UsageError> {
+    if cli.checksum.is_some() && (cli.input.is_some() || cli.urls.len() != 1) {
+        return Err(UsageError(
+            "--checksum needs exactly one URL on the command line (and no --input); \
+             give several URLs their digests with checksum= lines in an input file"
+                .to_owned(),
+        ));
+    }
     let mut entries = Vec::new();
     if let Some(path) = &cli.input {
         let (label, reader) = open_input(path)?;
-        for (index, line) in reader.lines().enumerate() {
-            let line =
-                line.map_err(|e| UsageError(format!("cannot read input file {label}: {e}")))?;
-            let text = line.trim();
-            if text.is_empty() || text.starts_with('#') {
-                continue;
-            }
-            let url = check_url(text)
-                .map_err(|why| UsageError(format!("{label}:{}: {why}", index + 1)))?;
-            entries.push(url);
-        }
+        entries = read_input(&label, reader)?;
     }
     for (index, text) in cli.urls.iter().enumerate() {
         let url = check_url(text.trim())
             .map_err(|why| UsageError(format!("command-line URL #{}: {why}", index + 1)))?;
-        entries.push(url);
+        entries.push(Entry {
+            url,
+            out: None,
+            checksum: cli.checksum.clone(),
+        });
     }
     Ok(entries)
+}
+
+/// Reads an input file: a URL per line, each optionally followed by
+/// indented `name=value` lines that apply to it; blank lines and `#`
+/// comments are skipped anywhere.
+///
+/// # Errors
+/// A read error, or the first bad line, as `LABEL:LINE: why`.
+pub fn read_input(label: &str, reader: impl BufRead) -> Result<Vec<Entry>, UsageError> {
+    let mut entries: Vec<Entry> = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| UsageError(format!("cannot read input file {label}: {e}")))?;
+        let at = |why: String| UsageError(format!("{label}:{}: {why}", index + 1));
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        if line.starts_with(char::is_whitespace) {
+            let entry = entries.last_mut().ok_or_else(|| {
+                at(format!(
+                    "option line {text:?} before any URL (indented lines set options of the URL above them)"
+                ))
+            })?;
+            apply_option(entry, text).map_err(at)?;
+        } else {
+            entries.push(Entry::plain(check_url(text).map_err(at)?));
+        }
+    }
+    Ok(entries)
+}
+
+/// Applies one `name=value` option line to `entry`.
+fn apply_option(entry: &mut Entry, text: &str) -> Result<(), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("option line {text:?} is not of the form name=value"))?;
+    match name.trim() {
+        "out" => {
+            if entry.out.is_some() {
+                return Err("out= given twice for one URL".to_owned());
+            }
+            let name = naming::sanitize(value)
+                .ok_or_else(|| format!("out={value:?} leaves no usable file name"))?;
+            entry.out = Some(name);
+        }
+        "checksum" => {
+            if entry.checksum.is_some() {
+                return Err("checksum= given twice for one URL".to_owned());
+            }
+            entry.checksum = Some(Checksum::parse(value)?);
+        }
+        other => return Err(format!("unknown option {other:?} (known: out, checksum)")),
+    }
+    Ok(())
 }
 
 /// Opens the input file (or standard input for `-`), with a label for messages.
@@ -355,6 +448,60 @@ mod tests {
         assert!(parse_proxy("ftp://127.0.0.1/").is_err());
         assert!(parse_proxy("127.0.0.1:3128").is_err());
         assert!(parse_proxy("http://").is_err());
+    }
+
+    fn read(text: &str) -> Result<Vec<Entry>, String> {
+        read_input("list", text.as_bytes()).map_err(|e| e.0)
+    }
+
+    const SUM: &str = "sha-256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn input_files_with_options() {
+        let text = format!(
+            "# list\nhttp://h/a\n  out=first.bin\n\t checksum = {SUM}\n\n# c\n   \n\
+             http://h/b\nhttp://h/c\n # indented comment\n  out=../../etc/passwd\n"
+        );
+        let entries = read(&text).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].url.as_str(), "http://h/a");
+        assert_eq!(entries[0].out.as_deref(), Some("first.bin"));
+        assert_eq!(entries[0].checksum, Some(Checksum::parse(SUM).unwrap()));
+        assert_eq!(
+            entries[1],
+            Entry::plain(url::Url::parse("http://h/b").unwrap())
+        );
+        assert_eq!(entries[2].out.as_deref(), Some("passwd"));
+        assert_eq!(entries[2].checksum, None);
+    }
+
+    #[test]
+    fn bad_option_lines_name_their_line() {
+        for (text, line, why) in [
+            ("  out=x\nhttp://h/a\n", 1, "before any URL"),
+            ("# c\n\n  out=x\n", 3, "before any URL"),
+            ("http://h/a\n  name=x\n", 2, "unknown option"),
+            ("http://h/a\n  out\n", 2, "name=value"),
+            ("http://h/a\n  out=\n", 2, "no usable file name"),
+            ("http://h/a\n  out=..\n", 2, "no usable file name"),
+            ("http://h/a\n  out=.\n", 2, "no usable file name"),
+            ("http://h/a\n  out=/\n", 2, "no usable file name"),
+            ("http://h/a\n  out=a\n  out=b\n", 3, "twice"),
+            ("http://h/a\n  checksum=sha-256=00\n", 2, "hex digits"),
+            (
+                "http://h/a\n  checksum=md5=00\n",
+                2,
+                "unknown checksum algorithm",
+            ),
+            ("http://h/a\n\n\n  checksum=\n", 4, "ALGO=HEX"),
+        ] {
+            let error = read(text).unwrap_err();
+            assert!(
+                error.starts_with(&format!("list:{line}: ")),
+                "{text:?}: {error}"
+            );
+            assert!(error.contains(why), "{text:?}: {error}");
+        }
     }
 
     #[test]

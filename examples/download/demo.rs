@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::cli::{Cli, Verbosity};
+use crate::cli::{Cli, Entry, Verbosity};
 use crate::file_server::{FileServer, Route};
 use crate::report::Report;
 use crate::{prepare_settings, print_report, print_stdout, scheduler, Fatal};
@@ -58,7 +58,8 @@ pub fn run(cli: &Cli, interrupt: Arc<AtomicBool>) -> Result<ExitCode, Fatal> {
         .map(|f| url::Url::parse(&format!("{base}{}", f.url_path)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Fatal::Runtime(format!("demo URL: {e}")))?;
-    let report = scheduler::download_all(settings.clone(), urls.clone(), interrupt)?;
+    let entries = urls.iter().cloned().map(Entry::plain).collect();
+    let report = scheduler::download_all(settings.clone(), entries, interrupt)?;
     drop(server);
     print_report(&report, &settings);
     if report.interrupted {

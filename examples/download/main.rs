@@ -14,7 +14,9 @@
 //! failed, 2 usage error, 130 interrupted.
 //!
 //! Modules, one job each:
-//! - [`cli`]: options, URL list, validation;
+//! - [`cli`]: options, URL list (with per-URL options), validation;
+//! - [`checksum`]: `--checksum` and `checksum=` digests, verified before
+//!   a file gets its final name;
 //! - [`naming`]: safe, unique output names;
 //! - [`output`]: `.part` files and their promotion;
 //! - [`attempt`]: one request and what its callbacks do with the file;
@@ -27,6 +29,7 @@
 //!   downloader's tests).
 
 mod attempt;
+mod checksum;
 mod cli;
 mod demo;
 mod file_server;

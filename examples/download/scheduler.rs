@@ -19,7 +19,7 @@ use uvcurl::uv::Timer;
 use uvcurl::{Error, Loop, Multi, MultiHandle, Response, Transfer};
 
 use crate::attempt::{self, Attempt, Context, Job, Outcome};
-use crate::cli::Settings;
+use crate::cli::{Entry, Settings};
 use crate::naming;
 use crate::progress::{Active, Progress, Snapshot};
 use crate::report::{FailedUrl, Report, SavedFile};
@@ -35,7 +35,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// If libuv or libcurl cannot be set up, or the loop fails.
 pub fn download_all(
     settings: Settings,
-    urls: Vec<url::Url>,
+    urls: Vec<Entry>,
     interrupt: Arc<AtomicBool>,
 ) -> Result<Report, Error> {
     let uv = Loop::new()?;
@@ -77,7 +77,7 @@ struct Running {
 #[derive(Default)]
 struct State {
     /// URLs not started yet, with the id the next one gets.
-    fresh: VecDeque<url::Url>,
+    fresh: VecDeque<Entry>,
     next_id: u64,
     /// Jobs whose retry is due, waiting for a free slot.
     ready: VecDeque<Job>,
@@ -113,7 +113,7 @@ impl Scheduler {
         uv: &Loop,
         multi: &Multi,
         settings: Settings,
-        urls: Vec<url::Url>,
+        urls: Vec<Entry>,
         interrupt: Arc<AtomicBool>,
     ) -> Result<Rc<Scheduler>, Error> {
         let files_total = urls.len() as u64;
@@ -185,11 +185,13 @@ impl Scheduler {
                 }
                 match state.ready.pop_front() {
                     Some(job) => Some(job),
-                    None => state.fresh.pop_front().map(|url| {
+                    None => state.fresh.pop_front().map(|entry| {
                         state.next_id += 1;
                         Job {
                             id: state.next_id,
-                            url,
+                            url: entry.url,
+                            out: entry.out,
+                            checksum: entry.checksum,
                             name: String::new(),
                             tries: 0,
                         }
@@ -207,7 +209,10 @@ impl Scheduler {
     fn launch(&self, mut job: Job) {
         job.tries += 1;
         if job.name.is_empty() {
-            let wanted = naming::name_from_url(&job.url);
+            let wanted = job
+                .out
+                .clone()
+                .unwrap_or_else(|| naming::name_from_url(&job.url));
             job.name = self.ctx.names.borrow_mut().claim(&wanted);
         }
         let id = job.id;

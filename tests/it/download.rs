@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::support::cargo::cargo;
 use crate::support::files::{Fault, FileServer, Route};
 use crate::support::harness::shared;
-use crate::support::{body_bytes, ProxyServer, RawServer, TempDir};
+use crate::support::{body_bytes, sha256_hex, ProxyServer, RawServer, TempDir};
 
 /// Longest any one downloader run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
@@ -668,4 +668,340 @@ fn ctrl_c_stops_the_run_and_keeps_part_files_with_continue() {
     assert!(!out.join("slow.bin").exists(), "a final file after Ctrl-C");
     let kept = fs::metadata(&part).expect("the part file is kept").len();
     assert!(kept > 0 && kept < 4 * 1024 * 1024, "{kept} bytes kept");
+}
+
+// ---- checksums and per-URL options ------------------------------------------
+
+/// Lower-case hex SHA-512 of `data`.
+fn sha512_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha512};
+    Sha512::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Serves `files` (path, body) from a fresh FileServer.
+fn serve(files: &[(&str, &[u8])]) -> FileServer {
+    let routes = files
+        .iter()
+        .map(|(path, body)| ((*path).to_owned(), Route::file(body.to_vec())))
+        .collect();
+    FileServer::start(routes, true).expect("start the file server")
+}
+
+#[test]
+fn a_matching_checksum_saves_the_file() {
+    let _fds = shared();
+    let body = body_bytes(70_000, 31);
+    let server = serve(&[("/sum.bin", &body)]);
+    let out = TempDir::new("uvcurl-download-checksum-ok");
+    // aria2c's spelling, and the sha256 spelling with upper-case hex.
+    for (i, sum) in [
+        format!("sha-256={}", sha256_hex(&body)),
+        format!("SHA256={}", sha256_hex(&body).to_uppercase()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dir = out.join(&format!("{i}"));
+        let dir_str = dir.to_str().expect("UTF-8");
+        let result = run(&[
+            &server.url("/sum.bin"),
+            "-o",
+            dir_str,
+            "--checksum",
+            sum,
+            "-v",
+        ]);
+        assert_eq!(result.code, Some(0), "{result:#?}");
+        assert!(
+            result
+                .stderr
+                .contains("sha-256 checksum of sum.bin verified"),
+            "{}",
+            result.stderr
+        );
+        assert!(fs::read(dir.join("sum.bin")).expect("saved file") == body);
+        assert_eq!(files_under(&dir), vec![PathBuf::from("sum.bin")]);
+    }
+}
+
+#[test]
+fn a_mismatching_checksum_fails_once_and_leaves_no_file() {
+    let _fds = shared();
+    let body = body_bytes(70_000, 32);
+    let server = serve(&[("/sum.bin", &body)]);
+    let out = TempDir::new("uvcurl-download-checksum-bad");
+    let wrong = sha256_hex(b"something else");
+    let sum = format!("sha-256={wrong}");
+    let result = run(&[
+        &server.url("/sum.bin"),
+        "-o",
+        out.str(),
+        "--checksum",
+        &sum,
+        "--retries",
+        "3",
+    ]);
+    assert_eq!(result.code, Some(1), "{result:#?}");
+    let message = format!(
+        "sha-256 checksum mismatch: expected {wrong}, got {}",
+        sha256_hex(&body)
+    );
+    assert!(result.stderr.contains(&message), "{}", result.stderr);
+    assert_eq!(server.hits("/sum.bin"), 1, "a mismatch was retried");
+    assert!(
+        files_under(out.path()).is_empty(),
+        "{:?}",
+        files_under(out.path())
+    );
+}
+
+/// With `--continue` the digest covers the whole file, resumed bytes
+/// included: a good prefix verifies, a corrupted one fails, and its `.part`
+/// file is deleted even though `--continue` keeps failed ones otherwise.
+#[test]
+fn checksums_cover_resumed_bytes() {
+    let _fds = shared();
+    let body = body_bytes(300_000, 33);
+    let server = serve(&[("/big.bin", &body)]);
+    let sum = format!("sha-256={}", sha256_hex(&body));
+    let already = body.len() / 3;
+    for corrupt in [false, true] {
+        let out = TempDir::new("uvcurl-download-checksum-resume");
+        let mut prefix = body[..already].to_vec();
+        if corrupt {
+            prefix[already / 2] ^= 0xff;
+        }
+        fs::write(out.join("big.bin.part"), &prefix).expect("write part");
+        let url = server.url("/big.bin");
+        let args = [
+            url.as_str(),
+            "-o",
+            out.str(),
+            "-c",
+            "-v",
+            "--checksum",
+            &sum,
+        ];
+        let result = run(&args);
+        if corrupt {
+            assert_eq!(result.code, Some(1), "{result:#?}");
+            assert!(
+                result.stderr.contains("checksum mismatch"),
+                "{}",
+                result.stderr
+            );
+            assert!(
+                files_under(out.path()).is_empty(),
+                "{:?}",
+                files_under(out.path())
+            );
+        } else {
+            assert_eq!(result.code, Some(0), "{result:#?}");
+            assert!(
+                result.stderr.contains("resumed big.bin"),
+                "{}",
+                result.stderr
+            );
+            assert!(fs::read(out.join("big.bin")).expect("saved file") == body);
+            assert_eq!(files_under(out.path()), vec![PathBuf::from("big.bin")]);
+        }
+    }
+    assert_eq!(server.ranges().len(), 2, "{:?}", server.ranges());
+}
+
+#[test]
+fn input_file_options_name_and_verify_each_url() {
+    let _fds = shared();
+    let bodies: Vec<Vec<u8>> = (0..4)
+        .map(|i| body_bytes(5000 + i * 100, 40 + i as u64))
+        .collect();
+    let mut routes: HashMap<String, Route> = (0..3)
+        .map(|i| (format!("/o/{i}"), Route::file(bodies[i].clone())))
+        .collect();
+    // out= wins over Content-Disposition.
+    routes.insert(
+        "/o/3".to_owned(),
+        Route {
+            body: bodies[3].clone().into(),
+            disposition: Some("attachment; filename=\"server.bin\"".to_owned()),
+            ..Route::default()
+        },
+    );
+    let server = FileServer::start(routes, true).expect("start the file server");
+    let work = TempDir::new("uvcurl-download-options");
+    let out = work.join("out");
+    let list = work.join("list.txt");
+    let text = format!(
+        "# per-URL options\n\
+         {}\n  out=one.bin\n  checksum=sha-256={}\n\n\
+         {}\n\tchecksum=sha512={}\n\tout=two.bin\n\
+         {}\n  out=three.bin\n  checksum=sha-256={}\n\
+         {}\n  out=four.bin\n",
+        server.url("/o/0"),
+        sha256_hex(&bodies[0]),
+        server.url("/o/1"),
+        sha512_hex(&bodies[1]),
+        server.url("/o/2"),
+        sha256_hex(&bodies[0]), // the wrong file's digest
+        server.url("/o/3"),
+    );
+    fs::write(&list, text).expect("write list");
+    let list = list.to_str().expect("UTF-8");
+    let out_str = out.to_str().expect("UTF-8");
+    let result = run(&["-i", list, "-o", out_str, "--json", "--retries", "2"]);
+    assert_eq!(result.code, Some(1), "{result:#?}");
+    let summary: serde_json::Value =
+        serde_json::from_str(result.stdout.trim()).expect("JSON summary on stdout");
+    assert_eq!(summary["ok"], 3, "{summary}");
+    assert_eq!(summary["failed"], 1, "{summary}");
+    assert_eq!(
+        summary["failures"][0]["url"],
+        server.url("/o/2"),
+        "{summary}"
+    );
+    let error = summary["failures"][0]["error"].as_str().expect("error");
+    assert!(
+        error.contains(&sha256_hex(&bodies[0])) && error.contains(&sha256_hex(&bodies[2])),
+        "{error}"
+    );
+    assert_eq!(server.hits("/o/2"), 1);
+    for (name, body) in [("one.bin", 0), ("two.bin", 1), ("four.bin", 3)] {
+        assert!(
+            fs::read(out.join(name)).expect(name) == bodies[body],
+            "{name}"
+        );
+    }
+    let names = ["four.bin", "one.bin", "two.bin"].map(PathBuf::from);
+    assert_eq!(files_under(&out), names);
+}
+
+#[test]
+fn hostile_out_names_stay_inside_the_output_directory() {
+    let _fds = shared();
+    let work = TempDir::new("uvcurl-download-hostile-out");
+    let bodies: Vec<Vec<u8>> = (0..5).map(|i| body_bytes(900 + i, 50 + i as u64)).collect();
+    let routes = (0..5)
+        .map(|i| (format!("/h/{i}"), Route::file(bodies[i].clone())))
+        .collect();
+    let server = FileServer::start(routes, true).expect("start the file server");
+    let out = work.join("a").join("b").join("out");
+    let out_str = out.to_str().expect("UTF-8");
+    let list = work.join("list.txt");
+    // The absolute path points into the work directory, so that even a
+    // broken downloader could only write where this test looks.
+    let outs = [
+        "../x".to_owned(),
+        format!("{}/etc/passwd", work.str()),
+        "..\\..\\y".to_owned(),
+        "CON".to_owned(),
+        "../../../../../..".to_owned() + "/z/..",
+    ];
+    let text: String = outs
+        .iter()
+        .enumerate()
+        .map(|(i, out)| format!("{}\n  out={out}\n", server.url(&format!("/h/{i}"))))
+        .collect();
+    fs::write(&list, text).expect("write list");
+    let list_str = list.to_str().expect("UTF-8");
+    let result = run(&["-i", list_str, "-o", out_str, "-q"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    let outside: Vec<PathBuf> = files_under(work.path())
+        .into_iter()
+        .filter(|f| !f.starts_with("a/b/out"))
+        .collect();
+    assert_eq!(outside, vec![PathBuf::from("list.txt")]);
+    let expected = ["x", "passwd", "y", "CON", "z"];
+    for (i, name) in expected.iter().enumerate() {
+        assert!(fs::read(out.join(name)).expect(name) == bodies[i], "{name}");
+    }
+    assert_eq!(
+        files_under(&out).len(),
+        expected.len(),
+        "{:?}",
+        files_under(&out)
+    );
+
+    // Names that leave nothing usable are usage errors naming their line;
+    // nothing is downloaded.
+    for bad in ["", ".", "..", "/", "../.."] {
+        let text = format!("{}\n  out={bad}\n", server.url("/h/0"));
+        fs::write(&list, text).expect("write list");
+        let empty = work.join("empty");
+        let empty_str = empty.to_str().expect("UTF-8");
+        let result = run(&["-i", list_str, "-o", empty_str]);
+        assert_eq!(result.code, Some(2), "out={bad:?}: {result:#?}");
+        assert!(
+            result.stderr.contains(&format!("{list_str}:2: ")),
+            "{}",
+            result.stderr
+        );
+        assert!(!empty.exists(), "out={bad:?} created the output directory");
+    }
+    assert_eq!(server.hits("/h/0"), 1);
+}
+
+#[test]
+fn malformed_options_are_usage_errors() {
+    let _fds = shared();
+    let work = TempDir::new("uvcurl-download-bad-options");
+    let list = work.join("list.txt");
+    let list_str = list.to_str().expect("UTF-8");
+    let url = "http://127.0.0.1:9/a";
+    let good = format!("sha-256={}", sha256_hex(b"a"));
+    for (text, line, why) in [
+        (format!("  out=x\n{url}\n"), 1, "before any URL"),
+        (format!("{url}\n  dir=/tmp\n"), 2, "unknown option"),
+        (format!("{url}\n\n  out\n"), 3, "name=value"),
+        (
+            format!("{url}\n  checksum=sha-256=abc\n"),
+            4 - 2,
+            "hex digits",
+        ),
+        (format!("{url}\n  checksum=crc32=abcd\n"), 2, "algorithm"),
+        (
+            format!("{url}\n  checksum={good}\n  checksum={good}\n"),
+            3,
+            "twice",
+        ),
+    ] {
+        fs::write(&list, &text).expect("write list");
+        let result = run(&["-i", list_str, "-o", work.str()]);
+        assert_eq!(result.code, Some(2), "{text:?}: {result:#?}");
+        let at = format!("{list_str}:{line}: ");
+        assert!(result.stderr.contains(&at), "{text:?}: {}", result.stderr);
+        assert!(result.stderr.contains(why), "{text:?}: {}", result.stderr);
+    }
+    // --checksum goes with exactly one command-line URL and no -i.
+    fs::write(&list, format!("{url}\n")).expect("write list");
+    for args in [
+        vec![url, url, "--checksum", &good],
+        vec!["-i", list_str, "--checksum", &good],
+        vec!["-i", list_str, url, "--checksum", &good],
+    ] {
+        let mut args = args;
+        args.extend(["-o", work.str()]);
+        let result = run(&args);
+        assert_eq!(result.code, Some(2), "{args:?}: {result:#?}");
+        assert!(result.stderr.contains("--checksum"), "{}", result.stderr);
+    }
+    // Bad digests on the command line.
+    let short = format!("sha-256={}", &sha256_hex(b"a")[1..]);
+    let not_hex = format!("sha-256=g{}", &sha256_hex(b"a")[1..]);
+    for sum in [
+        short.as_str(),
+        &not_hex,
+        "md5=0cc175b9c0f1b6a831c399e269772661",
+        "sha-256",
+    ] {
+        let result = run(&[url, "--checksum", sum, "-o", work.str()]);
+        assert_eq!(result.code, Some(2), "{sum}: {result:#?}");
+        assert!(
+            result.stderr.contains("--checksum"),
+            "{sum}: {}",
+            result.stderr
+        );
+    }
 }
