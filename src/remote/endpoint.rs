@@ -1,7 +1,8 @@
 //! The loop side of a [`Remote`]: the mailbox's receiving end, attached to
 //! the driver, and the commands run on the loop thread.
 
-use super::{Command, Done, MailboxState, Remote};
+use super::mailbox::Mailbox;
+use super::{Command, Done, Remote};
 use crate::error::Error;
 use crate::multi::driver::{Attachment, Driver};
 use crate::multi::Transfer;
@@ -12,12 +13,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The loop side of a [`Remote`]: attached to the driver, shut when it closes.
 pub(crate) struct Endpoint {
     uv: Loop,
-    mailbox: Arc<Mutex<MailboxState>>,
+    mailbox: Arc<Mailbox>,
     wakeup: Async,
     next_token: Arc<AtomicU64>,
 }
@@ -26,7 +27,7 @@ impl Endpoint {
     /// Opens the mailbox of `driver`; `keep_alive` keeps the loop running
     /// while the `Multi` is open even if idle (for a background thread).
     pub fn open(driver: &Rc<Driver>, keep_alive: bool) -> Result<Endpoint, Error> {
-        let mailbox = Arc::new(Mutex::new(MailboxState::default()));
+        let mailbox = Arc::new(Mailbox::default());
         let transfers: Rc<RefCell<HashMap<u64, Transfer>>> = Rc::default();
         let (weak, inbox) = (Rc::downgrade(driver), mailbox.clone());
         let released_after_me = driver.release_token();
@@ -57,11 +58,7 @@ impl Endpoint {
 impl Attachment for Endpoint {
     /// Closes the mailbox: queued submissions complete as `Closed`.
     fn shut(self: Box<Self>) {
-        let queued = {
-            let mut mailbox = self.mailbox.lock().unwrap_or_else(|e| e.into_inner());
-            mailbox.closed = true;
-            std::mem::take(&mut mailbox.commands)
-        };
+        let queued = self.mailbox.close();
         for command in queued {
             if let Command::Start { done, .. } = command {
                 call_done(&self.uv, done, Err(Error::closed()));
@@ -74,21 +71,25 @@ impl Attachment for Endpoint {
 /// (refused or never started); a panic in it is resumed from `Loop::run`,
 /// as one in any completion.
 fn call_done(uv: &Loop, done: Done, result: Result<Response, Error>) {
-    crate::panic::completion(uv, "completion", || done(result));
+    crate::panic::completion(uv, "completion", || {
+        if let Some(waker) = done(result) {
+            waker.wake();
+        }
+    });
 }
 
 /// Runs every queued command, in order, on the loop thread.
 fn run_commands(
     driver: &Weak<Driver>,
-    mailbox: &Arc<Mutex<MailboxState>>,
+    mailbox: &Mailbox,
     transfers: &Rc<RefCell<HashMap<u64, Transfer>>>,
 ) {
     let Some(driver) = driver.upgrade() else {
         return;
     };
     loop {
-        // One lock per batch, not per command.
-        let batch = std::mem::take(&mut mailbox.lock().unwrap_or_else(|e| e.into_inner()).commands);
+        // The whole mailbox per take; again until it stays empty.
+        let batch = mailbox.take();
         if batch.is_empty() {
             break;
         }
@@ -121,7 +122,9 @@ fn run_command(
                 let done = once.borrow_mut().take();
                 if let Some(done) = done {
                     // Inside the driver's completion, under its panic policy.
-                    done(result);
+                    if let Some(waker) = done(result) {
+                        waker.wake();
+                    }
                 }
             }));
             match driver.start(request, completion) {
