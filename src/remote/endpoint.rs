@@ -8,12 +8,13 @@ use crate::multi::driver::{Attachment, Driver};
 use crate::multi::Transfer;
 use crate::response::Response;
 use crate::transfer::Completion;
-use crate::uv::{Async, Loop};
-use std::cell::RefCell;
+use crate::uv::{Async, Hook, Loop, Phase};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::task::Waker;
 
 /// The loop side of a [`Remote`]: attached to the driver, shut when it closes.
 pub(crate) struct Endpoint {
@@ -21,6 +22,61 @@ pub(crate) struct Endpoint {
     mailbox: Arc<Mailbox>,
     wakeup: Async,
     next_token: Arc<AtomicU64>,
+    wakes: Rc<Wakes>,
+    /// Open and flush `wakes`' window around each poll for I/O.
+    _hooks: [Hook; 2],
+}
+
+/// The wakers of futures whose results came during the loop's I/O phase,
+/// woken together right after it (a `uv_check_t`), so that a thread awaiting
+/// many transfers is woken once per loop iteration, not once per result.
+///
+/// Results are held back only inside the window that a `uv_prepare_t` opens
+/// just before the loop polls and the `uv_check_t` closes right after the
+/// I/O callbacks, in the same iteration (libuv runs the check phase after
+/// every poll, whatever the run mode), or that closing the mailbox closes
+/// for good. Anywhere else (a timer, code outside `uv_run`) a waker is woken
+/// at once, so none waits for a loop iteration that may never come.
+struct Wakes {
+    uv: Loop,
+    open: Cell<bool>,
+    held: RefCell<Vec<Waker>>,
+}
+
+impl Wakes {
+    /// Wakes `waker` now, or with the batch if the window is open.
+    fn wake(&self, waker: Waker) {
+        if self.open.get() {
+            self.held.borrow_mut().push(waker);
+        } else {
+            self.wake_now(waker);
+        }
+    }
+
+    fn wake_now(&self, waker: Waker) {
+        // A panicking waker is the awaiting executor's bug; it must not keep
+        // the others of the batch from being woken.
+        crate::panic::completion(&self.uv, "a waker", || waker.wake());
+    }
+
+    /// Opens the window (before the poll).
+    fn open(&self) {
+        self.flush();
+        self.open.set(true);
+    }
+
+    /// Closes the window (after the poll) and wakes the batch.
+    fn close(&self) {
+        self.open.set(false);
+        self.flush();
+    }
+
+    fn flush(&self) {
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        for waker in held {
+            self.wake_now(waker);
+        }
+    }
 }
 
 impl Endpoint {
@@ -29,11 +85,21 @@ impl Endpoint {
     pub fn open(driver: &Rc<Driver>, keep_alive: bool) -> Result<Endpoint, Error> {
         let mailbox = Arc::new(Mailbox::default());
         let transfers: Rc<RefCell<HashMap<u64, Transfer>>> = Rc::default();
-        let (weak, inbox) = (Rc::downgrade(driver), mailbox.clone());
+        let wakes = Rc::new(Wakes {
+            uv: driver.uv().clone(),
+            open: Cell::new(false),
+            held: RefCell::default(),
+        });
+        let (before, after) = (wakes.clone(), wakes.clone());
+        let hooks = [
+            Hook::start(driver.uv(), Phase::BeforePoll, move || before.open())?,
+            Hook::start(driver.uv(), Phase::AfterPoll, move || after.close())?,
+        ];
+        let (weak, inbox, batch) = (Rc::downgrade(driver), mailbox.clone(), wakes.clone());
         let released_after_me = driver.release_token();
         let wakeup = Async::new(driver.uv(), move || {
             let _ = &released_after_me;
-            run_commands(&weak, &inbox, &transfers)
+            run_commands(&weak, &inbox, &transfers, &batch)
         })?;
         if !keep_alive {
             wakeup.unref();
@@ -43,6 +109,8 @@ impl Endpoint {
             mailbox,
             wakeup,
             next_token: Arc::new(AtomicU64::new(1)),
+            wakes,
+            _hooks: hooks,
         })
     }
 
@@ -58,6 +126,8 @@ impl Endpoint {
 impl Attachment for Endpoint {
     /// Closes the mailbox: queued submissions complete as `Closed`.
     fn shut(self: Box<Self>) {
+        // From here on nothing is held back: results wake their futures at once.
+        self.wakes.close();
         let queued = self.mailbox.close();
         for command in queued {
             if let Command::Start { done, .. } = command {
@@ -83,6 +153,7 @@ fn run_commands(
     driver: &Weak<Driver>,
     mailbox: &Mailbox,
     transfers: &Rc<RefCell<HashMap<u64, Transfer>>>,
+    wakes: &Rc<Wakes>,
 ) {
     let Some(driver) = driver.upgrade() else {
         return;
@@ -94,7 +165,7 @@ fn run_commands(
             break;
         }
         for command in batch {
-            run_command(&driver, transfers, command);
+            run_command(&driver, transfers, wakes, command);
         }
     }
 }
@@ -103,6 +174,7 @@ fn run_commands(
 fn run_command(
     driver: &Rc<Driver>,
     transfers: &Rc<RefCell<HashMap<u64, Transfer>>>,
+    wakes: &Rc<Wakes>,
     command: Command,
 ) {
     match command {
@@ -116,14 +188,14 @@ fn run_command(
             };
             // Shared by the completion and the rejection path below.
             let done = Rc::new(RefCell::new(Some(done)));
-            let (map, once) = (transfers.clone(), done.clone());
+            let (map, once, wakes) = (transfers.clone(), done.clone(), wakes.clone());
             let completion = Completion::Response(Box::new(move |result| {
                 map.borrow_mut().remove(&token);
                 let done = once.borrow_mut().take();
                 if let Some(done) = done {
                     // Inside the driver's completion, under its panic policy.
                     if let Some(waker) = done(result) {
-                        waker.wake();
+                        wakes.wake(waker);
                     }
                 }
             }));
