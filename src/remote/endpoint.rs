@@ -2,15 +2,15 @@
 //! the driver, and the commands run on the loop thread.
 
 use super::mailbox::Mailbox;
-use super::{Command, Done, Remote};
+use super::{Command, Remote, Submission};
 use crate::error::Error;
+use crate::fast_map::IntMap;
 use crate::multi::driver::{Attachment, Driver};
 use crate::multi::Transfer;
 use crate::response::Response;
 use crate::transfer::Completion;
 use crate::uv::{Async, Hook, Loop, Phase};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -84,7 +84,7 @@ impl Endpoint {
     /// while the `Multi` is open even if idle (for a background thread).
     pub fn open(driver: &Rc<Driver>, keep_alive: bool) -> Result<Endpoint, Error> {
         let mailbox = Arc::new(Mailbox::default());
-        let transfers: Rc<RefCell<HashMap<u64, Transfer>>> = Rc::default();
+        let transfers: Rc<RefCell<IntMap<u64, Transfer>>> = Rc::default();
         let wakes = Rc::new(Wakes {
             uv: driver.uv().clone(),
             open: Cell::new(false),
@@ -130,8 +130,8 @@ impl Attachment for Endpoint {
         self.wakes.close();
         let queued = self.mailbox.close();
         for command in queued {
-            if let Command::Start { done, .. } = command {
-                call_done(&self.uv, done, Err(Error::closed()));
+            if let Command::Start { mut job, .. } = command {
+                call_done(&self.uv, &mut *job, Err(Error::closed()));
             }
         }
     }
@@ -140,9 +140,9 @@ impl Attachment for Endpoint {
 /// Runs a submission's completion outside the driver's completion path
 /// (refused or never started); a panic in it is resumed from `Loop::run`,
 /// as one in any completion.
-fn call_done(uv: &Loop, done: Done, result: Result<Response, Error>) {
+fn call_done(uv: &Loop, job: &mut dyn Submission, result: Result<Response, Error>) {
     crate::panic::completion(uv, "completion", || {
-        if let Some(waker) = done(result) {
+        if let Some(waker) = job.done(result) {
             waker.wake();
         }
     });
@@ -152,7 +152,7 @@ fn call_done(uv: &Loop, done: Done, result: Result<Response, Error>) {
 fn run_commands(
     driver: &Weak<Driver>,
     mailbox: &Mailbox,
-    transfers: &Rc<RefCell<HashMap<u64, Transfer>>>,
+    transfers: &Rc<RefCell<IntMap<u64, Transfer>>>,
     wakes: &Rc<Wakes>,
 ) {
     let Some(driver) = driver.upgrade() else {
@@ -173,30 +173,30 @@ fn run_commands(
 /// Runs one command on the loop thread.
 fn run_command(
     driver: &Rc<Driver>,
-    transfers: &Rc<RefCell<HashMap<u64, Transfer>>>,
+    transfers: &Rc<RefCell<IntMap<u64, Transfer>>>,
     wakes: &Rc<Wakes>,
     command: Command,
 ) {
     match command {
-        Command::Start { token, make, done } => {
-            let request = match crate::panic::in_transfer("request builder", make) {
-                Ok(request) => request,
+        Command::Start { token, mut job } => {
+            let request = match crate::panic::in_transfer("request builder", || job.make()) {
+                Ok(Some(request)) => request,
+                Ok(None) => unreachable!("a submission's request is built once"),
                 Err(error) => {
-                    call_done(driver.uv(), done, Err(error));
+                    call_done(driver.uv(), &mut *job, Err(error));
                     return;
                 }
             };
-            // Shared by the completion and the rejection path below.
-            let done = Rc::new(RefCell::new(Some(done)));
-            let (map, once, wakes) = (transfers.clone(), done.clone(), wakes.clone());
+            // Shared by the completion and the rejection path below; `done`
+            // hands the result over once.
+            let job = Rc::new(RefCell::new(job));
+            let (map, once, wakes) = (transfers.clone(), job.clone(), wakes.clone());
             let completion = Completion::Response(Box::new(move |result| {
                 map.borrow_mut().remove(&token);
-                let done = once.borrow_mut().take();
-                if let Some(done) = done {
-                    // Inside the driver's completion, under its panic policy.
-                    if let Some(waker) = done(result) {
-                        wakes.wake(waker);
-                    }
+                // Inside the driver's completion, under its panic policy.
+                let waker = once.borrow_mut().done(result);
+                if let Some(waker) = waker {
+                    wakes.wake(waker);
                 }
             }));
             match driver.start(request, completion) {
@@ -205,12 +205,7 @@ fn run_command(
                         .borrow_mut()
                         .insert(token, Transfer::new(driver, key));
                 }
-                Err(error) => {
-                    let done = done.borrow_mut().take();
-                    if let Some(done) = done {
-                        call_done(driver.uv(), done, Err(error));
-                    }
-                }
+                Err(error) => call_done(driver.uv(), &mut **job.borrow_mut(), Err(error)),
             }
         }
         Command::Cancel(token) => {

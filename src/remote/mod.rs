@@ -27,17 +27,41 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
 
-/// Builds a request on the loop thread (a `Request` may hold non-`Send` callbacks).
-type MakeRequest = Box<dyn FnOnce() -> Request + Send>;
-/// Receives the result on the loop thread; returns the waker of whoever
-/// awaits it, for the loop to wake (a `submit_with` callback returns none).
-type Done = Box<dyn FnOnce(Result<Response, Error>) -> Option<Waker> + Send>;
+/// A submission, run on the loop thread: it builds its request (a `Request`
+/// may hold non-`Send` callbacks), then receives the result. Both closures
+/// travel in one allocation.
+trait Submission: Send {
+    /// Builds the request; `None` if called again.
+    fn make(&mut self) -> Option<Request>;
+    /// Hands over the result (the first call only) and returns the waker of
+    /// whoever awaits it, for the loop to wake (a `submit_with` callback
+    /// returns none).
+    fn done(&mut self, result: Result<Response, Error>) -> Option<Waker>;
+}
+
+struct Job<M, D> {
+    make: Option<M>,
+    done: Option<D>,
+}
+
+impl<M, D> Submission for Job<M, D>
+where
+    M: FnOnce() -> Request + Send,
+    D: FnOnce(Result<Response, Error>) -> Option<Waker> + Send,
+{
+    fn make(&mut self) -> Option<Request> {
+        self.make.take().map(|make| make())
+    }
+
+    fn done(&mut self, result: Result<Response, Error>) -> Option<Waker> {
+        self.done.take().and_then(|done| done(result))
+    }
+}
 
 enum Command {
     Start {
         token: u64,
-        make: MakeRequest,
-        done: Done,
+        job: Box<dyn Submission>,
     },
     Cancel(u64),
     Resume(u64),
@@ -102,8 +126,10 @@ impl Remote {
     ) -> Result<Token, Error> {
         let command = Command::Start {
             token,
-            make: Box::new(make),
-            done: Box::new(done),
+            job: Box::new(Job {
+                make: Some(make),
+                done: Some(done),
+            }),
         };
         match self.post(command) {
             Ok(()) => Ok(Token(token)),
