@@ -90,10 +90,19 @@ impl Endpoint {
             open: Cell::new(false),
             held: RefCell::default(),
         });
+        // Each handle's closure holds a release token: `on_released` fires
+        // only after the last of them is freed.
         let (before, after) = (wakes.clone(), wakes.clone());
+        let (token_before, token_after) = (driver.release_token(), driver.release_token());
         let hooks = [
-            Hook::start(driver.uv(), Phase::BeforePoll, move || before.open())?,
-            Hook::start(driver.uv(), Phase::AfterPoll, move || after.close())?,
+            Hook::start(driver.uv(), Phase::BeforePoll, move || {
+                let _ = &token_before;
+                before.open()
+            })?,
+            Hook::start(driver.uv(), Phase::AfterPoll, move || {
+                let _ = &token_after;
+                after.close()
+            })?,
         ];
         let (weak, inbox, batch) = (Rc::downgrade(driver), mailbox.clone(), wakes.clone());
         let released_after_me = driver.release_token();

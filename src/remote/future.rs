@@ -117,6 +117,12 @@ impl ResponseFuture {
                 state.taken = true;
                 break result;
             }
+            if state.taken {
+                break Err(Error::new(
+                    crate::ErrorKind::InvalidState,
+                    "ResponseFuture waited for after it completed",
+                ));
+            }
             let waker =
                 unpark.get_or_insert_with(|| Waker::from(Arc::new(Unpark(thread::current()))));
             if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {

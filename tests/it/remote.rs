@@ -413,3 +413,46 @@ fn eight_threads_stress_the_hand_over_and_every_submission_completes_once() {
     }));
     eprintln!("{} submissions in {:?}", THREADS * EACH, started.elapsed());
 }
+
+/// Dropping the last `Client` with futures still pending resolves every one
+/// of them (cancelled, or closed if never started), both a blocking `wait`
+/// on another thread and futures awaited on tokio, in bounded time.
+#[test]
+fn dropping_the_client_resolves_pending_futures() {
+    let _fds = shared();
+    let server = RawServer::silent();
+    let client = Client::builder().loops(2).build().unwrap();
+    let waited = client.get(server.url("/"));
+    let waiter = std::thread::spawn(move || waited.wait());
+    let futures: Vec<_> = (0..20).map(|_| client.get(server.url("/"))).collect();
+    assert!(crate::support::wait_until(
+        Duration::from_secs(10),
+        || server.connections() == 21
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime.block_on(async move {
+        let all = tokio::spawn(async move {
+            let mut results = Vec::new();
+            for future in futures {
+                results.push(future.await);
+            }
+            results
+        });
+        tokio::task::yield_now().await;
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(20), all)
+            .await
+            .expect("every pending future resolved")
+            .unwrap()
+    });
+    for result in results.into_iter().chain([waiter.join().unwrap()]) {
+        let kind = result.unwrap_err().kind();
+        assert!(
+            matches!(kind, ErrorKind::Cancelled | ErrorKind::Closed),
+            "{kind:?}"
+        );
+    }
+}
