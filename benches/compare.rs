@@ -36,13 +36,14 @@ use std::time::{Duration, Instant};
 
 /// The clients, in the order the tables list them; [`BASELINE`] is the one
 /// the ratio columns divide by.
-const CLIENTS: [&str; 10] = [
+const CLIENTS: [&str; 11] = [
     "c-glue",
     "libcurl",
     "uvcurl",
     "capi",
     "client1",
     "client2",
+    "client4",
     "reqwest",
     "reqwest-mt",
     "libcurl-fresh",
@@ -54,13 +55,14 @@ const CLIENTS: [&str; 10] = [
 const BASELINE: &str = "c-glue";
 
 /// What each client is, printed under the first table.
-const LEGEND: [(&str, &str); 10] = [
+const LEGEND: [(&str, &str); 11] = [
     ("c-glue", "hand-written libuv glue in C (c/uv_glue.c): lazy REMOVE, uv_poll_start on change, pool of easy handles re-armed with CURLOPT_URL"),
     ("libcurl", "libcurl's own loop in C (c/curl_poll.c): curl_multi_poll + curl_multi_perform, same easy pool"),
     ("uvcurl", "uvcurl `Multi` (Rust, one Request per transfer)"),
     ("capi", "C host of uvcurl's C ABI (c/uvcurl_capi.c): uvcurl_multi_add, same easy pool, own uv_loop_t"),
     ("client1", "uvcurl `Client`, one loop thread, futures on a current-thread tokio runtime"),
     ("client2", "uvcurl `Client`, two loop threads, futures on a current-thread tokio runtime"),
+    ("client4", "uvcurl `Client`, four loop threads, futures on a current-thread tokio runtime"),
     ("reqwest", "reqwest on a current-thread tokio runtime"),
     ("reqwest-mt", "reqwest on a multi-thread tokio runtime (one worker per CPU)"),
     ("libcurl-fresh", "libcurl's own loop (Rust), a fresh easy handle per transfer"),
@@ -221,7 +223,7 @@ usage: vendor/cargo bench --bench compare -- [OPTIONS]
                        h1-1k-1000 h1-close-1k quick
   --rounds N           rounds per workload (default 3)
   --clients A,B        only these clients (default: all of c-glue libcurl uvcurl
-                       capi client1 client2 reqwest reqwest-mt libcurl-fresh download);
+                       capi client1 client2 client4 reqwest reqwest-mt libcurl-fresh download);
                        the ratio columns divide by c-glue (else the first client)
   --strace             also count syscalls per request (strace -c -f) for h1-1k,
                        every chosen client but download

@@ -8,7 +8,7 @@ use crate::request::Request;
 use crate::share::Share;
 use crate::uv::Loop;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle, ThreadId};
 
 /// One loop thread.
@@ -21,7 +21,9 @@ struct Worker {
 }
 
 struct Inner {
-    workers: Mutex<Vec<Worker>>,
+    /// Fixed once built: read without a lock on every submission (only the
+    /// per-loop `load` counters change).
+    workers: Box<[Worker]>,
 }
 
 /// A background HTTP client: `n` libuv loops on `n` threads (one by
@@ -68,11 +70,7 @@ impl Client {
 
     /// Submits the request `make` builds (it runs on a loop thread).
     pub fn submit(&self, make: impl FnOnce() -> Request + Send + 'static) -> ResponseFuture {
-        let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(worker) = workers
-            .iter()
-            .min_by_key(|w| w.load.load(Ordering::Relaxed))
-        else {
+        let Some(worker) = self.inner.least_busy() else {
             return closed_future();
         };
         let load = worker.load.clone();
@@ -92,10 +90,9 @@ impl Client {
     /// # Panics
     /// Never: a client has at least one loop.
     pub fn remote_of_least_busy_loop(&self) -> Remote {
-        let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        let worker = workers
-            .iter()
-            .min_by_key(|w| w.load.load(Ordering::Relaxed))
+        let worker = self
+            .inner
+            .least_busy()
             .expect("a client has at least one loop");
         worker.remote.clone()
     }
@@ -116,10 +113,9 @@ impl Client {
     /// # }
     /// ```
     pub fn stream(&self, make: impl FnOnce() -> Request + Send + 'static) -> BodyStream {
-        let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        let worker = workers
-            .iter()
-            .min_by_key(|w| w.load.load(Ordering::Relaxed))
+        let worker = self
+            .inner
+            .least_busy()
             .expect("a client has at least one loop");
         let load = worker.load.clone();
         load.fetch_add(1, Ordering::Relaxed);
@@ -135,20 +131,25 @@ impl Client {
 
     /// How many loop threads this client runs.
     pub fn loops(&self) -> usize {
-        self.inner
-            .workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.inner.workers.len()
     }
 
     /// Transfers submitted and not completed, per loop.
     pub fn loads(&self) -> Vec<usize> {
-        let workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        workers
+        self.inner
+            .workers
             .iter()
             .map(|w| w.load.load(Ordering::Relaxed))
             .collect()
+    }
+}
+
+impl Inner {
+    /// The worker with the fewest transfers (the first of equals).
+    fn least_busy(&self) -> Option<&Worker> {
+        self.workers
+            .iter()
+            .min_by_key(|w| w.load.load(Ordering::Relaxed))
     }
 }
 
@@ -196,7 +197,7 @@ impl ClientBuilder {
         }
         Ok(Client {
             inner: Arc::new(Inner {
-                workers: Mutex::new(workers),
+                workers: workers.into_boxed_slice(),
             }),
         })
     }
@@ -290,7 +291,6 @@ fn shut_down(workers: Vec<Worker>) {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let workers = std::mem::take(self.workers.get_mut().unwrap_or_else(|e| e.into_inner()));
-        shut_down(workers);
+        shut_down(std::mem::take(&mut self.workers).into_vec());
     }
 }

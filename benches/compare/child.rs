@@ -48,6 +48,7 @@ pub fn main(args: &[String]) -> ExitCode {
         "reqwest-mt" => run_reqwest(&job, true),
         "client1" => run_client(&job, 1),
         "client2" => run_client(&job, 2),
+        "client4" => run_client(&job, 4),
         other => Err(format!("unknown client {other}")),
     };
     match outcome {

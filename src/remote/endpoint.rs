@@ -1,38 +1,114 @@
 //! The loop side of a [`Remote`]: the mailbox's receiving end, attached to
 //! the driver, and the commands run on the loop thread.
 
-use super::{Command, Done, MailboxState, Remote};
+use super::mailbox::Mailbox;
+use super::{Command, Remote, Submission};
 use crate::error::Error;
+use crate::fast_map::IntMap;
 use crate::multi::driver::{Attachment, Driver};
 use crate::multi::Transfer;
 use crate::response::Response;
 use crate::transfer::Completion;
-use crate::uv::{Async, Loop};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use crate::uv::{Async, Hook, Loop, Phase};
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::task::Waker;
 
 /// The loop side of a [`Remote`]: attached to the driver, shut when it closes.
 pub(crate) struct Endpoint {
     uv: Loop,
-    mailbox: Arc<Mutex<MailboxState>>,
+    mailbox: Arc<Mailbox>,
     wakeup: Async,
     next_token: Arc<AtomicU64>,
+    wakes: Rc<Wakes>,
+    /// Open and flush `wakes`' window around each poll for I/O.
+    _hooks: [Hook; 2],
+}
+
+/// The wakers of futures whose results came during the loop's I/O phase,
+/// woken together right after it (a `uv_check_t`), so that a thread awaiting
+/// many transfers is woken once per loop iteration, not once per result.
+///
+/// Results are held back only inside the window that a `uv_prepare_t` opens
+/// just before the loop polls and the `uv_check_t` closes right after the
+/// I/O callbacks, in the same iteration (libuv runs the check phase after
+/// every poll, whatever the run mode), or that closing the mailbox closes
+/// for good. Anywhere else (a timer, code outside `uv_run`) a waker is woken
+/// at once, so none waits for a loop iteration that may never come.
+struct Wakes {
+    uv: Loop,
+    open: Cell<bool>,
+    held: RefCell<Vec<Waker>>,
+}
+
+impl Wakes {
+    /// Wakes `waker` now, or with the batch if the window is open.
+    fn wake(&self, waker: Waker) {
+        if self.open.get() {
+            self.held.borrow_mut().push(waker);
+        } else {
+            self.wake_now(waker);
+        }
+    }
+
+    fn wake_now(&self, waker: Waker) {
+        // A panicking waker is the awaiting executor's bug; it must not keep
+        // the others of the batch from being woken.
+        crate::panic::completion(&self.uv, "a waker", || waker.wake());
+    }
+
+    /// Opens the window (before the poll).
+    fn open(&self) {
+        self.flush();
+        self.open.set(true);
+    }
+
+    /// Closes the window (after the poll) and wakes the batch.
+    fn close(&self) {
+        self.open.set(false);
+        self.flush();
+    }
+
+    fn flush(&self) {
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        for waker in held {
+            self.wake_now(waker);
+        }
+    }
 }
 
 impl Endpoint {
     /// Opens the mailbox of `driver`; `keep_alive` keeps the loop running
     /// while the `Multi` is open even if idle (for a background thread).
     pub fn open(driver: &Rc<Driver>, keep_alive: bool) -> Result<Endpoint, Error> {
-        let mailbox = Arc::new(Mutex::new(MailboxState::default()));
-        let transfers: Rc<RefCell<HashMap<u64, Transfer>>> = Rc::default();
-        let (weak, inbox) = (Rc::downgrade(driver), mailbox.clone());
+        let mailbox = Arc::new(Mailbox::default());
+        let transfers: Rc<RefCell<IntMap<u64, Transfer>>> = Rc::default();
+        let wakes = Rc::new(Wakes {
+            uv: driver.uv().clone(),
+            open: Cell::new(false),
+            held: RefCell::default(),
+        });
+        // Each handle's closure holds a release token: `on_released` fires
+        // only after the last of them is freed.
+        let (before, after) = (wakes.clone(), wakes.clone());
+        let (token_before, token_after) = (driver.release_token(), driver.release_token());
+        let hooks = [
+            Hook::start(driver.uv(), Phase::BeforePoll, move || {
+                let _ = &token_before;
+                before.open()
+            })?,
+            Hook::start(driver.uv(), Phase::AfterPoll, move || {
+                let _ = &token_after;
+                after.close()
+            })?,
+        ];
+        let (weak, inbox, batch) = (Rc::downgrade(driver), mailbox.clone(), wakes.clone());
         let released_after_me = driver.release_token();
         let wakeup = Async::new(driver.uv(), move || {
             let _ = &released_after_me;
-            run_commands(&weak, &inbox, &transfers)
+            run_commands(&weak, &inbox, &transfers, &batch)
         })?;
         if !keep_alive {
             wakeup.unref();
@@ -42,6 +118,8 @@ impl Endpoint {
             mailbox,
             wakeup,
             next_token: Arc::new(AtomicU64::new(1)),
+            wakes,
+            _hooks: hooks,
         })
     }
 
@@ -57,14 +135,12 @@ impl Endpoint {
 impl Attachment for Endpoint {
     /// Closes the mailbox: queued submissions complete as `Closed`.
     fn shut(self: Box<Self>) {
-        let queued = {
-            let mut mailbox = self.mailbox.lock().unwrap_or_else(|e| e.into_inner());
-            mailbox.closed = true;
-            std::mem::take(&mut mailbox.commands)
-        };
+        // From here on nothing is held back: results wake their futures at once.
+        self.wakes.close();
+        let queued = self.mailbox.close();
         for command in queued {
-            if let Command::Start { done, .. } = command {
-                call_done(&self.uv, done, Err(Error::closed()));
+            if let Command::Start { mut job, .. } = command {
+                call_done(&self.uv, &mut *job, Err(Error::closed()));
             }
         }
     }
@@ -73,27 +149,32 @@ impl Attachment for Endpoint {
 /// Runs a submission's completion outside the driver's completion path
 /// (refused or never started); a panic in it is resumed from `Loop::run`,
 /// as one in any completion.
-fn call_done(uv: &Loop, done: Done, result: Result<Response, Error>) {
-    crate::panic::completion(uv, "completion", || done(result));
+fn call_done(uv: &Loop, job: &mut dyn Submission, result: Result<Response, Error>) {
+    crate::panic::completion(uv, "completion", || {
+        if let Some(waker) = job.done(result) {
+            waker.wake();
+        }
+    });
 }
 
 /// Runs every queued command, in order, on the loop thread.
 fn run_commands(
     driver: &Weak<Driver>,
-    mailbox: &Arc<Mutex<MailboxState>>,
-    transfers: &Rc<RefCell<HashMap<u64, Transfer>>>,
+    mailbox: &Mailbox,
+    transfers: &Rc<RefCell<IntMap<u64, Transfer>>>,
+    wakes: &Rc<Wakes>,
 ) {
     let Some(driver) = driver.upgrade() else {
         return;
     };
     loop {
-        // One lock per batch, not per command.
-        let batch = std::mem::take(&mut mailbox.lock().unwrap_or_else(|e| e.into_inner()).commands);
+        // The whole mailbox per take; again until it stays empty.
+        let batch = mailbox.take();
         if batch.is_empty() {
             break;
         }
         for command in batch {
-            run_command(&driver, transfers, command);
+            run_command(&driver, transfers, wakes, command);
         }
     }
 }
@@ -101,27 +182,30 @@ fn run_commands(
 /// Runs one command on the loop thread.
 fn run_command(
     driver: &Rc<Driver>,
-    transfers: &Rc<RefCell<HashMap<u64, Transfer>>>,
+    transfers: &Rc<RefCell<IntMap<u64, Transfer>>>,
+    wakes: &Rc<Wakes>,
     command: Command,
 ) {
     match command {
-        Command::Start { token, make, done } => {
-            let request = match crate::panic::in_transfer("request builder", make) {
-                Ok(request) => request,
+        Command::Start { token, mut job } => {
+            let request = match crate::panic::in_transfer("request builder", || job.make()) {
+                Ok(Some(request)) => request,
+                Ok(None) => unreachable!("a submission's request is built once"),
                 Err(error) => {
-                    call_done(driver.uv(), done, Err(error));
+                    call_done(driver.uv(), &mut *job, Err(error));
                     return;
                 }
             };
-            // Shared by the completion and the rejection path below.
-            let done = Rc::new(RefCell::new(Some(done)));
-            let (map, once) = (transfers.clone(), done.clone());
+            // Shared by the completion and the rejection path below; `done`
+            // hands the result over once.
+            let job = Rc::new(RefCell::new(job));
+            let (map, once, wakes) = (transfers.clone(), job.clone(), wakes.clone());
             let completion = Completion::Response(Box::new(move |result| {
                 map.borrow_mut().remove(&token);
-                let done = once.borrow_mut().take();
-                if let Some(done) = done {
-                    // Inside the driver's completion, under its panic policy.
-                    done(result);
+                // Inside the driver's completion, under its panic policy.
+                let waker = once.borrow_mut().done(result);
+                if let Some(waker) = waker {
+                    wakes.wake(waker);
                 }
             }));
             match driver.start(request, completion) {
@@ -130,12 +214,7 @@ fn run_command(
                         .borrow_mut()
                         .insert(token, Transfer::new(driver, key));
                 }
-                Err(error) => {
-                    let done = done.borrow_mut().take();
-                    if let Some(done) = done {
-                        call_done(driver.uv(), done, Err(error));
-                    }
-                }
+                Err(error) => call_done(driver.uv(), &mut **job.borrow_mut(), Err(error)),
             }
         }
         Command::Cancel(token) => {

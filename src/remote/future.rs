@@ -7,8 +7,9 @@ use crate::request::Request;
 use crate::response::Response;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
 
 #[derive(Default)]
 struct SlotState {
@@ -18,23 +19,41 @@ struct SlotState {
 }
 
 /// Where the loop thread leaves the result for the awaiting thread.
+///
+/// One mutex and no condition variable: a blocked [`ResponseFuture::wait`]
+/// registers a waker that unparks its thread, so filling the slot makes a
+/// system call only when somebody is actually asleep on it (std's futex
+/// `Condvar::notify_all` makes one every time).
 #[derive(Default)]
 pub(super) struct Slot {
     state: Mutex<SlotState>,
-    ready: Condvar,
 }
 
 impl Slot {
-    pub(super) fn fill(&self, result: Result<Response, Error>) {
-        let waker = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.result = Some(result);
-            state.waker.take()
-        };
-        self.ready.notify_all();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores the result and hands back the waker to wake (the caller may
+    /// wake it later, e.g. once per loop iteration for a batch of results).
+    #[must_use = "the waker must be woken"]
+    pub(super) fn fill(&self, result: Result<Response, Error>) -> Option<Waker> {
+        let mut state = self.lock();
+        state.result = Some(result);
+        state.waker.take()
+    }
+}
+
+/// Wakes a thread blocked in [`ResponseFuture::wait`].
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 
@@ -60,14 +79,14 @@ impl ResponseFuture {
     pub(super) fn submit(remote: &Remote, make: impl FnOnce() -> Request + Send + 'static) -> Self {
         let slot = Arc::new(Slot::default());
         let filler = slot.clone();
-        match remote.submit_with(make, move |result| filler.fill(result)) {
+        match remote.submit_token(remote.next_token(), make, move |result| filler.fill(result)) {
             Ok(token) => ResponseFuture {
                 slot,
                 remote: Some(remote.clone()),
                 token: Some(token),
             },
             Err(error) => {
-                slot.fill(Err(error));
+                let _nobody_waits_yet = slot.fill(Err(error));
                 ResponseFuture {
                     slot,
                     remote: None,
@@ -80,7 +99,7 @@ impl ResponseFuture {
     /// A future that is already resolved to `error`.
     pub(crate) fn failed(error: Error) -> Self {
         let slot = Arc::new(Slot::default());
-        slot.fill(Err(error));
+        let _nobody_waits_yet = slot.fill(Err(error));
         ResponseFuture {
             slot,
             remote: None,
@@ -91,17 +110,29 @@ impl ResponseFuture {
     /// Blocks the calling thread until the result is there. Must not be
     /// called on the loop's own thread (it would wait for itself).
     pub fn wait(mut self) -> Result<Response, Error> {
-        let mut state = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
-        while state.result.is_none() {
-            state = self
-                .slot
-                .ready
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        state.taken = true;
-        let result = state.result.take().unwrap_or_else(|| Err(Error::closed()));
-        drop(state);
+        let mut unpark: Option<Waker> = None;
+        let result = loop {
+            let mut state = self.slot.lock();
+            if let Some(result) = state.result.take() {
+                state.taken = true;
+                break result;
+            }
+            if state.taken {
+                break Err(Error::new(
+                    crate::ErrorKind::InvalidState,
+                    "ResponseFuture waited for after it completed",
+                ));
+            }
+            let waker =
+                unpark.get_or_insert_with(|| Waker::from(Arc::new(Unpark(thread::current()))));
+            if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                state.waker = Some(waker.clone());
+            }
+            drop(state);
+            // A wake between the unlock and here leaves the park token set:
+            // park returns at once. Spurious returns just loop.
+            thread::park();
+        };
         self.token = None;
         result
     }
@@ -111,7 +142,7 @@ impl Future for ResponseFuture {
     type Output = Result<Response, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.slot.lock();
         if let Some(result) = state.result.take() {
             state.taken = true;
             return Poll::Ready(result);
@@ -122,7 +153,10 @@ impl Future for ResponseFuture {
                 "ResponseFuture polled after it completed",
             )));
         }
-        state.waker = Some(cx.waker().clone());
+        match &mut state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
         Poll::Pending
     }
 }
@@ -130,7 +164,7 @@ impl Future for ResponseFuture {
 impl Drop for ResponseFuture {
     fn drop(&mut self) {
         let finished = {
-            let state = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            let state = self.slot.lock();
             state.taken || state.result.is_some()
         };
         if !finished {

@@ -8,6 +8,7 @@
 
 mod endpoint;
 mod future;
+mod mailbox;
 mod stream;
 
 pub use future::ResponseFuture;
@@ -20,21 +21,47 @@ use crate::request::Request;
 use crate::response::Response;
 use crate::uv::AsyncSender;
 use endpoint::Endpoint;
-use std::collections::VecDeque;
+use mailbox::Mailbox;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::task::Waker;
 
-/// Builds a request on the loop thread (a `Request` may hold non-`Send` callbacks).
-type MakeRequest = Box<dyn FnOnce() -> Request + Send>;
-/// Receives the result on the loop thread.
-type Done = Box<dyn FnOnce(Result<Response, Error>) + Send>;
+/// A submission, run on the loop thread: it builds its request (a `Request`
+/// may hold non-`Send` callbacks), then receives the result. Both closures
+/// travel in one allocation.
+trait Submission: Send {
+    /// Builds the request; `None` if called again.
+    fn make(&mut self) -> Option<Request>;
+    /// Hands over the result (the first call only) and returns the waker of
+    /// whoever awaits it, for the loop to wake (a `submit_with` callback
+    /// returns none).
+    fn done(&mut self, result: Result<Response, Error>) -> Option<Waker>;
+}
+
+struct Job<M, D> {
+    make: Option<M>,
+    done: Option<D>,
+}
+
+impl<M, D> Submission for Job<M, D>
+where
+    M: FnOnce() -> Request + Send,
+    D: FnOnce(Result<Response, Error>) -> Option<Waker> + Send,
+{
+    fn make(&mut self) -> Option<Request> {
+        self.make.take().map(|make| make())
+    }
+
+    fn done(&mut self, result: Result<Response, Error>) -> Option<Waker> {
+        self.done.take().and_then(|done| done(result))
+    }
+}
 
 enum Command {
     Start {
         token: u64,
-        make: MakeRequest,
-        done: Done,
+        job: Box<dyn Submission>,
     },
     Cancel(u64),
     Resume(u64),
@@ -45,12 +72,6 @@ enum Command {
 
 /// A command the closed mailbox refused; dropping it drops its contents.
 pub(crate) struct Refused(#[allow(dead_code)] Command);
-
-#[derive(Default)]
-struct MailboxState {
-    commands: VecDeque<Command>,
-    closed: bool,
-}
 
 /// A token naming a transfer submitted through a [`Remote`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,7 +93,7 @@ pub struct Token(u64);
 /// ```
 #[derive(Clone)]
 pub struct Remote {
-    mailbox: Arc<Mutex<MailboxState>>,
+    mailbox: Arc<Mailbox>,
     sender: AsyncSender,
     next_token: Arc<AtomicU64>,
 }
@@ -90,6 +111,10 @@ impl Remote {
         make: impl FnOnce() -> Request + Send + 'static,
         done: impl FnOnce(Result<Response, Error>) + Send + 'static,
     ) -> Result<Token, Error> {
+        let done = move |result| {
+            done(result);
+            None
+        };
         self.submit_token(self.next_token(), make, done)
     }
 
@@ -97,12 +122,14 @@ impl Remote {
         &self,
         token: u64,
         make: impl FnOnce() -> Request + Send + 'static,
-        done: impl FnOnce(Result<Response, Error>) + Send + 'static,
+        done: impl FnOnce(Result<Response, Error>) -> Option<Waker> + Send + 'static,
     ) -> Result<Token, Error> {
         let command = Command::Start {
             token,
-            make: Box::new(make),
-            done: Box::new(done),
+            job: Box::new(Job {
+                make: Some(make),
+                done: Some(done),
+            }),
         };
         match self.post(command) {
             Ok(()) => Ok(Token(token)),
@@ -141,10 +168,7 @@ impl Remote {
 
     /// Whether the `Multi` is closed (commands are refused).
     pub fn is_closed(&self) -> bool {
-        self.mailbox
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .closed
+        self.mailbox.is_closed()
     }
 
     /// Runs `job` on the loop thread. Refused once the `Multi` is closed; a
@@ -161,16 +185,13 @@ impl Remote {
         self.next_token.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Queues a command and wakes the loop; gives it back if closed.
+    /// Queues a command and, if the mailbox was empty, wakes the loop (one
+    /// `uv_async_send` per batch, no lock); gives the command back if closed.
+    /// Why no command is stranded: see the `mailbox` module.
     fn post(&self, command: Command) -> Result<(), Command> {
-        {
-            let mut mailbox = self.mailbox.lock().unwrap_or_else(|e| e.into_inner());
-            if mailbox.closed {
-                return Err(command);
-            }
-            mailbox.commands.push_back(command);
+        if self.mailbox.push(command)? {
+            self.sender.send();
         }
-        self.sender.send();
         Ok(())
     }
 }

@@ -67,14 +67,9 @@ impl BodyStream {
                 })
         };
         let done = move |result: Result<crate::Response, Error>| {
-            let waker = {
-                let mut s = lock(&on_done);
-                s.end = Some(result.map(|_| ()));
-                s.waker.take()
-            };
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+            let mut s = lock(&on_done);
+            s.end = Some(result.map(|_| ()));
+            s.waker.take()
         };
         let started = match remote.submit_token(token, make, done) {
             Ok(started) => Some(started),

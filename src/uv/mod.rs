@@ -7,11 +7,13 @@
 //! in the close callback, as libuv requires. None of these types is `Send`.
 
 mod handle;
+mod hook;
 mod poll;
 mod run_loop;
 mod timer;
 mod wakeup;
 
+pub(crate) use hook::{Hook, Phase};
 pub(crate) use poll::{Poll, PollEvents, PollResult};
 pub use run_loop::Loop;
 pub(crate) use run_loop::LoopInner;
@@ -25,9 +27,11 @@ use libc::c_int;
 /// (Debian 12's `libuv1`; Node 20 carries 1.46, the bundled copy is 1.53).
 ///
 /// uvcurl calls only libuv functions that 1.44 has -- `uv_async_init`,
-/// `uv_async_send`, `uv_close`, `uv_handle_size`, `uv_is_active`,
+/// `uv_async_send`, `uv_check_init`, `uv_check_start`, `uv_close`,
+/// `uv_handle_size`, `uv_is_active`,
 /// `uv_loop_alive`, `uv_loop_close`, `uv_loop_init`, `uv_loop_size`,
-/// `uv_poll_init_socket`, `uv_poll_start`, `uv_poll_stop`, `uv_ref`,
+/// `uv_poll_init_socket`, `uv_poll_start`, `uv_poll_stop`,
+/// `uv_prepare_init`, `uv_prepare_start`, `uv_ref`,
 /// `uv_run`, `uv_strerror`, `uv_timer_init`, `uv_timer_start`,
 /// `uv_timer_stop`, `uv_unref`, `uv_update_time`, `uv_version`, `uv_version_string`,
 /// `uv_walk` (all present since 1.0; `grep -rn 'uv_[a-z_]*(' src` lists the

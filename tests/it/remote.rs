@@ -311,3 +311,148 @@ fn one_and_two_loop_clients_agree() {
         assert_eq!(body, &body_bytes(1 + i * 13 % 9000, i as u64));
     }
 }
+
+/// A small xorshift generator, for the stress test's jitter.
+struct Jitter(u64);
+
+impl Jitter {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Now and then a yield or a sleep of up to 200 µs, so that submissions
+    /// land while the loop is draining, idle, or just done.
+    fn pause(&mut self) {
+        match self.next() % 8 {
+            0 => std::thread::yield_now(),
+            1 => std::thread::sleep(Duration::from_micros(self.next() % 200)),
+            _ => {}
+        }
+    }
+}
+
+/// The hand-over under stress: 8 threads submit 2,000 transfers each to a
+/// two-loop client, with random yields and sleeps, as futures (a window of
+/// up to 8 in flight, then blocking `wait`s, so each mailbox keeps going from
+/// empty to non-empty) and as `submit_with` callbacks. Every submission
+/// completes exactly once, byte-exact, within the time limit: a wake-up lost
+/// between "the loop drained the mailbox" and "a thread posts" would strand
+/// a submission and miss it.
+#[test]
+fn eight_threads_stress_the_hand_over_and_every_submission_completes_once() {
+    const THREADS: usize = 8;
+    const EACH: usize = 2_000;
+    let _fds = shared();
+    let server = HttpServer::start();
+    let client = Client::builder().loops(2).build().unwrap();
+    let completions: Arc<Mutex<HashMap<(usize, usize), usize>>> = Arc::default();
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (client, completions, done) = (client.clone(), completions.clone(), done.clone());
+            let base = server.url("/bytes/");
+            std::thread::spawn(move || {
+                let mut jitter = Jitter(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1));
+                let mut window = std::collections::VecDeque::new();
+                let record = move |i: usize, body: Vec<u8>| {
+                    let (n, seed) = (1 + (t * EACH + i) % 700, (t * EACH + i) as u64);
+                    assert_eq!(body, body_bytes(n, seed), "thread {t} transfer {i}");
+                    *completions.lock().unwrap().entry((t, i)).or_default() += 1;
+                    done.fetch_add(1, Ordering::SeqCst);
+                };
+                for i in 0..EACH {
+                    let (n, seed) = (1 + (t * EACH + i) % 700, (t * EACH + i) as u64);
+                    let url = format!("{base}{n}?seed={seed}");
+                    if jitter.next() % 4 == 0 {
+                        let record = record.clone();
+                        client
+                            .remote_of_least_busy_loop()
+                            .submit_with(
+                                move || Request::get(url),
+                                move |result| record(i, result.expect("transfer").into_body()),
+                            )
+                            .unwrap();
+                    } else {
+                        window.push_back((i, client.get(url)));
+                        if window.len() > (jitter.next() % 8) as usize {
+                            let (i, future) = window.pop_front().unwrap();
+                            record(i, future.wait().expect("transfer").into_body());
+                        }
+                    }
+                    jitter.pause();
+                }
+                for (i, future) in window {
+                    record(i, future.wait().expect("transfer").into_body());
+                }
+            })
+        })
+        .collect();
+    let limit = Duration::from_secs(120);
+    assert!(
+        crate::support::wait_until(limit, || done.load(Ordering::SeqCst) >= THREADS * EACH),
+        "{} of {} completed after {limit:?}: a submission was stranded",
+        done.load(Ordering::SeqCst),
+        THREADS * EACH
+    );
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let completions = completions.lock().unwrap();
+    assert_eq!(completions.len(), THREADS * EACH);
+    assert!(
+        completions.values().all(|&n| n == 1),
+        "a result was delivered twice"
+    );
+    assert_eq!(done.load(Ordering::SeqCst), THREADS * EACH);
+    assert!(crate::support::wait_until(Duration::from_secs(5), || {
+        client.loads().iter().all(|&n| n == 0)
+    }));
+    eprintln!("{} submissions in {:?}", THREADS * EACH, started.elapsed());
+}
+
+/// Dropping the last `Client` with futures still pending resolves every one
+/// of them (cancelled, or closed if never started), both a blocking `wait`
+/// on another thread and futures awaited on tokio, in bounded time.
+#[test]
+fn dropping_the_client_resolves_pending_futures() {
+    let _fds = shared();
+    let server = RawServer::silent();
+    let client = Client::builder().loops(2).build().unwrap();
+    let waited = client.get(server.url("/"));
+    let waiter = std::thread::spawn(move || waited.wait());
+    let futures: Vec<_> = (0..20).map(|_| client.get(server.url("/"))).collect();
+    assert!(crate::support::wait_until(
+        Duration::from_secs(10),
+        || server.connections() == 21
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime.block_on(async move {
+        let all = tokio::spawn(async move {
+            let mut results = Vec::new();
+            for future in futures {
+                results.push(future.await);
+            }
+            results
+        });
+        tokio::task::yield_now().await;
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(20), all)
+            .await
+            .expect("every pending future resolved")
+            .unwrap()
+    });
+    for result in results.into_iter().chain([waiter.join().unwrap()]) {
+        let kind = result.unwrap_err().kind();
+        assert!(
+            matches!(kind, ErrorKind::Cancelled | ErrorKind::Closed),
+            "{kind:?}"
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! The mailbox of a [`Remote`](super::Remote): a lock-free multi-producer
+//! list that the loop thread takes whole.
+//!
+//! One atomic pointer is the whole state: null (empty), a node (the newest
+//! command, linked to older ones), or [`closed()`] (refusing). Posting is one
+//! compare-and-swap; the loop takes everything with one more. Whether the
+//! list was empty before a post is what the post learns from its own
+//! compare-and-swap, so "wake the loop only when the mailbox goes from empty
+//! to non-empty" needs no separate flag that could disagree with the list.
+//!
+//! ## Why no command is stranded
+//!
+//! Call an *epoch* the stretch of `head`'s modification order from a post
+//! that finds it null to the next take (or close). Every operation on
+//! `head` is a read-modify-write, so they are totally ordered.
+//!
+//! 1. The post that opens an epoch (`push` returns `Ok(true)`) calls
+//!    `uv_async_send` after its compare-and-swap. libuv then runs the async
+//!    callback at least once more, and that run starts after the send: its
+//!    `take` comes after the opening post in `head`'s order (libuv's
+//!    seq_cst pairing of the send with the callback's clearing of its
+//!    pending bit makes the opening post visible to it). So some take
+//!    follows the opening post in `head`'s order, and the first one ends
+//!    the epoch.
+//! 2. A post inside an epoch (`Ok(false)`, no wake) swaps its node onto a
+//!    non-null head, before the take that ends the epoch, which swaps out the
+//!    whole list, this node included.
+//! 3. A post after that take finds null and opens the next epoch (1).
+//! 4. `close` swaps in the closed marker: it returns every command posted
+//!    before it (they complete `Closed`); a post after it finds the marker
+//!    and is refused, its command handed back. No command is both.
+//!
+//! The post's compare-and-swap is `Release` (publishing the node) and the
+//! take's is `Acquire`; a take acquires every node of the list because each
+//! later post is a read-modify-write continuing the earlier ones' release
+//! sequences. Nodes are only ever taken all at once, never popped one by
+//! one, so a recycled node address (ABA) cannot corrupt the list: a post's
+//! compare-and-swap only checks that `next` is still the current head.
+
+use super::Command;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+struct Node {
+    command: Command,
+    next: *mut Node,
+}
+
+/// The marker `head` holds once the mailbox is closed: the address of a
+/// static, never a node's (it is never dereferenced).
+fn closed() -> *mut Node {
+    static MARK: u8 = 0;
+    ptr::addr_of!(MARK).cast::<Node>().cast_mut()
+}
+
+/// A closable multi-producer, single-consumer list of commands.
+pub(super) struct Mailbox {
+    head: AtomicPtr<Node>,
+}
+
+// SAFETY: the nodes behind `head` are owned by the mailbox and hand over
+// `Command`s, which are `Send`; every access goes through the atomic.
+unsafe impl Send for Mailbox {}
+// SAFETY: as above; `push`, `take` and `close` are safe to race (module docs).
+unsafe impl Sync for Mailbox {}
+
+impl Default for Mailbox {
+    fn default() -> Mailbox {
+        Mailbox {
+            head: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+}
+
+impl Mailbox {
+    /// Posts `command`: `Ok(true)` if the mailbox was empty (the caller must
+    /// wake the loop), `Ok(false)` if a wake-up is already due, `Err` with
+    /// the command if the mailbox is closed.
+    pub fn push(&self, command: Command) -> Result<bool, Command> {
+        let node = Box::into_raw(Box::new(Node {
+            command,
+            next: ptr::null_mut(),
+        }));
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            if head == closed() {
+                // SAFETY: `node` came from Box::into_raw above and was never
+                // published (every compare-and-swap so far failed).
+                let node = unsafe { Box::from_raw(node) };
+                return Err(node.command);
+            }
+            // SAFETY: not yet published: this thread owns the node.
+            unsafe { (*node).next = head };
+            match self
+                .head
+                .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(head.is_null()),
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Takes every queued command, oldest first (none once closed).
+    pub fn take(&self) -> Vec<Command> {
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            if head.is_null() || head == closed() {
+                return Vec::new();
+            }
+            match self.head.compare_exchange_weak(
+                head,
+                ptr::null_mut(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                // SAFETY: the list is now ours alone (swapped out).
+                Ok(_) => return unsafe { drain(head) },
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Closes the mailbox, returning what was queued (oldest first); later
+    /// posts are refused.
+    pub fn close(&self) -> Vec<Command> {
+        let head = self.head.swap(closed(), Ordering::Acquire);
+        if head == closed() {
+            return Vec::new();
+        }
+        // SAFETY: the list is now ours alone (swapped out).
+        unsafe { drain(head) }
+    }
+
+    /// Whether the mailbox refuses posts.
+    pub fn is_closed(&self) -> bool {
+        self.head.load(Ordering::Acquire) == closed()
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        drop(self.close());
+    }
+}
+
+/// The commands of a swapped-out list, oldest first; frees its nodes.
+///
+/// # Safety
+/// `head` is null or the head of a list of nodes from `push` that no other
+/// thread can reach any more.
+unsafe fn drain(mut head: *mut Node) -> Vec<Command> {
+    let mut commands = Vec::new();
+    while !head.is_null() {
+        // SAFETY: per the contract, each node is ours and was boxed by `push`.
+        let node = unsafe { Box::from_raw(head) };
+        head = node.next;
+        commands.push(node.command);
+    }
+    commands.reverse();
+    commands
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Command, Mailbox};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// Runs a taken or refused command (all are `Run` here).
+    fn run(command: Command) {
+        match command {
+            Command::Run(job) => job(),
+            _ => unreachable!("only Run commands are posted here"),
+        }
+    }
+
+    /// 8 threads post while the consumer takes and finally closes: every
+    /// command is either taken exactly once or handed back exactly once,
+    /// each thread's commands come out in its order, and exactly the posts
+    /// that found the mailbox empty were told to wake the consumer.
+    #[test]
+    fn racing_posts_takes_and_a_close_lose_nothing() {
+        const THREADS: usize = 8;
+        const EACH: usize = 20_000;
+        let mailbox = Arc::new(Mailbox::default());
+        let taken: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
+        let refused = Arc::new(AtomicUsize::new(0));
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let posters: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (mailbox, taken) = (mailbox.clone(), taken.clone());
+                let (refused, wakes) = (refused.clone(), wakes.clone());
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        let record = taken.clone();
+                        let job =
+                            Command::Run(Box::new(move || record.lock().unwrap().push((t, i))));
+                        match mailbox.push(job) {
+                            Ok(true) => {
+                                wakes.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(false) => {}
+                            Err(_) => {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        if i % 97 == 0 {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut takes_with_work = 0;
+        while taken.lock().unwrap().len() < THREADS * EACH / 2 {
+            let batch = mailbox.take();
+            if !batch.is_empty() {
+                takes_with_work += 1;
+            }
+            batch.into_iter().for_each(run);
+        }
+        // Close mid-stream; what was queued completes, later posts are refused.
+        mailbox.close().into_iter().for_each(run);
+        assert!(mailbox.is_closed());
+        assert!(mailbox.take().is_empty());
+        for poster in posters {
+            poster.join().unwrap();
+        }
+        let taken = taken.lock().unwrap();
+        assert_eq!(
+            taken.len() + refused.load(Ordering::Relaxed),
+            THREADS * EACH
+        );
+        let mut next = [0usize; THREADS];
+        for &(t, i) in taken.iter() {
+            assert_eq!(i, next[t], "thread {t}'s commands out of order or twice");
+            next[t] += 1;
+        }
+        // Each take that found work ended an epoch some post had opened.
+        assert!(wakes.load(Ordering::Relaxed) >= takes_with_work);
+    }
+
+    /// Dropping a mailbox frees (drops) what is still queued.
+    #[test]
+    fn dropping_the_mailbox_drops_queued_commands() {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        struct Count(Arc<AtomicUsize>);
+        impl Drop for Count {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mailbox = Mailbox::default();
+        for _ in 0..3 {
+            let count = Count(dropped.clone());
+            let woke = mailbox.push(Command::Run(Box::new(move || drop(count))));
+            assert!(woke.is_ok());
+        }
+        drop(mailbox);
+        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+    }
+}
