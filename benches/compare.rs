@@ -140,7 +140,7 @@ const WORKLOADS: [Workload; 8] = [
         inflight: &[50],
         h2c: false,
         buffer: None,
-        stream: false,
+        stream: true,
         close: false,
     },
     Workload {
@@ -150,7 +150,7 @@ const WORKLOADS: [Workload; 8] = [
         inflight: &[50],
         h2c: true,
         buffer: None,
-        stream: false,
+        stream: true,
         close: false,
     },
     Workload {
@@ -180,7 +180,7 @@ const WORKLOADS: [Workload; 8] = [
         inflight: &[10, 100, 1_000, 10_000],
         h2c: false,
         buffer: None,
-        stream: false,
+        stream: true,
         close: false,
     },
     Workload {
@@ -190,7 +190,7 @@ const WORKLOADS: [Workload; 8] = [
         inflight: &[1_000],
         h2c: false,
         buffer: None,
-        stream: false,
+        stream: true,
         close: false,
     },
     Workload {
@@ -200,7 +200,7 @@ const WORKLOADS: [Workload; 8] = [
         inflight: &[50],
         h2c: false,
         buffer: None,
-        stream: false,
+        stream: true,
         close: true,
     },
     Workload {
@@ -859,7 +859,11 @@ impl Runner<'_> {
             if workload.h2c {
                 command.arg("--h2c");
             }
-            if let Some(buffer) = workload.buffer {
+            // uvcurl's Rust clients run with their default options (their
+            // receive buffer follows the libcurl version); the C clients
+            // and the fresh-handle libcurl client set the workload's.
+            let uvcurl_defaults = matches!(client, "uvcurl" | "client1" | "client2" | "client4");
+            if let (Some(buffer), false) = (workload.buffer, uvcurl_defaults) {
                 command.arg("--buffer").arg(buffer.to_string());
             }
             if workload.stream {

@@ -321,8 +321,11 @@ impl Request {
         self
     }
 
-    /// libcurl's receive buffer size (default 16 KiB; up to 10 MiB). A large
-    /// buffer makes bulk downloads cheaper.
+    /// libcurl's receive buffer size (up to 10 MiB). A large buffer makes
+    /// bulk downloads cheaper. The default is 512 KiB with libcurl 8.10 or
+    /// newer, which lends one receive buffer per multi handle to the transfer
+    /// that is receiving (so its size costs no memory per transfer), and
+    /// libcurl's 16 KiB with older ones, which allocate it per transfer.
     pub fn buffer_size(mut self, bytes: usize) -> Request {
         self.buffer_size = Some(bytes);
         self
