@@ -182,10 +182,10 @@ impl Request {
     /// Adds a request header. Replaces curl's default for the same name
     /// (`Accept`, `Host`...); an empty value removes that default.
     pub fn header(mut self, name: &str, value: &str) -> Request {
-        let name_ok = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b':' && b != b'(' && b != b')');
+        // An RFC 9110 token: letters, digits and !#$%&'*+-.^_`|~ (a server
+        // answers 400 to anything else, e.g. "[" or "@").
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        let name_ok = !name.is_empty() && name.bytes().all(token);
         if !name_ok {
             self.fail(Error::invalid(format!("invalid header name {name:?}")));
         } else if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {

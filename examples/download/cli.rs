@@ -512,3 +512,45 @@ mod tests {
         assert!(check_url("file:///etc/passwd").is_err());
     }
 }
+
+/// Hostile input files: any text either reads as http(s) URLs with safe
+/// options, or is refused with a message naming its line; nothing panics.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("http://127.0.0.1/a.bin".to_owned()),
+            Just("https://localhost:8443/b".to_owned()),
+            Just("  out=../../etc/passwd".to_owned()),
+            Just("  out=".to_owned()),
+            Just("\tchecksum=sha-256=00".to_owned()),
+            Just("  checksum=sha-256=".to_owned() + &"ab".repeat(32)),
+            Just("# comment".to_owned()),
+            Just("file:///etc/passwd".to_owned()),
+            "\\PC{0,30}",
+            "[ \t]{1,3}[a-z]{0,8}=\\PC{0,20}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn input_files_never_panic(lines in proptest::collection::vec(line(), 0..20)) {
+            let text = lines.join("\n");
+            match read_input("list", text.as_bytes()) {
+                Ok(entries) => {
+                    for entry in entries {
+                        prop_assert!(matches!(entry.url.scheme(), "http" | "https"));
+                        if let Some(out) = &entry.out {
+                            prop_assert!(!out.is_empty() && !out.contains('/'), "{out:?}");
+                            prop_assert!(out != "." && out != "..");
+                        }
+                    }
+                }
+                Err(error) => prop_assert!(error.0.starts_with("list:"), "{}", error.0),
+            }
+        }
+    }
+}

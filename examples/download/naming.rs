@@ -259,3 +259,84 @@ mod tests {
         assert_eq!(cd("inline"), None);
     }
 }
+
+/// Hostile bytes: whatever a server or a user hands in, a name is either
+/// refused or a single safe component inside the output directory.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::{Component, Path};
+
+    /// What every produced name must be.
+    fn check_safe(name: &str) -> Result<(), TestCaseError> {
+        prop_assert!(!name.is_empty());
+        prop_assert!(name != "." && name != "..", "{name:?}");
+        prop_assert!(!name.contains('/') && !name.contains('\\'), "{name:?}");
+        prop_assert!(!name.chars().any(char::is_control), "{name:?}");
+        prop_assert!(!name.contains(RESERVED), "{name:?}");
+        prop_assert!(name.len() <= MAX_NAME_BYTES, "{} bytes", name.len());
+        let out = Path::new("/srv/out");
+        let joined = out.join(name);
+        prop_assert_eq!(joined.parent(), Some(out));
+        let components: Vec<Component> = Path::new(name).components().collect();
+        prop_assert!(matches!(components[..], [Component::Normal(_)]), "{name:?}");
+        // The .part name is as safe.
+        let part = part_name(name);
+        let joined_part = out.join(&part);
+        prop_assert_eq!(joined_part.parent(), Some(out));
+        Ok(())
+    }
+
+    /// Strings rich in what attacks names: separators, dots, controls,
+    /// reserved characters, quotes, percent signs and non-ASCII.
+    fn hostile() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("/".to_owned()),
+                Just("\\".to_owned()),
+                Just("..".to_owned()),
+                Just(".".to_owned()),
+                Just("\0".to_owned()),
+                Just("\"".to_owned()),
+                Just(";".to_owned()),
+                Just("%2F".to_owned()),
+                Just("%00".to_owned()),
+                Just("filename=".to_owned()),
+                Just("filename*=UTF-8''".to_owned()),
+                "[\\x00-\\x7f]{0,4}",
+                "\\PC{0,3}",
+                "[a-z]{1,300}",
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn sanitize_never_yields_an_unsafe_name(raw in hostile()) {
+            if let Some(name) = sanitize(&raw) {
+                check_safe(&name)?;
+            }
+        }
+
+        #[test]
+        fn content_disposition_never_yields_an_unsafe_name(value in hostile()) {
+            for header in [value.clone(), format!("attachment; filename=\"{value}\""),
+                           format!("attachment; filename*=UTF-8''{value}")] {
+                if let Some(name) = name_from_content_disposition(&header) {
+                    check_safe(&name)?;
+                }
+            }
+        }
+
+        #[test]
+        fn url_names_are_always_safe_and_never_empty(segment in hostile()) {
+            let text = format!("http://127.0.0.1/dir/{}", segment.replace(['#', '?'], "_"));
+            if let Ok(url) = url::Url::parse(&text) {
+                check_safe(&name_from_url(&url))?;
+            }
+        }
+    }
+}

@@ -214,3 +214,20 @@ mod tests {
         );
     }
 }
+
+/// Hostile `Retry-After` values never panic; what parses is bounded by
+/// the backoff's cap when used.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn retry_after_never_panics(value in "\\PC{0,40}|[0-9 ]{0,30}|[A-Za-z, :0-9-]{0,40}") {
+            let parsed = parse_retry_after(&value);
+            let delay = Backoff::default().delay(1, parsed);
+            prop_assert!(delay <= Duration::from_secs(300));
+        }
+    }
+}

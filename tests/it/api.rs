@@ -339,3 +339,41 @@ fn body_stream_is_a_futures_stream() {
     assert!(next(&mut failing).is_none());
     drop(client);
 }
+
+/// Hostile header lines and values: `Request::header_line` and `header`
+/// either build a request that starts, or one that `start` refuses with
+/// `InvalidInput`; nothing panics, and what starts sends no CR, LF or NUL
+/// (checked at a real server for the accepted ones).
+#[test]
+fn hostile_header_lines_are_refused_or_sent_intact() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let mut runner = TestRunner::new(Config {
+        cases: 200,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let line = "(\\PC|[\r\n\0:;]){0,40}";
+    runner
+        .run(&(line, "(\\PC|[\r\n\0]){0,20}"), |(line, value)| {
+            for request in [
+                Request::get(server.url("/headers")).header_line(&line),
+                Request::get(server.url("/headers")).header("X-Test", &value),
+            ] {
+                match h.multi().fetch(request) {
+                    Ok(response) => prop_assert_eq!(response.status(), 200),
+                    Err(error) => prop_assert_eq!(error.kind(), ErrorKind::InvalidInput),
+                }
+                for (name, value) in server.last_request_headers() {
+                    let bad = |s: &str| s.contains(['\r', '\n', '\0']);
+                    prop_assert!(!bad(&name) && !bad(&value), "{name:?}: {value:?}");
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    drop(server);
+    h.finish();
+}
