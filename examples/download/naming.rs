@@ -59,7 +59,23 @@ pub fn sanitize(raw: &str) -> Option<String> {
         .rsplit(['/', '\\'])
         .map(str::trim)
         .find(|part| !part.is_empty() && *part != "." && *part != "..")?;
+    // A name Windows reserves for a device (CON, NUL, COM1.txt...) would
+    // not be a file there: an underscore in front keeps it one.
+    if is_device_name(last) {
+        return Some(cap_length(&format!("_{last}")));
+    }
     Some(cap_length(last))
+}
+
+/// Whether `name` is one Windows reserves for a device, with or without an
+/// extension, in any case: CON, PRN, AUX, NUL, COM0-9, LPT0-9.
+fn is_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or_default().trim_end();
+    let upper = stem.to_ascii_uppercase();
+    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.len() == 4
+            && upper.as_bytes()[3].is_ascii_digit())
 }
 
 /// Shortens `name` to at most [`MAX_NAME_BYTES`], keeping an extension of up
@@ -209,6 +225,11 @@ mod tests {
 
     #[test]
     fn hostile_names_stay_inside() {
+        assert_eq!(sanitize("CON").as_deref(), Some("_CON"));
+        assert_eq!(sanitize("nul.tar.gz").as_deref(), Some("_nul.tar.gz"));
+        assert_eq!(sanitize("com7").as_deref(), Some("_com7"));
+        assert_eq!(sanitize("console").as_deref(), Some("console"));
+        assert_eq!(sanitize("COM10").as_deref(), Some("COM10"));
         assert_eq!(sanitize("../../evil").as_deref(), Some("evil"));
         assert_eq!(sanitize("/etc/passwd").as_deref(), Some("passwd"));
         assert_eq!(sanitize("..\\..\\win.ini").as_deref(), Some("win.ini"));
@@ -276,6 +297,7 @@ mod properties {
         prop_assert!(!name.chars().any(char::is_control), "{name:?}");
         prop_assert!(!name.contains(RESERVED), "{name:?}");
         prop_assert!(name.len() <= MAX_NAME_BYTES, "{} bytes", name.len());
+        prop_assert!(!is_device_name(name), "{name:?}");
         let out = Path::new("/srv/out");
         let joined = out.join(name);
         prop_assert_eq!(joined.parent(), Some(out));
@@ -304,6 +326,9 @@ mod properties {
                 Just("%00".to_owned()),
                 Just("filename=".to_owned()),
                 Just("filename*=UTF-8''".to_owned()),
+                Just("CON".to_owned()),
+                Just("nul.txt".to_owned()),
+                Just("com1".to_owned()),
                 "[\\x00-\\x7f]{0,4}",
                 "\\PC{0,3}",
                 "[a-z]{1,300}",
