@@ -603,11 +603,15 @@ fn reused_easy_handles_carry_no_option_into_the_next_request() {
     assert_eq!(followed.status(), 200);
     assert_eq!(followed.redirects(), 1);
 
-    // h2c prior knowledge, then HTTP/1.1.
-    let h2 = fetch(
-        Request::get(server.url("/bytes/10")).http_version(HttpVersionPref::Http2PriorKnowledge),
-    );
-    assert_eq!(h2.http_version(), HttpVersion::Http2);
+    // h2c prior knowledge, then HTTP/1.1 (libcurl 7.x mishandles h2c on a
+    // host it already holds HTTP/1.1 connections to; see h2c_reuse_works).
+    if h2c_reuse_works() {
+        let h2 = fetch(
+            Request::get(server.url("/bytes/10"))
+                .http_version(HttpVersionPref::Http2PriorKnowledge),
+        );
+        assert_eq!(h2.http_version(), HttpVersion::Http2);
+    }
     let h1 = fetch(Request::get(server.url("/bytes/10")).http_version(HttpVersionPref::Http1_1));
     assert_eq!(h1.http_version(), HttpVersion::Http1_1);
 
