@@ -187,8 +187,9 @@ impl TransferState {
         Ok(state)
     }
 
-    /// Wraps an external (caller-configured) easy handle; uvcurl sets no
-    /// option on it and never frees it.
+    /// Wraps an external (caller-configured) easy handle; uvcurl never frees
+    /// it, and sets only its open/close-socket options while it runs (the
+    /// driver resets them before the completion).
     ///
     /// # Safety
     /// `easy` is a valid easy handle that stays valid until the transfer's
