@@ -66,7 +66,7 @@ pub(crate) extern "C" fn on_open_socket(
     let state = unsafe { &*(clientp as *const TransferState) };
     // SAFETY: its socket context is the driver's Callbacks (set with
     // OPENSOCKETDATA), alive while libcurl has connections.
-    let callbacks = unsafe { callbacks(state.socket_context.get() as *mut c_void) };
+    let callbacks = unsafe { callbacks(state.flags.socket_context.get() as *mut c_void) };
     trampoline(
         callbacks.uv.inner(),
         "the open-socket callback",
@@ -88,7 +88,7 @@ pub(crate) extern "C" fn on_open_socket(
             if socket >= SELECT_LIMIT && crate::global::known_high_fds() == Some(false) {
                 // SAFETY: the socket we just opened, used by nobody else.
                 unsafe { libc::close(socket) };
-                state.refused_high_socket.set(Some(socket));
+                state.flags.refused_high_socket.set(Some(socket));
                 return curl::CURL_SOCKET_BAD;
             }
             callbacks.sockets.opened(socket);

@@ -76,19 +76,8 @@ pub(crate) struct TransferState {
     /// `CURLOPT_SHARE`: keeps the share handle alive.
     share: Option<crate::Share>,
     pub completion: RefCell<Option<Completion>>,
-    pub cancel_requested: Cell<bool>,
-    /// Set when the `Multi` is closed while libcurl is on the stack: the
-    /// transfer takes no more data and completes `Cancelled`.
-    pub multi_closed: Cell<bool>,
-    /// `CURLOPT_OPENSOCKETDATA` points at this transfer state; this is the
-    /// driver's context the open-socket callback needs (set by the driver).
-    pub socket_context: Cell<*const libc::c_void>,
-    /// A socket numbered 1024 or above that the open-socket callback refused
-    /// because the linked libcurl can only `select()`.
-    pub refused_high_socket: Cell<Option<i32>>,
-    /// Set by a callback that stopped the transfer (panic, abort, upload error).
-    failure: RefCell<Option<Error>>,
-    pub paused: Cell<bool>,
+    /// How the run is going: cancels, failures, pauses, refused sockets.
+    pub flags: RunFlags,
     /// Values the request asked to keep alive until the transfer is gone.
     _keep_alive: Vec<Box<dyn std::any::Any>>,
     /// The options set on `easy` (`None`: an external handle).
@@ -96,18 +85,51 @@ pub(crate) struct TransferState {
     /// Whether `easy` may go back to the pool still configured: no body and
     /// no share handle (whose pointers would outlive the transfer).
     may_keep_options: bool,
+}
+
+/// What a transfer's callbacks and the driver learn while it runs; every
+/// transfer starts with the default (nothing happened yet).
+pub(crate) struct RunFlags {
+    pub cancel_requested: Cell<bool>,
+    /// Set when the `Multi` is closed while libcurl is on the stack: the
+    /// transfer takes no more data and completes `Cancelled`.
+    pub multi_closed: Cell<bool>,
+    /// `CURLOPT_OPENSOCKETDATA` points at the transfer state; this is the
+    /// driver's context the open-socket callback needs (set by the driver).
+    pub socket_context: Cell<*const libc::c_void>,
+    /// A socket numbered 1024 or above that the open-socket callback refused
+    /// because the linked libcurl can only `select()`.
+    pub refused_high_socket: Cell<Option<i32>>,
+    /// Set by a callback that stopped the transfer (panic, abort, upload error).
+    pub failure: RefCell<Option<Error>>,
+    pub paused: Cell<bool>,
     /// Set when the transfer ended cleanly (libcurl's `CURLE_OK`, no cancel,
     /// no callback failure, never paused): only then is `easy` kept
     /// configured, so a handle in an unusual state is always reset.
-    ended_cleanly: Cell<bool>,
+    pub ended_cleanly: Cell<bool>,
     /// The transfer was paused at some point.
     pub was_paused: Cell<bool>,
+}
+
+impl Default for RunFlags {
+    fn default() -> RunFlags {
+        RunFlags {
+            cancel_requested: Cell::default(),
+            multi_closed: Cell::default(),
+            socket_context: Cell::new(std::ptr::null()),
+            refused_high_socket: Cell::default(),
+            failure: RefCell::default(),
+            paused: Cell::default(),
+            ended_cleanly: Cell::default(),
+            was_paused: Cell::default(),
+        }
+    }
 }
 
 impl Drop for TransferState {
     fn drop(&mut self) {
         // Runs before the fields drop (`easy` first, back to the pool).
-        if self.may_keep_options && self.ended_cleanly.get() && !self.was_paused.get() {
+        if self.may_keep_options && self.flags.ended_cleanly.get() && !self.flags.was_paused.get() {
             if let Some(options) = self.options.take() {
                 self.easy.keep_configured(options);
             }
@@ -119,7 +141,7 @@ impl TransferState {
     /// Whether the transfer was cancelled or its `Multi` closed: its
     /// callbacks then stop it at once (no further data reaches user code).
     pub fn is_stopped(&self) -> bool {
-        self.cancel_requested.get() || self.multi_closed.get()
+        self.flags.cancel_requested.get() || self.flags.multi_closed.get()
     }
 
     /// Builds the easy handle for `request`; the transfer is not added yet.
@@ -167,17 +189,10 @@ impl TransferState {
             url: Some(url),
             share: share.cloned(),
             completion: RefCell::new(Some(on_done)),
-            cancel_requested: Cell::new(false),
-            multi_closed: Cell::new(false),
-            socket_context: Cell::new(std::ptr::null()),
-            refused_high_socket: Cell::new(None),
-            failure: RefCell::new(None),
-            paused: Cell::new(false),
+            flags: RunFlags::default(),
             _keep_alive: std::mem::take(&mut request.keep_alive),
             options: Some(options),
             may_keep_options,
-            ended_cleanly: Cell::new(false),
-            was_paused: Cell::new(false),
         });
         // On error `state` is dropped here, which returns the easy handle
         // (reset: the transfer did not end cleanly).
@@ -215,17 +230,10 @@ impl TransferState {
             url: None,
             share: None,
             completion: RefCell::new(Some(on_done)),
-            cancel_requested: Cell::new(false),
-            multi_closed: Cell::new(false),
-            socket_context: Cell::new(std::ptr::null()),
-            refused_high_socket: Cell::new(None),
-            failure: RefCell::new(None),
-            paused: Cell::new(false),
+            flags: RunFlags::default(),
             _keep_alive: Vec::new(),
             options: None,
             may_keep_options: false,
-            ended_cleanly: Cell::new(false),
-            was_paused: Cell::new(false),
         }
     }
 
@@ -244,7 +252,7 @@ impl TransferState {
 
     /// Records the first reason a callback stopped the transfer.
     fn fail(&self, error: Error) {
-        let mut failure = self.failure.borrow_mut();
+        let mut failure = self.flags.failure.borrow_mut();
         if failure.is_none() {
             *failure = Some(error);
         }

@@ -12,20 +12,20 @@ impl TransferState {
     /// The outcome for libcurl's final `code`: a cancellation or a
     /// callback's failure wins over what libcurl reports.
     pub fn outcome(&self, code: curl::CURLcode) -> Result<(), Error> {
-        if self.cancel_requested.get() {
+        if self.flags.cancel_requested.get() {
             return Err(Error::cancelled());
         }
-        if self.multi_closed.get() {
+        if self.flags.multi_closed.get() {
             return Err(Error::multi_closed());
         }
-        if let Some(error) = self.failure.borrow_mut().take() {
+        if let Some(error) = self.flags.failure.borrow_mut().take() {
             return Err(error);
         }
-        if let Some(socket) = self.refused_high_socket.get() {
+        if let Some(socket) = self.flags.refused_high_socket.get() {
             return Err(Error::socket_limit(socket));
         }
         if code == curl::CURLE_OK {
-            self.ended_cleanly.set(true);
+            self.flags.ended_cleanly.set(true);
             return Ok(());
         }
         let mut detail = self.easy.error_text();

@@ -37,7 +37,7 @@ impl TransferState {
         }
         match self.guarded("head", || callback(&head)) {
             Some(Flow::Cancel) => {
-                self.cancel_requested.set(true);
+                self.flags.cancel_requested.set(true);
                 false
             }
             Some(Flow::Abort) => {
@@ -60,6 +60,7 @@ impl TransferState {
             return Ok(());
         }
         Err(self
+            .flags
             .failure
             .borrow_mut()
             .take()
@@ -102,12 +103,12 @@ impl TransferState {
                 match self.guarded("data", || callback(chunk)) {
                     Some(Flow::Continue) => chunk.len(),
                     Some(Flow::Cancel) => {
-                        self.cancel_requested.set(true);
+                        self.flags.cancel_requested.set(true);
                         0
                     }
                     Some(Flow::Pause) => {
-                        self.paused.set(true);
-                        self.was_paused.set(true);
+                        self.flags.paused.set(true);
+                        self.flags.was_paused.set(true);
                         sys::CURL_WRITEFUNC_PAUSE
                     }
                     Some(Flow::Abort) => {
@@ -176,12 +177,17 @@ pub(super) extern "C" fn on_write(
     nmemb: size_t,
     data: *mut c_void,
 ) -> size_t {
-    // SAFETY: WRITEDATA is our state, alive while the handle is in use.
-    let state = unsafe { state(data) };
-    crate::panic::trampoline(state.uv.inner(), "the write callback", 0, || {
-        // SAFETY: libcurl passes a chunk of that size.
-        state.write(unsafe { incoming(ptr, size, nmemb) })
-    })
+    // SAFETY: libcurl's write-callback arguments; WRITEDATA is our state.
+    unsafe {
+        deliver(
+            ptr,
+            size,
+            nmemb,
+            data,
+            "the write callback",
+            TransferState::write,
+        )
+    }
 }
 
 pub(super) extern "C" fn on_header(
@@ -190,11 +196,38 @@ pub(super) extern "C" fn on_header(
     nmemb: size_t,
     data: *mut c_void,
 ) -> size_t {
-    // SAFETY: HEADERDATA is our state, alive while the handle is in use.
+    // SAFETY: libcurl's header-callback arguments; HEADERDATA is our state.
+    unsafe {
+        deliver(
+            ptr,
+            size,
+            nmemb,
+            data,
+            "the header callback",
+            TransferState::header,
+        )
+    }
+}
+
+/// The body of the write and header trampolines: hands libcurl's bytes to
+/// `take` inside the panic boundary.
+///
+/// # Safety
+/// `ptr` holds `size * nmemb` readable bytes for the call, and `data` is a
+/// live `TransferState` (the callback's user data).
+unsafe fn deliver(
+    ptr: *mut c_char,
+    size: size_t,
+    nmemb: size_t,
+    data: *mut c_void,
+    place: &str,
+    take: fn(&TransferState, &[u8]) -> size_t,
+) -> size_t {
+    // SAFETY: per the contract, our state, alive while the handle is in use.
     let state = unsafe { state(data) };
-    crate::panic::trampoline(state.uv.inner(), "the header callback", 0, || {
-        // SAFETY: libcurl passes a line of that size.
-        state.header(unsafe { incoming(ptr, size, nmemb) })
+    crate::panic::trampoline(state.uv.inner(), place, 0, || {
+        // SAFETY: per the contract, libcurl passes bytes of that size.
+        take(state, unsafe { incoming(ptr, size, nmemb) })
     })
 }
 

@@ -20,7 +20,7 @@ impl Driver {
             // transfer's callbacks now, so none takes more data or completes
             // `Ok` before the deferred teardown cancels it.
             for state in self.transfers.borrow().values() {
-                state.multi_closed.set(true);
+                state.flags.multi_closed.set(true);
             }
             self.defer(super::Deferred::Close);
         } else {
@@ -49,7 +49,7 @@ impl Driver {
         loop {
             let next = self.transfers.borrow().values().next().cloned();
             let Some(state) = next else { break };
-            let outcome = if state.cancel_requested.get() {
+            let outcome = if state.flags.cancel_requested.get() {
                 Err(Error::cancelled())
             } else {
                 Err(Error::multi_closed())

@@ -83,7 +83,7 @@ impl Driver {
     /// it stays announced after the easy handle is reset or freed.
     fn announce_sockets(&self, state: &Rc<TransferState>) -> Result<(), Error> {
         let callbacks = &*self.callbacks as *const super::Callbacks as *mut c_void;
-        state.socket_context.set(callbacks);
+        state.flags.socket_context.set(callbacks);
         let this_transfer = Rc::as_ptr(state) as *mut c_void;
         let open: curl::curl_opensocket_callback = on_open_socket;
         let close: CloseSocketCallback = on_close_socket;
@@ -171,7 +171,7 @@ impl Driver {
     /// Whether the transfer is live and not being cancelled.
     pub fn is_running(&self, key: TransferKey) -> bool {
         self.lookup(key)
-            .is_some_and(|state| !state.cancel_requested.get())
+            .is_some_and(|state| !state.flags.cancel_requested.get())
     }
 
     /// Cancels a transfer; its completion reports `Cancelled`. Returns false if
@@ -180,7 +180,7 @@ impl Driver {
         let Some(state) = self.lookup(key) else {
             return false;
         };
-        if state.cancel_requested.replace(true) {
+        if state.flags.cancel_requested.replace(true) {
             return true; // already on its way out
         }
         if self.inside_curl() {
@@ -196,8 +196,8 @@ impl Driver {
         let state = self.lookup(key).ok_or_else(already_completed)?;
         // Allowed from the write/read callbacks too, where user code may call this.
         self.in_curl(|| state.easy().pause(curl::CURLPAUSE_RECV))?;
-        state.paused.set(true);
-        state.was_paused.set(true);
+        state.flags.paused.set(true);
+        state.flags.was_paused.set(true);
         Ok(())
     }
 
@@ -215,7 +215,7 @@ impl Driver {
     /// Unpauses; not inside a libcurl callback. Unpausing may deliver
     /// buffered data to the write callback right here.
     pub(super) fn resume_now(&self, state: &TransferState) -> Result<(), Error> {
-        if !state.paused.replace(false) {
+        if !state.flags.paused.replace(false) {
             return Ok(());
         }
         let bits = curl::CURLPAUSE_RECV_CONT | curl::CURLPAUSE_SEND_CONT;
