@@ -265,8 +265,9 @@ impl<C: PartialEq> EasyPool<C> {
             }) if wanted == Some(&kept) => (raw, errbuf, true),
             Some(Idle { raw, errbuf, kept }) => {
                 if kept.is_some() {
-                    // SAFETY: an idle handle of ours; reset drops every option.
-                    unsafe { curl::curl_easy_reset(raw.as_ptr()) };
+                    // SAFETY: an idle handle of ours, reset before `kept`
+                    // (which may hold its share handle) drops.
+                    unsafe { reset(raw) };
                 }
                 (raw, errbuf, false)
             }
@@ -302,9 +303,8 @@ impl<C> EasyPool<C> {
         let mut free = self.free.borrow_mut();
         if free.len() < EASY_POOL_MAX {
             if kept.is_none() {
-                // SAFETY: per the contract; reset drops every option (and so
-                // every pointer into the transfer state about to be freed).
-                unsafe { curl::curl_easy_reset(easy.as_ptr()) };
+                // SAFETY: per the contract.
+                unsafe { reset(easy) };
             }
             free.push(Idle {
                 raw: easy,
@@ -320,10 +320,30 @@ impl<C> EasyPool<C> {
 
 impl<C> Drop for EasyPool<C> {
     fn drop(&mut self) {
-        // Each handle is cleaned up before its error buffer is freed.
-        for Idle { raw: easy, .. } in self.free.get_mut().drain(..) {
+        // Each handle is cleaned up before its error buffer is freed and
+        // before its kept options, which may hold the share handle it is
+        // linked to (cleanup unlinks it, taking the share's lock).
+        for idle in self.free.get_mut().drain(..) {
             // SAFETY: idle handles owned by the pool.
-            unsafe { curl::curl_easy_cleanup(easy.as_ptr()) };
+            unsafe { curl::curl_easy_cleanup(idle.raw.as_ptr()) };
+            drop(idle);
         }
+    }
+}
+
+/// Resets an idle handle to libcurl's defaults and unlinks it from its share
+/// handle, which `curl_easy_reset` leaves linked: whatever kept the share
+/// alive for this handle (a transfer's options) is about to go.
+///
+/// # Safety
+/// `easy` is a valid easy handle in no multi handle, which nobody else uses.
+unsafe fn reset(easy: NonNull<CURL>) {
+    let no_share: *mut curl::CURLSH = std::ptr::null_mut();
+    // SAFETY: per the contract; reset drops every option (and so every
+    // pointer into a transfer state about to be freed), and a null
+    // CURLOPT_SHARE unlinks the share, if any, under its lock.
+    unsafe {
+        curl::curl_easy_reset(easy.as_ptr());
+        curl::curl_easy_setopt(easy.as_ptr(), curl::CURLOPT_SHARE, no_share);
     }
 }

@@ -73,8 +73,6 @@ pub(crate) struct TransferState {
     header_list: RefCell<Option<Slist>>,
     /// `CURLOPT_CURLU`, read by the handle.
     url: Option<Url>,
-    /// `CURLOPT_SHARE`: keeps the share handle alive.
-    share: Option<crate::Share>,
     pub completion: RefCell<Option<Completion>>,
     /// How the run is going: cancels, failures, pauses, refused sockets.
     pub flags: RunFlags,
@@ -82,8 +80,8 @@ pub(crate) struct TransferState {
     _keep_alive: Vec<Box<dyn std::any::Any>>,
     /// The options set on `easy` (`None`: an external handle).
     options: Option<OptionSet>,
-    /// Whether `easy` may go back to the pool still configured: no body and
-    /// no share handle (whose pointers would outlive the transfer).
+    /// Whether `easy` may go back to the pool still configured: no body
+    /// (whose pointer would outlive the transfer).
     may_keep_options: bool,
 }
 
@@ -162,8 +160,8 @@ impl TransferState {
         }
         let url = Url::parse(&request.url, &request.protocols)?;
         let tls = url.is_https();
-        let options = OptionSet::take_from(&mut request, tls);
-        let may_keep_options = matches!(request.body, Body::Empty) && share.is_none();
+        let options = OptionSet::take_from(&mut request, tls, share);
+        let may_keep_options = matches!(request.body, Body::Empty);
         let easy = pool.take(may_keep_options.then_some(&options))?;
         let (upload, upload_len, post_body) =
             match std::mem::replace(&mut request.body, Body::Empty) {
@@ -187,7 +185,6 @@ impl TransferState {
             post_body,
             header_list: RefCell::new(None),
             url: Some(url),
-            share: share.cloned(),
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
             _keep_alive: std::mem::take(&mut request.keep_alive),
@@ -228,7 +225,6 @@ impl TransferState {
             post_body: None,
             header_list: RefCell::new(None),
             url: None,
-            share: None,
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
             _keep_alive: Vec::new(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// Every value [`configure`] derives an option from, except the
 /// per-transfer pointers (URL handle, error buffer, callback data, header
-/// list, body, share). Two transfers with equal option sets leave an easy
+/// list, body). Two transfers with equal option sets leave an easy
 /// handle with the same options: a handle kept configured for one is reused
 /// for the other without `curl_easy_reset` (see `EasyPool::take`).
 ///
@@ -43,11 +43,16 @@ pub(crate) struct OptionSet {
     user_agent: Option<String>,
     buffer_size: Option<usize>,
     max_recv_speed: Option<u64>,
+    /// `CURLOPT_SHARE`, equal when it is the same share handle. Held here,
+    /// it lives as long as the handle is linked to it: while the transfer
+    /// runs, and while the handle waits in the pool still configured (the
+    /// pool unlinks a handle before it drops these options).
+    share: Option<crate::Share>,
 }
 
 impl OptionSet {
     /// Moves the option fields out of `r` (its body, callbacks and URL stay).
-    pub(super) fn take_from(r: &mut Request, tls: bool) -> OptionSet {
+    pub(super) fn take_from(r: &mut Request, tls: bool, share: Option<&crate::Share>) -> OptionSet {
         OptionSet {
             method: std::mem::take(&mut r.method),
             headers: std::mem::take(&mut r.headers),
@@ -66,6 +71,7 @@ impl OptionSet {
             user_agent: r.user_agent.take(),
             buffer_size: r.buffer_size,
             max_recv_speed: r.max_recv_speed,
+            share: share.cloned(),
         }
     }
 }
@@ -104,7 +110,7 @@ pub(super) fn configure(
     }
     if reused {
         // Equal option sets: every other option already has its value (a
-        // transfer with a body or a share is never kept configured).
+        // transfer with a body is never kept configured).
         return set_headers(state, &r.headers);
     }
     easy.set_long(curl::CURLOPT_NOSIGNAL, 1)?;
@@ -182,8 +188,9 @@ pub(super) fn configure(
     if let Some(speed) = r.max_recv_speed {
         easy.set_off_t(curl::CURLOPT_MAX_RECV_SPEED_LARGE, speed as i64)?;
     }
-    if let Some(share) = &state.share {
-        // SAFETY: the share handle is kept alive by `state` (see above).
+    if let Some(share) = &r.share {
+        // SAFETY: the share handle is kept alive by the option set, which
+        // `state` holds while the handle runs (see `OptionSet::share`).
         unsafe { easy.set_ptr(curl::CURLOPT_SHARE, share.raw().cast())? };
     }
     Ok(())
