@@ -18,6 +18,9 @@ use std::rc::Rc;
 /// `CURLOPT_ERRORBUFFER`: libcurl writes the text of a failure there.
 type ErrorBuffer = UnsafeCell<[u8; curl::CURL_ERROR_SIZE]>;
 
+/// String options shorter than this are passed from a stack buffer.
+const STACK_STRING: usize = 512;
+
 /// An easy handle.
 pub(crate) struct Easy<C = ()> {
     raw: NonNull<CURL>,
@@ -27,9 +30,6 @@ pub(crate) struct Easy<C = ()> {
     errbuf: Option<Box<ErrorBuffer>>,
     /// Where an owned handle goes when dropped; `None`: an external handle.
     pool: Option<Rc<EasyPool<C>>>,
-    /// What the handle is left configured with when it goes back to the
-    /// pool; `None`: it is reset there.
-    keep: Option<C>,
     /// Taken from the pool still configured with the options asked for.
     reused: bool,
 }
@@ -44,7 +44,6 @@ impl<C> Easy<C> {
             raw,
             errbuf: None,
             pool: None,
-            keep: None,
             reused: false,
         }
     }
@@ -77,14 +76,18 @@ impl<C> Easy<C> {
         self.reused
     }
 
-    /// Lets the handle go back to its pool configured as `options` says,
-    /// instead of reset. The caller vouches that `options` describes every
-    /// option set on it, and that no option points at anything libcurl may
-    /// read while the handle is idle or being cleaned up (see
-    /// [`EasyPool::take`]). No effect on an external handle.
-    pub fn keep_configured(&mut self, options: C) {
-        if self.pool.is_some() {
-            self.keep = Some(options);
+    /// Gives the handle back to its pool now, configured as `options` says,
+    /// instead of reset (the handle itself stays in `self` only as a number;
+    /// it must not be used afterwards). The caller vouches that the handle is
+    /// out of the multi, that `options` describes every option set on it, and
+    /// that no option points at anything libcurl may read while the handle is
+    /// idle or being cleaned up (see [`EasyPool::take`]). No effect on an
+    /// external handle. (The options are not stored in `Easy` meanwhile: a
+    /// running transfer does not pay their size twice.)
+    pub fn release_configured(&mut self, options: C) {
+        if let Some(pool) = self.pool.take() {
+            // SAFETY: an owned handle out of the multi (per the contract).
+            unsafe { pool.give(self.raw, self.errbuf.take(), Some(options)) };
         }
     }
 
@@ -127,10 +130,23 @@ impl<C> Easy<C> {
 
     /// `curl_easy_setopt` with a string, which libcurl copies.
     pub fn set_str(&self, option: curl::CURLoption, value: &str) -> Result<(), Error> {
-        let value = CString::new(value).map_err(|_| Error::invalid("string with a NUL byte"))?;
-        // SAFETY: string options are copied by libcurl (since 7.17).
+        if value.as_bytes().contains(&0) {
+            return Err(Error::invalid("string with a NUL byte"));
+        }
+        // Short strings are NUL-terminated in a stack buffer: no allocation.
+        let mut stack = [0u8; STACK_STRING];
+        let heap;
+        let c_value: *const c_char = if value.len() < STACK_STRING {
+            stack[..value.len()].copy_from_slice(value.as_bytes());
+            stack.as_ptr().cast()
+        } else {
+            heap = CString::new(value).map_err(|_| Error::invalid("string with a NUL byte"))?;
+            heap.as_ptr()
+        };
+        // SAFETY: a NUL-terminated string without other NULs; string options
+        // are copied by libcurl (since 7.17).
         setopt_result(option, unsafe {
-            curl::curl_easy_setopt(self.raw(), option, value.as_ptr())
+            curl::curl_easy_setopt(self.raw(), option, c_value)
         })
     }
 
@@ -181,7 +197,7 @@ impl<C> Drop for Easy<C> {
         if let Some(pool) = self.pool.take() {
             // SAFETY: an owned handle (from the pool), which its owner removed
             // from the multi before dropping it; nothing else uses it.
-            unsafe { pool.give(self.raw, self.errbuf.take(), self.keep.take()) };
+            unsafe { pool.give(self.raw, self.errbuf.take(), None) };
         }
     }
 }
@@ -287,7 +303,6 @@ impl<C: PartialEq> EasyPool<C> {
             raw,
             errbuf: Some(errbuf),
             pool: Some(self.clone()),
-            keep: None,
             reused,
         })
     }
