@@ -264,6 +264,8 @@ mod tests {
     fn transfer_state_stays_small() {
         let size = std::mem::size_of::<super::TransferState>();
         assert!(size <= 560, "TransferState is {size} bytes");
-        assert!(std::mem::size_of::<super::OptionSet>() <= 128);
+        let options = std::mem::size_of::<super::OptionSet>();
+        // (8 of them hold the share handle, which a Client's transfers set.)
+        assert!(options <= 136, "OptionSet is {options} bytes");
     }
 }
