@@ -230,8 +230,9 @@ async fn graceful_close(mut stream: TcpStream) {
 }
 
 /// Waits (at most `OUTQ_TIMEOUT`) until the kernel send queue of `stream`
-/// holds no unsent or unacknowledged bytes.
-async fn wait_send_queue_empty(stream: &TcpStream) {
+/// holds no unsent or unacknowledged bytes; returns whether it emptied (the
+/// peer's kernel has every byte written so far).
+pub(crate) async fn wait_send_queue_empty(stream: &TcpStream) -> bool {
     let fd = stream.as_raw_fd();
     let start = Instant::now();
     while start.elapsed() < OUTQ_TIMEOUT {
@@ -239,11 +240,15 @@ async fn wait_send_queue_empty(stream: &TcpStream) {
         // SAFETY: `fd` is a valid socket owned by `stream` for the whole
         // call, and TIOCOUTQ writes a single c_int through the pointer.
         let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued as *mut libc::c_int) };
-        if rc != 0 || queued <= 0 {
-            return;
+        if rc != 0 {
+            return false;
+        }
+        if queued <= 0 {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    false
 }
 
 /// Sets `SO_LINGER` to {on, 0 s} so that closing sends a reset.
