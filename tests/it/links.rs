@@ -13,7 +13,14 @@
 //! HTTP/2 stream that stalls at the server does not hold up its siblings on
 //! the same connection, which survives it.
 //!
-//! The seed is printed; set it with UVCURL_LINKS_SEED.
+//! The seed is printed; set it with UVCURL_LINKS_SEED. It fixes the
+//! transfer mix and every proxied connection's plan (by the connection's
+//! number); which transfer rides which connection is up to timing, so a
+//! rerun repeats the faults, not every outcome.
+//!
+//! On libcurl 7.x h2c is left out: it cannot multiplex h2c prior-knowledge
+//! transfers on one connection (curl #10634; 7.88 fails them with "Error in
+//! the HTTP2 framing layer"), see `h2c_reuse_works`.
 
 use crate::support::chaos::mix;
 use crate::support::harness::{h2c_reuse_works, Harness};
