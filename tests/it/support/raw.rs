@@ -34,6 +34,7 @@ enum Mode {
     ResetMidBody { total: usize, sent: usize },
     CloseBeforeHeaders,
     Script(Vec<u8>),
+    HangUpOnSecondRequest,
 }
 
 /// A TCP server on 127.0.0.1 that misbehaves in one fixed way on every
@@ -74,6 +75,14 @@ impl RawServer {
     /// Reads the request, writes `response` verbatim, then closes (FIN).
     pub fn script(response: Vec<u8>) -> RawServer {
         RawServer::start(Mode::Script(response))
+    }
+
+    /// Answers the first request on each connection with an empty `200 OK`
+    /// and keeps the connection; reads the second request's head, then
+    /// closes (FIN) without answering: a kept-alive connection that dies
+    /// under the next request.
+    pub fn hang_up_on_second_request() -> RawServer {
+        RawServer::start(Mode::HangUpOnSecondRequest)
     }
 
     /// Binds 127.0.0.1:0 and runs `mode` on a background thread.
@@ -164,6 +173,22 @@ async fn serve(mut stream: TcpStream, mode: &Mode) -> io::Result<()> {
             read_request(&mut stream).await?;
             stream.write_all(response).await?;
             stream.flush().await?;
+            graceful_close(stream).await;
+            Ok(())
+        }
+        Mode::HangUpOnSecondRequest => {
+            read_request(&mut stream).await?;
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await?;
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while find(&head, b"\r\n\r\n").is_none() && head.len() < MAX_HEAD {
+                match stream.read(&mut chunk).await? {
+                    0 => return Ok(()),
+                    n => head.extend_from_slice(&chunk[..n]),
+                }
+            }
             graceful_close(stream).await;
             Ok(())
         }
