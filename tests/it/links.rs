@@ -5,8 +5,8 @@
 //! stalls and mid-stream resets (support/link_proxy.rs). Needs root; CI runs
 //! as root, and without it these tests fail, saying so.
 //!
-//! It proves: 5,000 transfers at 500 in flight over HTTP/1.1, h2c and
-//! HTTPS with h2 each complete exactly once, byte-exact or failed with a
+//! It proves: 5,000 transfers (downloads and uploads) at 500 in flight over
+//! HTTP/1.1, h2c and HTTPS with h2 each complete exactly once, byte-exact or failed with a
 //! connection-lost kind, and only as often as the proxy's resets allow;
 //! timeouts and low-speed limits fire within bounds under latency and a
 //! bandwidth limit (and do not fire on slow transfers that keep going); an
@@ -26,7 +26,7 @@ use crate::support::chaos::mix;
 use crate::support::harness::{h2c_reuse_works, Harness};
 use crate::support::link_proxy::{Faults, LinkProxy};
 use crate::support::netns::{on_link, Link, Shape, UNANSWERED_IP};
-use crate::support::{body_bytes, raise_nofile_limit, HttpServer, HttpsServer};
+use crate::support::{body_bytes, raise_nofile_limit, sha256_hex, HttpServer, HttpsServer};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -94,6 +94,16 @@ enum Proto {
     H2Tls,
 }
 
+/// What a transfer does: a GET, or a POST of a body in memory, or a PUT of
+/// one read from a `Read` (each answered with the length and SHA-256 the
+/// server received).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Download,
+    Upload,
+    StreamedUpload,
+}
+
 struct Soak {
     seed: u64,
     with_h2c: bool,
@@ -132,19 +142,49 @@ impl Soak {
         low + (roll >> 8) as usize % (high - low + 1)
     }
 
+    /// Whether transfer `id` downloads (mostly) or uploads.
+    fn kind(&self, id: u64) -> Kind {
+        match mix(self.seed ^ id ^ 0x33) % 100 {
+            0..=6 => Kind::Upload,
+            7..=13 => Kind::StreamedUpload,
+            _ => Kind::Download,
+        }
+    }
+
+    /// The body transfer `id` downloads or uploads.
+    fn body(&self, id: u64) -> &[u8] {
+        &self.bodies[(id % BODY_SEEDS) as usize][..self.body_len(id)]
+    }
+
     fn start_next(self: &Rc<Self>) {
         let id = self.next.get();
         if id >= TRANSFERS {
             return;
         }
         self.next.set(id + 1);
-        let path = format!("/bytes/{}?seed={}", self.body_len(id), id % BODY_SEEDS);
-        let request = match self.proto(id) {
-            Proto::Http1 => Request::get(self.h1.url(&path)).http_version(HttpVersionPref::Http1_1),
-            Proto::H2c => {
-                Request::get(self.h2c.url(&path)).http_version(HttpVersionPref::Http2PriorKnowledge)
+        let url = |path: &str| match self.proto(id) {
+            Proto::Http1 => self.h1.url(path),
+            Proto::H2c => self.h2c.url(path),
+            Proto::H2Tls => self.tls.https_url(path),
+        };
+        let request = match self.kind(id) {
+            Kind::Download => Request::get(url(&format!(
+                "/bytes/{}?seed={}",
+                self.body_len(id),
+                id % BODY_SEEDS
+            ))),
+            Kind::Upload => Request::post(url("/upload"), self.body(id).to_vec()),
+            Kind::StreamedUpload => {
+                let body = self.body(id).to_vec();
+                let len = body.len() as u64;
+                Request::new("PUT", url("/upload"))
+                    .body_reader(std::io::Cursor::new(body), Some(len))
             }
-            Proto::H2Tls => Request::get(self.tls.https_url(&path)).ca_file(&self.ca_file),
+        };
+        let request = match self.proto(id) {
+            Proto::Http1 => request.http_version(HttpVersionPref::Http1_1),
+            Proto::H2c => request.http_version(HttpVersionPref::Http2PriorKnowledge),
+            Proto::H2Tls => request.ca_file(&self.ca_file),
         };
         // Only a guard: the test fails on any timeout.
         let request = request.timeout(Duration::from_secs(30));
@@ -192,7 +232,15 @@ impl Soak {
                 } else {
                     HttpVersion::Http2
                 };
-                let body = &self.bodies[(id % BODY_SEEDS) as usize][..self.body_len(id)];
+                let answer;
+                let body = match self.kind(id) {
+                    Kind::Download => self.body(id),
+                    Kind::Upload | Kind::StreamedUpload => {
+                        let sent = self.body(id);
+                        answer = format!("{} {}", sent.len(), sha256_hex(sent));
+                        answer.as_bytes()
+                    }
+                };
                 if response.status() != 200 {
                     Err(format!("status {}", response.status()))
                 } else if response.http_version() != version {
@@ -214,12 +262,15 @@ impl Soak {
 }
 
 /// Through 20-80 ms of latency each way, stalls of up to 1.5 s and resets
-/// after 6-256 KiB on some connections, and a 200 Mbit/s veth: 5,000
-/// transfers at 500 in flight, a third each over HTTP/1.1, h2c (on libcurl
-/// 8; 7.x cannot reuse h2c connections, see `h2c_reuse_works`) and HTTPS
-/// with h2. Each completes exactly once, byte-exact or with a connection-lost
-/// kind; over HTTP/1.1 every reset that cut a response fails exactly that
-/// transfer, so the failures are at least the cuts and at most the resets.
+/// (after 4-128 KiB on some HTTP/1.1 connections, after 1-6 MiB on every
+/// HTTP/2 one), and a 200 Mbit/s veth: 5,000 transfers at 500 in flight, a
+/// third each over HTTP/1.1, h2c (on libcurl 8; 7.x cannot reuse h2c
+/// connections, see `h2c_reuse_works`) and HTTPS with h2; one in seven an
+/// upload from memory, one in seven an upload streamed from a `Read`. Each
+/// completes exactly once, byte-exact (the server's SHA-256 of an upload
+/// right) or with a connection-lost kind; over HTTP/1.1 every reset that
+/// cut a response fails exactly that transfer, and a reset fails at most
+/// one, so the failures are at least the cuts and at most the resets.
 #[test]
 fn five_thousand_transfers_through_stalls_and_resets_complete_once_each() {
     let seed = seed();
@@ -240,16 +291,16 @@ fn five_thousand_transfers_through_stalls_and_resets_complete_once_each() {
             stall_per_mille: 200,
             stall_ms: (100, 1500),
             stall_within: 64 << 10,
-            reset_per_mille: 150,
-            reset_after: (6 << 10, 256 << 10),
+            reset_per_mille: 300,
+            reset_after: (4 << 10, 128 << 10),
         };
         let h2_faults = Faults {
-            // Every connection: a stall within its first MiB, a reset after
-            // 2-12 MiB (one side carries some 30 MiB in all).
+            // Every connection: a stall within its first 512 KiB, a reset
+            // after 1-6 MiB (one side carries some 30 MiB in all).
             stall_per_mille: 1000,
-            stall_within: 1 << 20,
+            stall_within: 512 << 10,
             reset_per_mille: 1000,
-            reset_after: (2 << 20, 12 << 20),
+            reset_after: (1 << 20, 6 << 20),
             ..h1_faults
         };
         let soak = Rc::new(Soak {
