@@ -242,7 +242,8 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, plan: Plan, counters
         let (mut up_done, mut down_done) = (false, false);
         loop {
             tokio::select! {
-                end = &mut up, if !up_done => up_done = end == End::Closed,
+                // (Only the server's direction has a reset point.)
+                _ = &mut up, if !up_done => up_done = true,
                 end = &mut down, if !down_done => match end {
                     End::Closed => down_done = true,
                     reset => break Some(reset),
