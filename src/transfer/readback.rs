@@ -34,7 +34,8 @@ impl TransferState {
             let os = std::io::Error::from_raw_os_error(errno);
             detail = format!("{detail} ({os})");
         }
-        Err(Error::from_curl(code, &detail))
+        let answered = self.easy.info_long(curl::CURLINFO_RESPONSE_CODE) != 0;
+        Err(Error::from_transfer(code, &detail, answered))
     }
 
     /// Reads status, headers, sizes and timings back from the easy handle.
