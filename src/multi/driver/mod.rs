@@ -112,12 +112,15 @@ pub(crate) struct Driver {
     timer_fires: Cell<u64>,
     /// Transfers started on a handle kept configured for their options.
     reused_configured: Cell<u64>,
-    /// Caches shared with other loops' transfers.
-    share: Option<crate::Share>,
     /// Idle easy handles for the next transfers.
     easy_pool: Rc<EasyPool<OptionSet>>,
     /// Shut at teardown (the remote's mailbox, once a Remote was asked for).
     attachment: RefCell<Option<Box<dyn Attachment>>>,
+    /// Caches shared with other loops' transfers. Dropped after `easy_pool`:
+    /// an idle handle stays linked to the share (`curl_easy_reset` keeps
+    /// `CURLOPT_SHARE`) until `curl_easy_cleanup` unlinks it, which takes the
+    /// share's locks.
+    share: Option<crate::Share>,
 }
 
 impl Driver {
