@@ -20,4 +20,5 @@ mod high_fds;
 mod remote;
 mod sequences;
 mod support_selftest;
+mod tls;
 mod transfers;

@@ -20,6 +20,7 @@ mod proxy;
 mod raw;
 mod temp;
 mod tls;
+mod tls_faults;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Command;
@@ -33,6 +34,8 @@ pub use loopback::{body_bytes, fill_body_bytes, HttpServer};
 pub use proxy::ProxyServer;
 pub use raw::RawServer;
 pub use temp::TempDir;
+pub(crate) use tls::Leaf;
+pub use tls_faults::{ServerHelloThenSilence, Tls10Server};
 
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
