@@ -496,6 +496,44 @@ fn continue_starts_over_when_the_server_ignores_range() {
     assert_eq!(server.ranges(), vec![expected]);
 }
 
+/// Rerun with `--continue` after an interrupted run, a file that run saved
+/// is not fetched again: a `Range` request from its length gets a `416`
+/// saying it is complete, and it stays as it is (no `NAME.1` copy). One
+/// that grew on the server since is completed in place, as with `wget -c`.
+#[test]
+fn continue_keeps_files_saved_by_an_earlier_run() {
+    let _fds = shared();
+    let done = body_bytes(300_000, 5);
+    let grown = body_bytes(200_000, 6);
+    let mut routes = HashMap::new();
+    routes.insert("/done.bin".to_owned(), Route::file(done.clone()));
+    routes.insert("/grown.bin".to_owned(), Route::file(grown.clone()));
+    let server = FileServer::start(routes, true).expect("start the file server");
+    let out = TempDir::new("uvcurl-download-saved");
+    fs::write(out.join("done.bin"), &done).expect("write saved file");
+    fs::write(out.join("grown.bin"), &grown[..50_000]).expect("write saved file");
+    let urls = [server.url("/done.bin"), server.url("/grown.bin")];
+    let result = run(&[&urls[0], &urls[1], "-o", out.str(), "-c", "-v"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    let mut ranges = server.ranges();
+    ranges.sort();
+    assert_eq!(
+        ranges,
+        vec![
+            ("/done.bin".to_owned(), "bytes=300000-".to_owned()),
+            ("/grown.bin".to_owned(), "bytes=50000-".to_owned()),
+        ]
+    );
+    assert_eq!(
+        (server.hits("/done.bin"), server.hits("/grown.bin")),
+        (1, 1)
+    );
+    assert!(fs::read(out.join("done.bin")).expect("kept") == done);
+    assert!(fs::read(out.join("grown.bin")).expect("completed") == grown);
+    let names = vec![PathBuf::from("done.bin"), PathBuf::from("grown.bin")];
+    assert_eq!(files_under(out.path()), names);
+}
+
 #[test]
 fn hostile_names_stay_inside_the_output_directory() {
     let _fds = shared();
