@@ -23,7 +23,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(180);
 // ---- the example binary ------------------------------------------------------
 
 /// The path of the `download` example, built once per test process.
-fn downloader() -> PathBuf {
+pub(crate) fn downloader() -> PathBuf {
     static BUILD: Once = Once::new();
     // target/<profile>/deps/it-<hash> -> target/<profile>
     let exe = std::env::current_exe().expect("test executable path");
@@ -54,10 +54,10 @@ fn downloader() -> PathBuf {
 
 /// What a downloader run left behind.
 #[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs the downloader with `args`, killing it if it outlives [`RUN_LIMIT`].
@@ -71,7 +71,7 @@ fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// Starts the downloader with `args`; `stdin` (if any) is written to it.
-fn start(args: &[&str], stdin: Option<&str>) -> Child {
+pub(crate) fn start(args: &[&str], stdin: Option<&str>) -> Child {
     start_with_env(args, stdin, &[])
 }
 
@@ -108,7 +108,7 @@ fn start_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> C
 
 /// Waits for `child` at most [`RUN_LIMIT`] (then kills it) and collects
 /// its exit status and output.
-fn finish(child: Child, args: &[&str]) -> Run {
+pub(crate) fn finish(child: Child, args: &[&str]) -> Run {
     let pid = child.id();
     let (done, finished) = mpsc::channel();
     thread::spawn(move || {
@@ -129,7 +129,7 @@ fn finish(child: Child, args: &[&str]) -> Run {
 }
 
 /// Sends `signal` to the downloader process `pid` that this test started.
-fn signal(pid: u32, signal: libc::c_int) {
+pub(crate) fn signal(pid: u32, signal: libc::c_int) {
     // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our child.
     unsafe { libc::kill(pid as libc::pid_t, signal) };
 }

@@ -19,6 +19,7 @@ mod loopback;
 mod proxy;
 mod raw;
 mod temp;
+mod throttled;
 mod tls;
 mod tls_faults;
 
@@ -34,6 +35,7 @@ pub use loopback::{body_bytes, fill_body_bytes, HttpServer};
 pub use proxy::ProxyServer;
 pub use raw::RawServer;
 pub use temp::TempDir;
+pub use throttled::{Served, ThrottledFiles};
 pub(crate) use tls::Leaf;
 pub use tls_faults::{ServerHelloThenSilence, Tls10Server};
 
