@@ -41,8 +41,8 @@ pub struct Served {
 /// What the connections share.
 struct State {
     files: HashMap<String, Bytes>,
-    /// Delay between two frames of one body.
-    frame_delay: Duration,
+    /// Delay between two frames of one body, in nanoseconds.
+    frame_delay: AtomicU64,
     log: Mutex<Vec<Served>>,
     /// Bodies not yet dropped.
     active: AtomicUsize,
@@ -61,10 +61,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ThrottledFiles {
     /// Serves `files` (path → body), each body at `bytes_per_sec`.
     pub fn start(files: HashMap<String, Bytes>, bytes_per_sec: u64) -> ThrottledFiles {
-        let frame_delay = Duration::from_secs_f64(CHUNK as f64 / bytes_per_sec as f64);
         let state = Arc::new(State {
             files,
-            frame_delay,
+            frame_delay: AtomicU64::new(frame_delay(bytes_per_sec)),
             log: Mutex::default(),
             active: AtomicUsize::new(0),
         });
@@ -96,6 +95,12 @@ impl ThrottledFiles {
         format!("http://127.0.0.1:{}{path}", self.background.port())
     }
 
+    /// Sends the bodies of later frames at `bytes_per_sec`.
+    pub fn set_rate(&self, bytes_per_sec: u64) {
+        let delay = frame_delay(bytes_per_sec);
+        self.state.frame_delay.store(delay, Ordering::SeqCst);
+    }
+
     /// Takes the requests logged so far.
     pub fn take_log(&self) -> Vec<Served> {
         std::mem::take(&mut *lock(&self.state.log))
@@ -105,6 +110,11 @@ impl ThrottledFiles {
     pub fn active_bodies(&self) -> usize {
         self.state.active.load(Ordering::SeqCst)
     }
+}
+
+/// Nanoseconds between frames of [`CHUNK`] bytes at `bytes_per_sec`.
+fn frame_delay(bytes_per_sec: u64) -> u64 {
+    CHUNK as u64 * 1_000_000_000 / bytes_per_sec.max(1)
 }
 
 /// The answer to `request`: the file from the range start (a 206), all of
@@ -180,7 +190,6 @@ fn answer(
         data,
         pos: 0,
         pause: Box::pin(tokio::time::sleep(Duration::ZERO)),
-        delay: state.frame_delay,
         sent,
         state: Arc::clone(state),
     });
@@ -191,12 +200,11 @@ fn answer(
     response
 }
 
-/// A body sent a frame of [`CHUNK`] bytes at a time, `delay` apart.
+/// A body sent a frame of [`CHUNK`] bytes at a time, at the server's rate.
 pub struct Throttled {
     data: Bytes,
     pos: usize,
     pause: Pin<Box<Sleep>>,
-    delay: Duration,
     sent: Arc<AtomicU64>,
     state: Arc<State>,
 }
@@ -219,7 +227,8 @@ impl Body for Throttled {
         let frame = self.data.slice(self.pos..end);
         self.pos = end;
         self.sent.fetch_add(frame.len() as u64, Ordering::SeqCst);
-        let next = Instant::now() + self.delay;
+        let delay = Duration::from_nanos(self.state.frame_delay.load(Ordering::SeqCst));
+        let next = Instant::now() + delay;
         self.pause.as_mut().reset(next);
         Poll::Ready(Some(Ok(Frame::data(frame))))
     }
