@@ -208,12 +208,12 @@ fn tls_sessions_are_resumed_across_the_loops_of_a_client() {
         (1, 0)
     );
     // Both loops idle again; then one slow and one quick request, which the
-    // client puts on different loops: one reuses the first loop's
-    // connection, the other needs a connection on the other loop.
+    // client puts on different loops (the least busy first, then the other):
+    // the slow one reuses the first loop's connection, the quick one needs a
+    // connection on the other loop.
     assert!(wait_until(Duration::from_secs(5), || client.loads() == [0, 0]));
     let slow = get("/slow-headers?ms=500");
     let quick = get("/bytes/20");
-    assert_eq!(client.loads(), [1, 1], "one on each loop");
     assert_eq!(quick.wait().unwrap().status(), 200);
     assert_eq!(slow.wait().unwrap().status(), 200);
     assert_eq!(server.connections(), 2);
