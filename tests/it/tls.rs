@@ -108,6 +108,7 @@ fn a_server_that_never_answers_the_client_hello_times_out() {
     let _fds = shared();
     let silent = RawServer::silent();
     let error = assert_times_out(format!("https://127.0.0.1:{}/", silent.port()));
+    // 8.x: "Connection timed out after 500 milliseconds"; 7.88: "SSL connection timeout".
     assert_reason(
         &error,
         ErrorKind::Timeout,
@@ -134,7 +135,9 @@ fn a_server_that_stops_after_its_server_hello_times_out() {
 }
 
 /// OpenSSL 3 refuses TLS 1.0 at its default security level; which step
-/// notices first depends on the libcurl (8.x asks for TLS 1.2 at least).
+/// notices first depends on the libcurl: 8.x asks for TLS 1.2 at least and
+/// gets "tlsv1 alert protocol version", 7.88 fails on the server's
+/// signature ("legacy sigalg disallowed or unsupported").
 #[test]
 fn a_tls_1_0_only_server_is_refused() {
     let _fds = shared();
