@@ -101,6 +101,11 @@ impl ThrottledFiles {
         self.state.frame_delay.store(delay, Ordering::SeqCst);
     }
 
+    /// Requests logged and not yet taken.
+    pub fn logged(&self) -> usize {
+        lock(&self.state.log).len()
+    }
+
     /// Takes the requests logged so far.
     pub fn take_log(&self) -> Vec<Served> {
         std::mem::take(&mut *lock(&self.state.log))
