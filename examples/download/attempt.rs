@@ -89,6 +89,11 @@ pub struct Attempt {
     /// Bytes already in the `.part` file when the request was sent (a
     /// `Range` request asks for the rest).
     pub resume_from: u64,
+    /// With `--continue` and no `.part` file: `resume_from` is the length
+    /// of the file an earlier run saved under the final name, and the
+    /// `Range` request asks whether it is complete (a `416` for its length
+    /// says it is, with no body byte sent).
+    saved_before: bool,
     /// The `.part` file, open once a 2xx head arrived.
     file: Option<PartFile>,
     /// Body bytes received by this attempt.
@@ -104,15 +109,24 @@ pub struct Attempt {
 impl Attempt {
     /// Prepares the next attempt of `job`, whose name is already claimed.
     /// With `--continue`, an existing `.part` file is resumed.
+    /// Without a `.part` file, a file saved under the final name by an
+    /// earlier run is checked instead (and never written to).
     pub fn new(job: Job, ctx: &Context) -> Attempt {
-        let resume_from = if ctx.settings.resume {
-            output::existing_len(&ctx.part_path(&job.name))
+        let (resume_from, saved_before) = if ctx.settings.resume {
+            match output::existing_len(&ctx.part_path(&job.name)) {
+                0 => match output::existing_len(&ctx.final_path(&job.name)) {
+                    0 => (0, false),
+                    saved => (saved, true),
+                },
+                part => (part, false),
+            }
         } else {
-            0
+            (0, false)
         };
         Attempt {
             job,
             resume_from,
+            saved_before,
             file: None,
             received: 0,
             total: None,
@@ -180,6 +194,13 @@ impl Attempt {
             self.total = total.or(length.map(|l| start + l));
             self.notes
                 .push(format!("resumed {} at byte {start}", self.job.name));
+            if self.saved_before {
+                // The saved file is a prefix of a longer one now: as with
+                // `wget -c`, it is completed, as a `.part` file meanwhile.
+                let saved = ctx.final_path(&self.job.name);
+                output::promote(&saved, &part).map_err(|e| io_failure(&part, e))?;
+                self.saved_before = false;
+            }
             let file = PartFile::append(&part, start).map_err(|e| io_failure(&part, e))?;
             self.file = Some(file);
             return Ok(());
@@ -189,8 +210,12 @@ impl Attempt {
                 "the server ignored the Range request for {}; starting over",
                 self.job.name
             ));
-            output::discard(&part).map_err(|e| io_failure(&part, e))?;
+            if !self.saved_before {
+                output::discard(&part).map_err(|e| io_failure(&part, e))?;
+            }
+            // (A file saved before stays; `save` picks another name.)
             self.resume_from = 0;
+            self.saved_before = false;
         }
         self.rename_from_disposition(head, ctx);
         self.total = length;
@@ -257,6 +282,9 @@ impl Attempt {
         if status == 416 && self.part_already_complete(response) {
             self.notes
                 .push(format!("{} was already complete", self.job.name));
+            if self.saved_before {
+                return self.keep_saved(ctx);
+            }
             return self.save(self.resume_from, ctx);
         }
         if !(200..300).contains(&status) {
@@ -281,6 +309,25 @@ impl Attempt {
                 "short body: got {len} of {total} bytes"
             ))),
             _ => self.save(len, ctx),
+        }
+    }
+
+    /// The file an earlier run saved is complete: it stays as it is, once
+    /// its checksum (if the job has one) matches.
+    fn keep_saved(&mut self, ctx: &Context) -> Outcome {
+        let path = ctx.final_path(&self.job.name);
+        if let Some(sum) = &self.job.checksum {
+            match sum.verify_file(&path) {
+                Ok(Ok(())) => {}
+                Ok(Err(actual)) => {
+                    return Outcome::Failed(Failure::permanent(sum.mismatch(&actual)))
+                }
+                Err(e) => return Outcome::Failed(io_failure(&path, e)),
+            }
+        }
+        Outcome::Saved {
+            path,
+            bytes: self.resume_from,
         }
     }
 

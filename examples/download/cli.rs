@@ -61,7 +61,8 @@ pub struct Cli {
     pub retries: u32,
 
     /// Resume partial NAME.part files with a Range request, and keep them
-    /// when a transfer fails (but not after a checksum mismatch).
+    /// when a transfer fails (but not after a checksum mismatch). A NAME
+    /// saved by an earlier run is checked the same way, not fetched again.
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
 

@@ -160,8 +160,9 @@ pub fn part_name(name: &str) -> String {
 /// Hands out unique names in one output directory.
 ///
 /// A name is free when neither it nor its `.part` is claimed in this run, no
-/// file of that name exists (unless overwriting) and no `.part` of it exists
-/// (unless resuming or overwriting). Taken names get `.1`, `.2`, ...
+/// file of that name exists (unless overwriting, or resuming: an earlier
+/// run's file is then checked, see `Attempt::new`) and no `.part` of it
+/// exists (unless resuming or overwriting). Taken names get `.1`, `.2`, ...
 #[derive(Debug)]
 pub struct Names {
     dir: PathBuf,
@@ -208,7 +209,7 @@ impl Names {
             return false;
         }
         let final_ok = match fs::symlink_metadata(self.dir.join(candidate)) {
-            Ok(meta) => self.overwrite && !meta.is_dir(),
+            Ok(meta) => (self.overwrite && !meta.is_dir()) || (self.resume && meta.is_file()),
             Err(_) => true,
         };
         let part_ok = match fs::symlink_metadata(self.dir.join(&part)) {

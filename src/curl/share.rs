@@ -64,7 +64,15 @@ impl ShareHandle {
 impl Drop for ShareHandle {
     fn drop(&mut self) {
         // SAFETY: from curl_share_init, cleaned up exactly once, when no easy
-        // handle uses it any more (each transfer keeps the Share alive).
-        unsafe { curl::curl_share_cleanup(self.raw()) };
+        // handle uses it any more (each transfer keeps the Share alive, and
+        // each driver until its idle handles are cleaned up).
+        let code = unsafe { curl::curl_share_cleanup(self.raw()) };
+        // CURLSHE_IN_USE: libcurl kept the handle (leaked), and an easy
+        // handle still linked to it would call the freed lock callbacks'
+        // data when it is cleaned up.
+        if code != curl::CURLSHE_OK {
+            log::error!("uvcurl: curl_share_cleanup failed ({code}): a handle still uses it");
+            debug_assert!(false, "curl_share_cleanup: {code}");
+        }
     }
 }

@@ -23,7 +23,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(180);
 // ---- the example binary ------------------------------------------------------
 
 /// The path of the `download` example, built once per test process.
-fn downloader() -> PathBuf {
+pub(crate) fn downloader() -> PathBuf {
     static BUILD: Once = Once::new();
     // target/<profile>/deps/it-<hash> -> target/<profile>
     let exe = std::env::current_exe().expect("test executable path");
@@ -54,10 +54,10 @@ fn downloader() -> PathBuf {
 
 /// What a downloader run left behind.
 #[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs the downloader with `args`, killing it if it outlives [`RUN_LIMIT`].
@@ -71,7 +71,7 @@ fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// Starts the downloader with `args`; `stdin` (if any) is written to it.
-fn start(args: &[&str], stdin: Option<&str>) -> Child {
+pub(crate) fn start(args: &[&str], stdin: Option<&str>) -> Child {
     start_with_env(args, stdin, &[])
 }
 
@@ -108,7 +108,7 @@ fn start_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> C
 
 /// Waits for `child` at most [`RUN_LIMIT`] (then kills it) and collects
 /// its exit status and output.
-fn finish(child: Child, args: &[&str]) -> Run {
+pub(crate) fn finish(child: Child, args: &[&str]) -> Run {
     let pid = child.id();
     let (done, finished) = mpsc::channel();
     thread::spawn(move || {
@@ -129,7 +129,7 @@ fn finish(child: Child, args: &[&str]) -> Run {
 }
 
 /// Sends `signal` to the downloader process `pid` that this test started.
-fn signal(pid: u32, signal: libc::c_int) {
+pub(crate) fn signal(pid: u32, signal: libc::c_int) {
     // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our child.
     unsafe { libc::kill(pid as libc::pid_t, signal) };
 }
@@ -494,6 +494,44 @@ fn continue_starts_over_when_the_server_ignores_range() {
     let (server, already) = resume_against(false);
     let expected = ("/big.bin".to_owned(), format!("bytes={already}-"));
     assert_eq!(server.ranges(), vec![expected]);
+}
+
+/// Rerun with `--continue` after an interrupted run, a file that run saved
+/// is not fetched again: a `Range` request from its length gets a `416`
+/// saying it is complete, and it stays as it is (no `NAME.1` copy). One
+/// that grew on the server since is completed in place, as with `wget -c`.
+#[test]
+fn continue_keeps_files_saved_by_an_earlier_run() {
+    let _fds = shared();
+    let done = body_bytes(300_000, 5);
+    let grown = body_bytes(200_000, 6);
+    let mut routes = HashMap::new();
+    routes.insert("/done.bin".to_owned(), Route::file(done.clone()));
+    routes.insert("/grown.bin".to_owned(), Route::file(grown.clone()));
+    let server = FileServer::start(routes, true).expect("start the file server");
+    let out = TempDir::new("uvcurl-download-saved");
+    fs::write(out.join("done.bin"), &done).expect("write saved file");
+    fs::write(out.join("grown.bin"), &grown[..50_000]).expect("write saved file");
+    let urls = [server.url("/done.bin"), server.url("/grown.bin")];
+    let result = run(&[&urls[0], &urls[1], "-o", out.str(), "-c", "-v"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    let mut ranges = server.ranges();
+    ranges.sort();
+    assert_eq!(
+        ranges,
+        vec![
+            ("/done.bin".to_owned(), "bytes=300000-".to_owned()),
+            ("/grown.bin".to_owned(), "bytes=50000-".to_owned()),
+        ]
+    );
+    assert_eq!(
+        (server.hits("/done.bin"), server.hits("/grown.bin")),
+        (1, 1)
+    );
+    assert!(fs::read(out.join("done.bin")).expect("kept") == done);
+    assert!(fs::read(out.join("grown.bin")).expect("completed") == grown);
+    let names = vec![PathBuf::from("done.bin"), PathBuf::from("grown.bin")];
+    assert_eq!(files_under(out.path()), names);
 }
 
 #[test]

@@ -638,3 +638,34 @@ fn reused_easy_handles_carry_no_option_into_the_next_request() {
     drop(server);
     h.finish();
 }
+
+/// A `Share` used by transfers is freed with the `Multi`s that used it, in
+/// an order that never leaves libcurl a handle pointing into it: every
+/// transfer's easy handle (kept idle for reuse) lets go of the share before
+/// `curl_share_cleanup` runs. (Under memcheck, tests/memcheck.rs, a handle
+/// still linked to a freed share shows up as an invalid read and a leak.)
+#[test]
+fn a_share_is_freed_after_every_handle_that_used_it() {
+    let _fds = crate::support::harness::shared();
+    let server = HttpServer::start();
+    for share_dropped_first in [true, false] {
+        let uv = uvcurl::Loop::new().unwrap();
+        let share = uvcurl::Share::new().unwrap();
+        let multi = uvcurl::Multi::builder().share(&share).build(&uv).unwrap();
+        for i in 0..3 {
+            let response = multi
+                .fetch(Request::get(server.url(&format!("/bytes/100?seed={i}"))))
+                .unwrap();
+            assert_eq!(response.body(), &body_bytes(100, i)[..]);
+        }
+        if share_dropped_first {
+            drop(share);
+            drop(multi);
+        } else {
+            drop(multi);
+            drop(share);
+        }
+        uv.run().unwrap();
+        uv.close().unwrap();
+    }
+}

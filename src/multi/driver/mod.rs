@@ -112,12 +112,15 @@ pub(crate) struct Driver {
     timer_fires: Cell<u64>,
     /// Transfers started on a handle kept configured for their options.
     reused_configured: Cell<u64>,
-    /// Caches shared with other loops' transfers.
-    share: Option<crate::Share>,
     /// Idle easy handles for the next transfers.
     easy_pool: Rc<EasyPool<OptionSet>>,
     /// Shut at teardown (the remote's mailbox, once a Remote was asked for).
     attachment: RefCell<Option<Box<dyn Attachment>>>,
+    /// Caches shared with other loops' transfers. Dropped after `easy_pool`,
+    /// though the pool no longer needs it: a handle kept configured holds
+    /// the share in its option set, and the pool unlinks every handle it
+    /// resets (`curl_easy_reset` keeps `CURLOPT_SHARE`).
+    share: Option<crate::Share>,
 }
 
 impl Driver {

@@ -2,23 +2,33 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_rustls::rustls::HandshakeKind;
 use tokio_rustls::TlsAcceptor;
 
 use super::background::Background;
 use super::http::{accept_loop, Stats};
-use super::tls::TestPki;
+use super::tls::{Leaf, TestPki};
 use super::TempDir;
+
+/// Completed TLS handshakes, by kind.
+#[derive(Default)]
+struct Handshakes {
+    full: AtomicUsize,
+    resumed: AtomicUsize,
+}
 
 /// TLS loopback server with the same routes; ALPN offers `h2` and
 /// `http/1.1`; the certificate is issued for "localhost" and 127.0.0.1 by a
-/// CA generated at start.
+/// CA generated at start. Session resumption (TLS 1.3 tickets, TLS 1.2
+/// session ids) is rustls' default: a cache of 256 sessions.
 pub struct HttpsServer {
     background: Background,
     stats: Arc<Stats>,
+    handshakes: Arc<Handshakes>,
     ca_pem: String,
     ca_file: PathBuf,
     _dir: TempDir,
@@ -28,32 +38,51 @@ impl HttpsServer {
     /// Generates the CA and leaf, writes the CA PEM to a temporary
     /// directory, binds 127.0.0.1:0 and serves until dropped.
     pub fn start() -> HttpsServer {
-        HttpsServer::start_at(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        HttpsServer::start_with(Leaf::default(), IpAddr::V4(Ipv4Addr::LOCALHOST))
     }
 
     /// As [`start`](HttpsServer::start), bound to `ip`; the certificate
     /// still names "localhost" and 127.0.0.1 (tests/it/links.rs reaches it
     /// through a proxy on 127.0.0.1).
     pub fn start_at(ip: IpAddr) -> HttpsServer {
-        let pki = TestPki::generate();
+        HttpsServer::start_with(Leaf::default(), ip)
+    }
+
+    /// [`start`](HttpsServer::start) with the leaf certificate `leaf`
+    /// describes (other names, or expired).
+    pub(crate) fn start_for(leaf: Leaf) -> HttpsServer {
+        HttpsServer::start_with(leaf, IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    fn start_with(leaf: Leaf, ip: IpAddr) -> HttpsServer {
+        let pki = TestPki::generate_for(leaf);
         let dir = TempDir::new("uvcurl-support-tls");
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, pki.ca_pem.as_bytes()).expect("write CA PEM");
         let acceptor = TlsAcceptor::from(Arc::clone(&pki.server_config));
         let stats = Arc::new(Stats::default());
-        let shared = Arc::clone(&stats);
+        let handshakes = Arc::new(Handshakes::default());
+        let (shared, counts) = (Arc::clone(&stats), Arc::clone(&handshakes));
         let background = Background::spawn_at("support-https", ip, 2, move |listener| {
             accept_loop(listener, shared, move |tcp| {
                 let accept = acceptor.accept(tcp);
+                let counts = Arc::clone(&counts);
                 async move {
                     let handshake = tokio::time::timeout(Duration::from_secs(10), accept).await;
-                    handshake.ok()?.ok()
+                    let stream = handshake.ok()?.ok()?;
+                    let counter = match stream.get_ref().1.handshake_kind() {
+                        Some(HandshakeKind::Resumed) => &counts.resumed,
+                        _ => &counts.full,
+                    };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    Some(stream)
                 }
             })
         });
         HttpsServer {
             background,
             stats,
+            handshakes,
             ca_pem: pki.ca_pem,
             ca_file,
             _dir: dir,
@@ -88,5 +117,15 @@ impl HttpsServer {
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.stats.requests.load(Ordering::SeqCst)
+    }
+
+    /// Completed full TLS handshakes (not resumed).
+    pub fn full_handshakes(&self) -> usize {
+        self.handshakes.full.load(Ordering::SeqCst)
+    }
+
+    /// Completed TLS handshakes that resumed an earlier session.
+    pub fn resumed_handshakes(&self) -> usize {
+        self.handshakes.resumed.load(Ordering::SeqCst)
     }
 }

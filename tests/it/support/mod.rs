@@ -21,7 +21,9 @@ pub mod netns;
 mod proxy;
 mod raw;
 mod temp;
+mod throttled;
 mod tls;
+mod tls_faults;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Command;
@@ -35,6 +37,9 @@ pub use loopback::{body_bytes, fill_body_bytes, HttpServer};
 pub use proxy::ProxyServer;
 pub use raw::RawServer;
 pub use temp::TempDir;
+pub use throttled::{Served, ThrottledFiles};
+pub(crate) use tls::Leaf;
+pub use tls_faults::{ServerHelloThenSilence, Tls10Server};
 
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
