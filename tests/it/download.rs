@@ -1005,3 +1005,5 @@ fn malformed_options_are_usage_errors() {
         );
     }
 }
+
+mod split;

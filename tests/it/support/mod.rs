@@ -19,7 +19,7 @@ mod loopback;
 mod proxy;
 mod raw;
 mod temp;
-mod tls;
+pub(crate) mod tls;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Command;

@@ -1,0 +1,254 @@
+//! `--split N`: a file fetched as ranged segments in parallel, checked byte
+//! for byte, with the requests the loopback `FileServer` saw (ranges, bytes
+//! served, connections, HTTP versions).
+
+use super::*;
+
+use crate::support::tls::TestPki;
+
+const MIB: usize = 1024 * 1024;
+
+/// Serves `body` at `/big.bin` (with `route` adjusting it) from a fresh server.
+fn serve_big(body: &[u8], honour_range: bool, route: impl FnOnce(&mut Route)) -> FileServer {
+    let mut big = Route::file(body.to_vec());
+    route(&mut big);
+    let routes = HashMap::from([("/big.bin".to_owned(), big)]);
+    FileServer::start(routes, honour_range).expect("start the file server")
+}
+
+/// The segment ranges asked for (`bytes=FIRST-LAST`, the probe's `0-0`
+/// left out), sorted, as `(first, last)`.
+fn segment_ranges(server: &FileServer) -> Vec<(u64, u64)> {
+    let mut ranges: Vec<(u64, u64)> = server
+        .ranges()
+        .iter()
+        .filter(|(_, range)| range != "bytes=0-0")
+        .map(|(_, range)| {
+            let (first, last) = range
+                .strip_prefix("bytes=")
+                .and_then(|r| r.split_once('-'))
+                .unwrap_or_else(|| panic!("not a closed range: {range}"));
+            (first.parse().expect("first"), last.parse().expect("last"))
+        })
+        .collect();
+    ranges.sort();
+    ranges
+}
+
+/// Checks that `ranges` tile `0..len` exactly.
+fn assert_tiles(ranges: &[(u64, u64)], len: usize) {
+    let mut at = 0;
+    for &(first, last) in ranges {
+        assert_eq!(first, at, "{ranges:?}");
+        at = last + 1;
+    }
+    assert_eq!(at, len as u64, "{ranges:?}");
+}
+
+/// `out/big.bin` holds `body`, and nothing else is left in `out`.
+fn assert_saved(out: &TempDir, body: &[u8]) {
+    let saved = fs::read(out.join("big.bin")).expect("saved file");
+    assert!(saved == body, "big.bin differs ({} bytes)", saved.len());
+    assert_eq!(files_under(out.path()), vec![PathBuf::from("big.bin")]);
+}
+
+/// The bytes already on disk according to `big.bin.part.state`.
+fn done_in_state(out: &TempDir) -> u64 {
+    let text = fs::read_to_string(out.join("big.bin.part.state")).expect("state file");
+    let state: serde_json::Value = serde_json::from_str(&text).expect("JSON state");
+    state["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|s| s["done"].as_u64().expect("done") - s["start"].as_u64().expect("start"))
+        .sum()
+}
+
+#[test]
+fn split_8_and_4_over_http1_are_byte_exact_and_tile_the_file() {
+    let _fds = shared();
+    for (split, len, seed) in [(8, 9 * MIB + 123, 81), (4, 4 * MIB + 7, 82)] {
+        let body = body_bytes(len, seed);
+        let server = serve_big(&body, true, |_| {});
+        let out = TempDir::new("uvcurl-download-split");
+        let n = split.to_string();
+        let result = run(&[&server.url("/big.bin"), "-o", out.str(), "--split", &n]);
+        assert_eq!(result.code, Some(0), "{result:#?}");
+        assert_saved(&out, &body);
+        let ranges = segment_ranges(&server);
+        assert_eq!(ranges.len(), split, "{ranges:?}");
+        assert_tiles(&ranges, len);
+        // The probe, then one request per segment, each on a connection of
+        // its own while they run at once (one reuses the probe's).
+        assert_eq!(server.hits("/big.bin"), split as u32 + 1);
+        assert_eq!(server.connections(), split as u64);
+    }
+}
+
+#[test]
+fn split_over_http2_uses_streams_of_one_connection() {
+    let _fds = shared();
+    let pki = TestPki::generate();
+    let certs = TempDir::new("uvcurl-download-split-h2");
+    fs::write(certs.join("ca.pem"), &pki.ca_pem).expect("write CA");
+    let ca = certs.join("ca.pem");
+    let body = body_bytes(6 * MIB + 5, 83);
+    let routes = HashMap::from([("/big.bin".to_owned(), Route::file(body.clone()))]);
+    let server = FileServer::start_tls(routes, true, pki.server_config.clone()).expect("start");
+    let out = TempDir::new("uvcurl-download-split-h2-out");
+    let ca = ca.to_str().expect("UTF-8");
+    let url = server.url("/big.bin");
+    let result = run(&[&url, "-o", out.str(), "--split", "4", "--cacert", ca]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_saved(&out, &body);
+    assert_tiles(&segment_ranges(&server), body.len());
+    assert_eq!(server.http2_requests(), 5, "probe + 4 segments over HTTP/2");
+    assert_eq!(server.connections(), 1, "the segments are streams of one connection");
+}
+
+#[test]
+fn split_falls_back_to_one_request_without_range_support() {
+    let _fds = shared();
+    let body = body_bytes(5 * MIB + 3, 84);
+    let server = serve_big(&body, false, |_| {});
+    let out = TempDir::new("uvcurl-download-split-norange");
+    let result = run(&[&server.url("/big.bin"), "-o", out.str(), "--split", "8"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_saved(&out, &body);
+    // The probe's answer (a 200) was the file itself.
+    assert_eq!(server.hits("/big.bin"), 1);
+    assert_eq!(server.connections(), 1);
+    assert_eq!(server.served(), body.len() as u64);
+}
+
+/// Runs `--split 4 -c --retries 0` against a server that drops the first
+/// segment's connection halfway: the file fails, keeping `.part` and state.
+fn interrupted_run(server: &FileServer, out: &TempDir, len: usize) -> u64 {
+    let result = run(&[
+        &server.url("/big.bin"),
+        "-o",
+        out.str(),
+        "--split",
+        "4",
+        "-c",
+        "--retries",
+        "0",
+    ]);
+    assert_eq!(result.code, Some(1), "{result:#?}");
+    assert!(!out.join("big.bin").exists(), "{result:#?}");
+    let part = fs::metadata(out.join("big.bin.part")).expect("the .part file is kept");
+    assert_eq!(part.len(), len as u64, "pre-sized to the full length");
+    let done = done_in_state(out);
+    assert!(done > 0 && done < len as u64, "{done} of {len}");
+    done
+}
+
+#[test]
+fn continue_fetches_only_the_missing_bytes_of_each_segment() {
+    let _fds = shared();
+    let body = body_bytes(4 * MIB + 11, 85);
+    let server = serve_big(&body, true, |r| {
+        r.faults = vec![Fault::Pass, Fault::DropMidBody];
+        r.etag = Some("\"v1\"".to_owned());
+    });
+    let out = TempDir::new("uvcurl-download-split-resume");
+    let done = interrupted_run(&server, &out, body.len());
+    let served_before = server.served();
+    let result = run(&[
+        &server.url("/big.bin"),
+        "-o",
+        out.str(),
+        "--split",
+        "4",
+        "-c",
+        "-v",
+    ]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_saved(&out, &body);
+    assert!(result.stderr.contains("resumed big.bin"), "{result:#?}");
+    let missing = body.len() as u64 - done;
+    // The probe's one byte, then exactly the bytes the state said were missing.
+    assert_eq!(server.served() - served_before, 1 + missing);
+}
+
+#[test]
+fn continue_starts_over_when_the_validator_changed() {
+    let _fds = shared();
+    let old = body_bytes(4 * MIB + 11, 86);
+    let server = serve_big(&old, true, |r| {
+        r.faults = vec![Fault::Pass, Fault::DropMidBody];
+        r.etag = Some("\"v1\"".to_owned());
+    });
+    let out = TempDir::new("uvcurl-download-split-changed");
+    interrupted_run(&server, &out, old.len());
+    // Same length, new content, new ETag.
+    let new = body_bytes(old.len(), 87);
+    let mut route = Route::file(new.clone());
+    route.etag = Some("\"v2\"".to_owned());
+    server.set_route("/big.bin", route);
+    let served_before = server.served();
+    let result = run(&[
+        &server.url("/big.bin"),
+        "-o",
+        out.str(),
+        "--split",
+        "4",
+        "-c",
+        "-v",
+    ]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert!(result.stderr.contains("changed on the server"), "{result:#?}");
+    assert_saved(&out, &new);
+    assert_eq!(server.served() - served_before, 1 + new.len() as u64);
+}
+
+#[test]
+fn a_segment_with_a_wrong_content_range_fails_the_file() {
+    let _fds = shared();
+    let body = body_bytes(4 * MIB, 88);
+    let server = serve_big(&body, true, |r| {
+        r.faults = vec![Fault::Pass, Fault::WrongRange];
+    });
+    let out = TempDir::new("uvcurl-download-split-wrong-range");
+    let result = run(&[&server.url("/big.bin"), "-o", out.str(), "--split", "4"]);
+    assert_eq!(result.code, Some(1), "{result:#?}");
+    assert!(result.stderr.contains("Content-Range"), "{result:#?}");
+    // Not retried (the server is wrong, not busy): the probe and at most the
+    // four segments (the others are cancelled, maybe before they were sent).
+    let hits = server.hits("/big.bin");
+    assert!((2..=5).contains(&hits), "{hits} requests");
+    assert!(files_under(out.path()).is_empty(), "{:?}", files_under(out.path()));
+}
+
+#[test]
+fn checksums_cover_the_whole_split_file() {
+    let _fds = shared();
+    let body = body_bytes(3 * MIB + 1, 89);
+    let server = serve_big(&body, true, |_| {});
+    let url = server.url("/big.bin");
+    let good = TempDir::new("uvcurl-download-split-sum-ok");
+    let sum = format!("sha-512={}", sha512_hex(&body));
+    let result = run(&[&url, "-o", good.str(), "--split", "3", "--checksum", &sum]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_saved(&good, &body);
+
+    let bad = TempDir::new("uvcurl-download-split-sum-bad");
+    let wrong = format!("sha-256={}", "00".repeat(32));
+    let result = run(&[&url, "-o", bad.str(), "--split", "3", "-c", "--checksum", &wrong]);
+    assert_eq!(result.code, Some(1), "{result:#?}");
+    let got = format!("got {}", sha256_hex(&body));
+    assert!(result.stderr.contains(&got), "{result:#?}");
+    // Even with --continue: the content is known to be bad.
+    assert!(files_under(bad.path()).is_empty(), "{:?}", files_under(bad.path()));
+}
+
+#[test]
+fn bad_split_values_are_usage_errors() {
+    let _fds = shared();
+    for value in ["0", "x", "-1", "65", ""] {
+        let option = format!("--split={value}");
+        let result = run(&[&option, "http://127.0.0.1:9/"]);
+        assert_eq!(result.code, Some(2), "--split {value:?}: {result:#?}");
+        assert!(result.stderr.contains("--split"), "{result:#?}");
+    }
+}
