@@ -252,3 +252,34 @@ fn bad_split_values_are_usage_errors() {
         assert!(result.stderr.contains("--split"), "{result:#?}");
     }
 }
+
+#[test]
+fn ctrl_c_keeps_the_segments_for_continue() {
+    let _fds = shared();
+    let body = body_bytes(4 * MIB + 1, 90);
+    let server = serve_big(&body, true, |_| {});
+    let out = TempDir::new("uvcurl-download-split-ctrl-c");
+    let url = server.url("/big.bin");
+    // 4 MiB at 512 KiB/s (128 KiB/s per segment) takes 8 s.
+    let args = [&url, "-o", out.str(), "-c", "--split", "4", "--max-speed", "512K"];
+    let child = start(&args, None);
+    let state = out.join("big.bin.part.state");
+    let waited = std::time::Instant::now();
+    while !state.exists() || done_in_state(&out) == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(30), "no progress in the state file");
+        thread::sleep(Duration::from_millis(50));
+    }
+    signal(child.id(), libc::SIGINT);
+    let result = finish(child, &args);
+    assert_eq!(result.code, Some(130), "{result:#?}");
+    assert!(result.stderr.contains("interrupted"), "{}", result.stderr);
+    assert!(!out.join("big.bin").exists(), "a final file after Ctrl-C");
+    let done = done_in_state(&out);
+    assert!(done > 0 && done < body.len() as u64, "{done} bytes kept");
+
+    let served_before = server.served();
+    let result = run(&[&url, "-o", out.str(), "-c", "--split", "4"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_saved(&out, &body);
+    assert_eq!(server.served() - served_before, 1 + body.len() as u64 - done);
+}
