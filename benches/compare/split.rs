@@ -23,7 +23,10 @@ const SIZE: u64 = 100 * MIB;
 /// The tools compared, in the table's order: (label, what it runs).
 const TOOLS: [(&str, &str); 5] = [
     ("download", "the downloader, one connection"),
-    ("download --split 8", "the downloader, 8 ranged segments (of at least 1 MiB)"),
+    (
+        "download --split 8",
+        "the downloader, 8 ranged segments (of at least 1 MiB)",
+    ),
     ("curl", "curl -sS -o FILE URL"),
     (
         "aria2c -x 8 -s 8",
@@ -162,7 +165,9 @@ fn same_bytes(original: &Path, copy: &Path) -> Result<(), String> {
         let n = read_full(&mut a, &mut x)?;
         let m = read_full(&mut b, &mut y)?;
         if n != m || x[..n] != y[..m] {
-            return Err(format!("the saved file differs from the original near byte {at}"));
+            return Err(format!(
+                "the saved file differs from the original near byte {at}"
+            ));
         }
         if n == 0 {
             return Ok(());

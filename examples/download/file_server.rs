@@ -253,7 +253,8 @@ async fn serve(
                     let _ = builder.serve_connection(io, service).await;
                 }
                 Some(tls) => {
-                    let handshake = tokio::time::timeout(Duration::from_secs(10), tls.accept(stream));
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), tls.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {
                         let io = TokioIo::new(stream);
                         let _ = builder.serve_connection(io, service).await;

@@ -434,7 +434,9 @@ impl Download {
         }
         let status = response.status();
         if status == 206 {
-            let range = response.header("content-range").and_then(parse_content_range);
+            let range = response
+                .header("content-range")
+                .and_then(parse_content_range);
             let ranges_refused = response
                 .header("accept-ranges")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("none"));
@@ -486,7 +488,10 @@ impl Download {
         let mut names = self.ctx.names.borrow_mut();
         names.release(&inner.job.name);
         inner.job.name = names.claim(&wanted);
-        let note = format!("{} is named {} by the server", inner.job.url, inner.job.name);
+        let note = format!(
+            "{} is named {} by the server",
+            inner.job.url, inner.job.name
+        );
         inner.notes.push(note);
     }
 
@@ -636,8 +641,8 @@ impl Download {
             segment.asked.set(segment.done.get());
             *segment.problem.borrow_mut() = None;
             let range = format!("bytes={}-{}", segment.done.get(), segment.end - 1);
-            let request =
-                attempt::base_request(&segments.url, &self.ctx.settings, rate).header("Range", &range);
+            let request = attempt::base_request(&segments.url, &self.ctx.settings, rate)
+                .header("Range", &range);
             (request, segment)
         };
         let (head_segment, data_segment) = (Rc::clone(&segment), segment);
@@ -680,11 +685,9 @@ impl Download {
                 Some(problem) if error.kind() == ErrorKind::Aborted => problem,
                 _ => Failure::from_error(&error),
             },
-            Ok(response) if response.status() != 206 => {
-                problem.unwrap_or_else(|| {
-                    Failure::from_status(response.status(), response.header("retry-after"))
-                })
-            }
+            Ok(response) if response.status() != 206 => problem.unwrap_or_else(|| {
+                Failure::from_status(response.status(), response.header("retry-after"))
+            }),
             Ok(_) if segment.is_complete() => {
                 if self.unfinished().is_empty() {
                     self.complete_segments();
@@ -950,10 +953,7 @@ fn plan(from: u64, to: u64, split: u64) -> Vec<Span> {
 fn create_sized(part: &Path, total: u64) -> io::Result<File> {
     output::discard(part)?;
     SplitState::remove(&SplitState::path_for(part))?;
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(part)?;
+    let file = OpenOptions::new().write(true).create_new(true).open(part)?;
     file.set_len(total)?;
     Ok(file)
 }

@@ -148,10 +148,7 @@ impl SplitState {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         output::discard(&tmp)?;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(value.to_string().as_bytes())?;
         drop(file);
         fs::rename(&tmp, path)

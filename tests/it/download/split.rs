@@ -103,7 +103,11 @@ fn split_over_http2_uses_streams_of_one_connection() {
     assert_saved(&out, &body);
     assert_tiles(&segment_ranges(&server), body.len());
     assert_eq!(server.http2_requests(), 5, "probe + 4 segments over HTTP/2");
-    assert_eq!(server.connections(), 1, "the segments are streams of one connection");
+    assert_eq!(
+        server.connections(),
+        1,
+        "the segments are streams of one connection"
+    );
 }
 
 #[test]
@@ -197,7 +201,10 @@ fn continue_starts_over_when_the_validator_changed() {
         "-v",
     ]);
     assert_eq!(result.code, Some(0), "{result:#?}");
-    assert!(result.stderr.contains("changed on the server"), "{result:#?}");
+    assert!(
+        result.stderr.contains("changed on the server"),
+        "{result:#?}"
+    );
     assert_saved(&out, &new);
     assert_eq!(server.served() - served_before, 1 + new.len() as u64);
 }
@@ -217,7 +224,11 @@ fn a_segment_with_a_wrong_content_range_fails_the_file() {
     // four segments (the others are cancelled, maybe before they were sent).
     let hits = server.hits("/big.bin");
     assert!((2..=5).contains(&hits), "{hits} requests");
-    assert!(files_under(out.path()).is_empty(), "{:?}", files_under(out.path()));
+    assert!(
+        files_under(out.path()).is_empty(),
+        "{:?}",
+        files_under(out.path())
+    );
 }
 
 #[test]
@@ -234,12 +245,25 @@ fn checksums_cover_the_whole_split_file() {
 
     let bad = TempDir::new("uvcurl-download-split-sum-bad");
     let wrong = format!("sha-256={}", "00".repeat(32));
-    let result = run(&[&url, "-o", bad.str(), "--split", "3", "-c", "--checksum", &wrong]);
+    let result = run(&[
+        &url,
+        "-o",
+        bad.str(),
+        "--split",
+        "3",
+        "-c",
+        "--checksum",
+        &wrong,
+    ]);
     assert_eq!(result.code, Some(1), "{result:#?}");
     let got = format!("got {}", sha256_hex(&body));
     assert!(result.stderr.contains(&got), "{result:#?}");
     // Even with --continue: the content is known to be bad.
-    assert!(files_under(bad.path()).is_empty(), "{:?}", files_under(bad.path()));
+    assert!(
+        files_under(bad.path()).is_empty(),
+        "{:?}",
+        files_under(bad.path())
+    );
 }
 
 #[test]
@@ -261,12 +285,24 @@ fn ctrl_c_keeps_the_segments_for_continue() {
     let out = TempDir::new("uvcurl-download-split-ctrl-c");
     let url = server.url("/big.bin");
     // 4 MiB at 512 KiB/s (128 KiB/s per segment) takes 8 s.
-    let args = [&url, "-o", out.str(), "-c", "--split", "4", "--max-speed", "512K"];
+    let args = [
+        &url,
+        "-o",
+        out.str(),
+        "-c",
+        "--split",
+        "4",
+        "--max-speed",
+        "512K",
+    ];
     let child = start(&args, None);
     let state = out.join("big.bin.part.state");
     let waited = std::time::Instant::now();
     while !state.exists() || done_in_state(&out) == 0 {
-        assert!(waited.elapsed() < Duration::from_secs(30), "no progress in the state file");
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "no progress in the state file"
+        );
         thread::sleep(Duration::from_millis(50));
     }
     signal(child.id(), libc::SIGINT);
@@ -281,5 +317,8 @@ fn ctrl_c_keeps_the_segments_for_continue() {
     let result = run(&[&url, "-o", out.str(), "-c", "--split", "4"]);
     assert_eq!(result.code, Some(0), "{result:#?}");
     assert_saved(&out, &body);
-    assert_eq!(server.served() - served_before, 1 + body.len() as u64 - done);
+    assert_eq!(
+        server.served() - served_before,
+        1 + body.len() as u64 - done
+    );
 }
