@@ -313,12 +313,67 @@ fn ctrl_c_keeps_the_segments_for_continue() {
     let done = done_in_state(&out);
     assert!(done > 0 && done < body.len() as u64, "{done} bytes kept");
 
+    // Without --split too: the state file says the .part holds segments.
     let served_before = server.served();
+    let result = run(&[&url, "-o", out.str(), "-c"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_saved(&out, &body);
+    let missing = body.len() as u64 - done;
+    assert_eq!(server.served() - served_before, 1 + missing);
+}
+
+#[test]
+fn a_plain_part_file_is_resumed_as_a_done_first_segment() {
+    let _fds = shared();
+    let body = body_bytes(6 * MIB + 9, 91);
+    let server = serve_big(&body, true, |_| {});
+    let out = TempDir::new("uvcurl-download-split-plain-part");
+    let already = 2 * MIB + 1;
+    fs::write(out.join("big.bin.part"), &body[..already]).expect("write part");
+    let url = server.url("/big.bin");
     let result = run(&[&url, "-o", out.str(), "-c", "--split", "4"]);
     assert_eq!(result.code, Some(0), "{result:#?}");
     assert_saved(&out, &body);
+    let ranges = segment_ranges(&server);
+    assert_eq!(ranges.len(), 4, "{ranges:?}");
+    assert_eq!(ranges[0].0, already as u64);
+    assert_eq!(server.served(), 1 + (body.len() - already) as u64);
+}
+
+#[test]
+fn segments_ask_for_the_redirected_url_and_empty_files_need_no_segments() {
+    let _fds = shared();
+    let body = body_bytes(3 * MIB, 92);
+    let moved = Route {
+        redirect: Some("/big.bin".to_owned()),
+        ..Route::default()
+    };
+    let routes = HashMap::from([
+        ("/big.bin".to_owned(), Route::file(body.clone())),
+        ("/moved.bin".to_owned(), moved),
+        ("/empty.bin".to_owned(), Route::file(Vec::new())),
+    ]);
+    let server = FileServer::start(routes, true).expect("start the file server");
+    let out = TempDir::new("uvcurl-download-split-redirect");
+    let result = run(&[
+        &server.url("/moved.bin"),
+        &server.url("/empty.bin"),
+        "-o",
+        out.str(),
+        "--split",
+        "3",
+    ]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert!(fs::read(out.join("moved.bin")).expect("saved") == body);
+    assert_eq!(fs::read(out.join("empty.bin")).expect("saved").len(), 0);
     assert_eq!(
-        server.served() - served_before,
-        1 + body.len() as u64 - done
+        server.hits("/moved.bin"),
+        1,
+        "only the probe was redirected"
     );
+    assert_eq!(server.hits("/big.bin"), 4);
+    // The empty file: the probe's 416, then one plain request.
+    assert_eq!(server.hits("/empty.bin"), 2);
+    let names = [PathBuf::from("empty.bin"), PathBuf::from("moved.bin")];
+    assert_eq!(files_under(out.path()), names);
 }
