@@ -192,6 +192,8 @@ struct Inner {
     whole_file: Option<PartFile>,
     /// The length that response announced.
     whole_total: Option<u64>,
+    /// The probe is answered; the request in flight is a plain GET.
+    fallback: bool,
     /// Set once the probe said ranges work.
     segments: Option<Segments>,
     /// Why the download is failing (it ends once nothing runs any more).
@@ -254,6 +256,7 @@ impl Download {
                 whole: None,
                 whole_file: None,
                 whole_total: None,
+                fallback: false,
                 segments: None,
                 failure: None,
                 finished: false,
@@ -341,6 +344,7 @@ impl Download {
             let mut inner = self.inner.borrow_mut();
             let note = format!("{}: {why}; one connection", inner.job.name);
             inner.notes.push(note);
+            inner.fallback = true;
             inner.job.url.to_string()
         };
         let request = attempt::base_request(&url, &self.ctx.settings, self.ctx.settings.max_speed);
@@ -433,7 +437,9 @@ impl Download {
             return self.conclude_whole(file);
         }
         let status = response.status();
-        if status == 206 {
+        // Only the probe's answer may lead to segments or to a second request.
+        let probing = !self.inner.borrow().fallback;
+        if probing && status == 206 {
             let range = response
                 .header("content-range")
                 .and_then(parse_content_range);
@@ -447,7 +453,7 @@ impl Download {
                 _ => self.send_whole("no usable Content-Range in the answer to a range request"),
             };
         }
-        if status == 416 {
+        if probing && status == 416 {
             return self.send_whole("the range 0-0 is not satisfiable (an empty file?)");
         }
         self.fail(Failure::from_status(status, response.header("retry-after")));
@@ -575,17 +581,20 @@ impl Download {
         let mut inner = self.inner.borrow_mut();
         let name = inner.job.name.clone();
         if let Some(state) = SplitState::load(&state_path) {
-            let same = state.url == url && state.total == total && on_disk == total;
-            if same && state.validator.same_version(validator) {
+            let why = if state.url != url {
+                "its .part.state is for another URL"
+            } else if state.total != total || !state.validator.same_version(validator) {
+                "it changed on the server since its .part was written"
+            } else if on_disk != total {
+                "its .part file is not the length its state says"
+            } else {
                 inner.notes.push(format!(
                     "resumed {name}: {} of {total} bytes already there",
                     state.done_bytes()
                 ));
-                return Some(state.spans);
-            }
-            inner.notes.push(format!(
-                "{name} changed on the server since its .part was written; starting over"
-            ));
+                return Some(spread(state.spans, self.split));
+            };
+            inner.notes.push(format!("{name}: {why}; starting over"));
             return None;
         }
         if on_disk == 0 || on_disk > total {
@@ -948,6 +957,34 @@ fn plan(from: u64, to: u64, split: u64) -> Vec<Span> {
         .collect()
 }
 
+/// `spans` with the missing bytes of the largest unfinished ones halved
+/// until `split` of them are unfinished (or none has 2 × [`MIN_SEGMENT`]
+/// left): a file resumed with a larger `--split` than it was begun with
+/// uses the connections it may.
+fn spread(mut spans: Vec<Span>, split: u64) -> Vec<Span> {
+    loop {
+        let open = spans.iter().filter(|s| s.done < s.end).count() as u64;
+        let largest = (0..spans.len()).max_by_key(|&i| spans[i].end - spans[i].done);
+        let Some(i) = largest else { return spans };
+        let Span { start, end, done } = spans[i];
+        if open >= split || end - done < 2 * MIN_SEGMENT {
+            return spans;
+        }
+        let middle = done + (end - done) / 2;
+        spans[i] = Span {
+            start,
+            end: middle,
+            done,
+        };
+        let rest = Span {
+            start: middle,
+            end,
+            done: middle,
+        };
+        spans.insert(i + 1, rest);
+    }
+}
+
 /// Creates a new `.part` file at `part` of `total` bytes (a stale one, or a
 /// link, is removed first, never written through), and removes any state.
 fn create_sized(part: &Path, total: u64) -> io::Result<File> {
@@ -1025,6 +1062,32 @@ mod tests {
             assert!(spans.iter().all(|s| s.done == s.start && s.end > s.start));
         }
         assert!(plan(7, 7, 8).is_empty());
+    }
+
+    #[test]
+    fn resumed_segments_are_spread_over_the_connections() {
+        let mib = MIN_SEGMENT;
+        let span = |start, end, done| Span { start, end, done };
+        // Two segments of 8 MiB, the first done, the second half done: its
+        // 4 missing MiB become four segments of 1 MiB.
+        let spans = vec![span(0, 8 * mib, 8 * mib), span(8 * mib, 16 * mib, 12 * mib)];
+        let spread4 = spread(spans.clone(), 4);
+        assert_eq!(
+            spread4,
+            vec![
+                span(0, 8 * mib, 8 * mib),
+                span(8 * mib, 13 * mib, 12 * mib),
+                span(13 * mib, 14 * mib, 13 * mib),
+                span(14 * mib, 15 * mib, 14 * mib),
+                span(15 * mib, 16 * mib, 15 * mib),
+            ]
+        );
+        assert_eq!(spread(spans.clone(), 1), spans);
+        // Nothing left to split: less than 2 MiB missing per segment.
+        let small = vec![span(0, 3 * mib, 2 * mib), span(3 * mib, 4 * mib, 3 * mib)];
+        assert_eq!(spread(small.clone(), 8), small);
+        let done = vec![span(0, 5 * mib, 5 * mib)];
+        assert_eq!(spread(done.clone(), 8), done);
     }
 
     #[test]
