@@ -50,7 +50,7 @@ pub struct Cli {
     #[arg(short, long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
 
-    /// Transfers running at once.
+    /// Files downloading at once (with --split, each may use N connections).
     #[arg(short = 'j', long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub parallel: u32,
