@@ -375,11 +375,12 @@ impl Download {
         }
     }
 
-    /// The whole-file request's head: a `2xx` other than `206` opens the
-    /// `.part` file (starting over: its old bytes cannot be trusted).
+    /// The whole-file request's head: a `2xx` other than a `206` of part of
+    /// the file opens the `.part` file (starting over: its old bytes cannot
+    /// be trusted).
     fn on_whole_head(&self, head: &Head) -> Flow {
         let status = head.status();
-        if !(200..300).contains(&status) || status == 206 {
+        if !(200..300).contains(&status) || (status == 206 && !is_whole_file(head)) {
             return Flow::Continue;
         }
         self.settle_name(head);
@@ -1012,6 +1013,13 @@ fn open_existing(part: &Path, total: u64) -> io::Result<File> {
     }
     file.set_len(total)?;
     Ok(file)
+}
+
+/// Whether `head` is a `206` of the whole file (the probe's answer for a
+/// file of one byte, or from a server that ignores where a range ends).
+fn is_whole_file(head: &Head) -> bool {
+    let range = head.header("content-range").and_then(parse_content_range);
+    matches!(range, Some((0, last, Some(total))) if last + 1 == total)
 }
 
 /// The `Content-Length` of `head`.

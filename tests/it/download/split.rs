@@ -341,7 +341,7 @@ fn a_plain_part_file_is_resumed_as_a_done_first_segment() {
 }
 
 #[test]
-fn segments_ask_for_the_redirected_url_and_empty_files_need_no_segments() {
+fn segments_ask_for_the_redirected_url_and_tiny_files_need_no_segments() {
     let _fds = shared();
     let body = body_bytes(3 * MIB, 92);
     let moved = Route {
@@ -352,12 +352,14 @@ fn segments_ask_for_the_redirected_url_and_empty_files_need_no_segments() {
         ("/big.bin".to_owned(), Route::file(body.clone())),
         ("/moved.bin".to_owned(), moved),
         ("/empty.bin".to_owned(), Route::file(Vec::new())),
+        ("/one.bin".to_owned(), Route::file(b"1".to_vec())),
     ]);
     let server = FileServer::start(routes, true).expect("start the file server");
     let out = TempDir::new("uvcurl-download-split-redirect");
     let result = run(&[
         &server.url("/moved.bin"),
         &server.url("/empty.bin"),
+        &server.url("/one.bin"),
         "-o",
         out.str(),
         "--split",
@@ -374,6 +376,9 @@ fn segments_ask_for_the_redirected_url_and_empty_files_need_no_segments() {
     assert_eq!(server.hits("/big.bin"), 4);
     // The empty file: the probe's 416, then one plain request.
     assert_eq!(server.hits("/empty.bin"), 2);
-    let names = [PathBuf::from("empty.bin"), PathBuf::from("moved.bin")];
+    // One byte: the probe's answer is the whole file.
+    assert_eq!(fs::read(out.join("one.bin")).expect("saved"), b"1");
+    assert_eq!(server.hits("/one.bin"), 1);
+    let names = ["empty.bin", "moved.bin", "one.bin"].map(PathBuf::from);
     assert_eq!(files_under(out.path()), names);
 }
