@@ -387,7 +387,8 @@ impl Download {
         let mut inner = self.inner.borrow_mut();
         let part = self.ctx.part_path(&inner.job.name);
         let _ = SplitState::remove(&SplitState::path_for(&part));
-        match PartFile::create(&part) {
+        let created = output::discard(&part).and_then(|()| PartFile::create(&part));
+        match created {
             Ok(file) => {
                 inner.whole_file = Some(file);
                 inner.whole_total = content_length(head);
