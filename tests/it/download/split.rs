@@ -86,6 +86,36 @@ fn split_8_and_4_over_http1_are_byte_exact_and_tile_the_file() {
 }
 
 #[test]
+fn several_split_files_at_two_at_a_time() {
+    let _fds = shared();
+    let files: Vec<(String, Vec<u8>)> = [3 * MIB + 1, 5, MIB, 2 * MIB + 3, 4 * MIB]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| (format!("/f{i}.bin"), body_bytes(len, 93 + i as u64)))
+        .collect();
+    let routes = files
+        .iter()
+        .map(|(path, body)| (path.clone(), Route::file(body.clone())))
+        .collect();
+    let server = FileServer::start(routes, true).expect("start the file server");
+    let out = TempDir::new("uvcurl-download-split-many");
+    let urls: Vec<String> = files.iter().map(|(path, _)| server.url(path)).collect();
+    let list = url_file(&out, &urls);
+    let dir = out.join("files");
+    let dir = dir.to_str().expect("UTF-8");
+    let result = run(&["-i", &list, "-o", dir, "-j", "2", "--split", "4"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    for (path, body) in &files {
+        let saved = fs::read(out.join("files").join(&path[1..])).expect("saved file");
+        assert!(saved == *body, "{path} differs");
+        // The probe, then one segment per whole MiB (at least 1, at most 4).
+        let segments = (body.len() / MIB).clamp(1, 4) as u32;
+        assert_eq!(server.hits(path), 1 + segments, "{path}");
+    }
+    assert_eq!(files_under(&out.join("files")).len(), files.len());
+}
+
+#[test]
 fn split_over_http2_uses_streams_of_one_connection() {
     let _fds = shared();
     let pki = TestPki::generate();
