@@ -46,6 +46,8 @@ pub enum Fault {
     /// Answers a range request with a `206` whose `Content-Range` starts one
     /// byte later than asked (with the bytes it claims).
     WrongRange,
+    /// Answers as usual, but sends the body 16 KiB every 50 ms (320 KiB/s).
+    Slow,
     /// Answers 503, with `Retry-After: 0` when the flag is set.
     Unavailable(bool),
     /// Answers 503 with `Retry-After` as an HTTP date this many seconds ahead.
@@ -336,6 +338,15 @@ fn respond(state: &State, request: &Request<Incoming>) -> Answer {
                 return serve_range(state, &route.body, Some((first + 1, last)));
             }
         }
+        Some(Fault::Slow) => {
+            let mut response = serve_range(state, &route.body, asked);
+            let body = std::mem::replace(
+                response.body_mut(),
+                Full::default().map_err(|n| match n {}).boxed(),
+            );
+            *response.body_mut() = Trickle::new(body).boxed();
+            return response;
+        }
         Some(Fault::Pass) | None => {}
     }
     if let Some(location) = &route.redirect {
@@ -429,6 +440,68 @@ fn full(status: StatusCode, data: Bytes) -> Answer {
 /// A short text response.
 fn plain(status: StatusCode, text: &'static str) -> Answer {
     full(status, Bytes::from_static(text.as_bytes()))
+}
+
+/// A body passed on 16 KiB every 50 ms.
+struct Trickle {
+    inner: BoxBody<Bytes, io::Error>,
+    held: Bytes,
+    pause: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Trickle {
+    const CHUNK: usize = 16 * 1024;
+    const EVERY: Duration = Duration::from_millis(50);
+
+    fn new(inner: BoxBody<Bytes, io::Error>) -> Trickle {
+        Trickle {
+            inner,
+            held: Bytes::new(),
+            pause: Box::pin(tokio::time::sleep(Trickle::EVERY)),
+        }
+    }
+}
+
+impl Body for Trickle {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.held.is_empty() {
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => self.held = data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                other => return other,
+            }
+            if self.held.is_empty() {
+                return Poll::Ready(None);
+            }
+        }
+        if self.pause.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let deadline = tokio::time::Instant::now() + Trickle::EVERY;
+        self.pause.as_mut().reset(deadline);
+        let n = self.held.len().min(Trickle::CHUNK);
+        let chunk = self.held.split_to(n);
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.inner.size_hint();
+        let held = self.held.len() as u64;
+        let mut hint = SizeHint::new();
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint.set_lower(inner.lower() + held);
+        hint
+    }
 }
 
 /// A body that yields `data` and then, once the server has had time to send

@@ -78,8 +78,11 @@ struct Segment {
     file: Rc<File>,
     /// The offset the current request starts at.
     asked: Cell<u64>,
-    /// One past the segment's last byte.
-    end: u64,
+    /// One past the last byte the current request asks for.
+    asked_end: Cell<u64>,
+    /// One past the segment's last byte; lowered when an idle connection
+    /// takes over the second half of what is missing.
+    end: Cell<u64>,
     /// The file's length (every `Content-Range` must say it).
     total: u64,
     /// The first byte of the segment (for the state file).
@@ -101,7 +104,7 @@ impl Segment {
         if !(200..300).contains(&head.status()) {
             return Flow::Continue; // retried or failed by the completion
         }
-        let want = (self.asked.get(), self.end - 1, Some(self.total));
+        let want = (self.asked.get(), self.asked_end.get() - 1, Some(self.total));
         let got = head.header("content-range");
         if head.status() == 206 && got.and_then(parse_content_range) == Some(want) {
             self.accepted.set(true);
@@ -127,22 +130,34 @@ impl Segment {
         Flow::Abort
     }
 
-    /// The body callback: writes the chunk in place.
+    /// The body callback: writes the chunk in place. Once a segment that
+    /// was cut short is complete, it stops its request ([`Flow::Abort`]
+    /// without a problem: the completion counts that as success).
     fn on_data(&self, chunk: &[u8]) -> Flow {
         self.received.set(self.received.get() + chunk.len() as u64);
         if !self.accepted.get() {
             return Flow::Continue; // the body of an error response
         }
         let at = self.done.get();
-        let room = (self.end - at) as usize;
+        let room = (self.end.get() - at) as usize;
         let (fits, overflow) = chunk.split_at(chunk.len().min(room));
         if let Err(e) = self.file.write_all_at(fits, at) {
             *self.problem.borrow_mut() = Some(Failure::permanent(format!("writing: {e}")));
             return Flow::Abort;
         }
         self.done.set(at + fits.len() as u64);
+        if self.was_cut() {
+            return if self.is_complete() {
+                Flow::Abort
+            } else {
+                Flow::Continue
+            };
+        }
         if !overflow.is_empty() {
-            let why = format!("the server sent more than bytes {at}-{}", self.end - 1);
+            let why = format!(
+                "the server sent more than bytes {at}-{}",
+                self.end.get() - 1
+            );
             *self.problem.borrow_mut() = Some(Failure::permanent(why));
             return Flow::Abort;
         }
@@ -151,13 +166,22 @@ impl Segment {
 
     /// Whether every byte of the segment is on disk.
     fn is_complete(&self) -> bool {
-        self.done.get() == self.end
+        self.done.get() == self.end.get()
+    }
+
+    /// Whether the segment ends before what its current request asks for.
+    fn was_cut(&self) -> bool {
+        self.end.get() < self.asked_end.get()
+    }
+
+    fn missing(&self) -> u64 {
+        self.end.get() - self.done.get()
     }
 
     fn span(&self) -> Span {
         Span {
             start: self.start,
-            end: self.end,
+            end: self.end.get(),
             done: self.done.get(),
         }
     }
@@ -529,22 +553,7 @@ impl Download {
         let file = Rc::new(file);
         let slots = spans
             .iter()
-            .map(|span| Slot {
-                segment: Rc::new(Segment {
-                    file: Rc::clone(&file),
-                    asked: Cell::new(span.done),
-                    end: span.end,
-                    total,
-                    start: span.start,
-                    done: Cell::new(span.done),
-                    accepted: Cell::new(false),
-                    problem: RefCell::new(None),
-                    received: Rc::clone(&self.received),
-                }),
-                tries: 0,
-                transfer: None,
-                backoff: None,
-            })
+            .map(|span| self.slot(&file, *span, total))
             .collect();
         self.inner.borrow_mut().segments = Some(Segments {
             slots,
@@ -562,6 +571,27 @@ impl Download {
         }
         for index in open {
             self.send_segment(index);
+        }
+    }
+
+    /// A slot for `span` of the file, no request sent yet.
+    fn slot(&self, file: &Rc<File>, span: Span, total: u64) -> Slot {
+        Slot {
+            segment: Rc::new(Segment {
+                file: Rc::clone(file),
+                asked: Cell::new(span.done),
+                asked_end: Cell::new(span.end),
+                end: Cell::new(span.end),
+                total,
+                start: span.start,
+                done: Cell::new(span.done),
+                accepted: Cell::new(false),
+                problem: RefCell::new(None),
+                received: Rc::clone(&self.received),
+            }),
+            tries: 0,
+            transfer: None,
+            backoff: None,
         }
     }
 
@@ -650,8 +680,9 @@ impl Download {
             slot.tries += 1;
             let segment = Rc::clone(&slot.segment);
             segment.asked.set(segment.done.get());
+            segment.asked_end.set(segment.end.get());
             *segment.problem.borrow_mut() = None;
-            let range = format!("bytes={}-{}", segment.done.get(), segment.end - 1);
+            let range = format!("bytes={}-{}", segment.done.get(), segment.end.get() - 1);
             let request = attempt::base_request(&segments.url, &self.ctx.settings, rate)
                 .header("Range", &range);
             (request, segment)
@@ -692,6 +723,14 @@ impl Download {
         }
         let problem = segment.problem.borrow_mut().take();
         let failure = match result {
+            // Stopped on purpose: the rest of it is another segment's now.
+            Err(error)
+                if error.kind() == ErrorKind::Aborted
+                    && problem.is_none()
+                    && segment.is_complete() =>
+            {
+                return self.segment_complete();
+            }
             Err(error) => match problem {
                 Some(problem) if error.kind() == ErrorKind::Aborted => problem,
                 _ => Failure::from_error(&error),
@@ -699,16 +738,11 @@ impl Download {
             Ok(response) if response.status() != 206 => problem.unwrap_or_else(|| {
                 Failure::from_status(response.status(), response.header("retry-after"))
             }),
-            Ok(_) if segment.is_complete() => {
-                if self.unfinished().is_empty() {
-                    self.complete_segments();
-                }
-                return;
-            }
+            Ok(_) if segment.is_complete() => return self.segment_complete(),
             Ok(_) => Failure::transient(format!(
                 "short segment: bytes {}-{} ended at {}",
                 segment.asked.get(),
-                segment.end - 1,
+                segment.asked_end.get() - 1,
                 segment.done.get()
             )),
         };
@@ -717,6 +751,55 @@ impl Download {
         } else {
             self.fail(Failure::permanent(failure.reason));
         }
+    }
+
+    /// A segment is on disk: the file is, or its connection takes over half
+    /// of what the segment missing the most still lacks.
+    fn segment_complete(&self) {
+        if self.unfinished().is_empty() {
+            return self.complete_segments();
+        }
+        if let Some(index) = self.take_over() {
+            self.send_segment(index);
+        }
+    }
+
+    /// Cuts the segment with the most bytes missing (at least 2 ×
+    /// [`MIN_SEGMENT`]) in two, when fewer than N requests are busy: a new
+    /// segment gets its second half (returned), and its own request stops
+    /// once it has the first half. So a slow connection holds up at most
+    /// half of what it had left.
+    fn take_over(&self) -> Option<usize> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.failure.is_some() {
+            return None;
+        }
+        let segments = inner.segments.as_mut()?;
+        let busy = segments
+            .slots
+            .iter()
+            .filter(|s| s.transfer.is_some() || s.backoff.is_some())
+            .count() as u64;
+        let slowest = segments
+            .slots
+            .iter()
+            .map(|s| Rc::clone(&s.segment))
+            .max_by_key(|s| s.missing())?;
+        if busy >= self.split || slowest.missing() < 2 * MIN_SEGMENT {
+            return None;
+        }
+        let end = slowest.end.get();
+        let middle = slowest.done.get() + slowest.missing() / 2;
+        slowest.end.set(middle);
+        let rest = Span {
+            start: middle,
+            end,
+            done: middle,
+        };
+        let file = Rc::clone(&slowest.file);
+        let slot = self.slot(&file, rest, segments.total);
+        segments.slots.push(slot);
+        Some(segments.slots.len() - 1)
     }
 
     /// Waits out a backoff before segment `index` asks again.
@@ -798,7 +881,7 @@ impl Download {
             url,
             total: segments.total,
             validator: segments.validator.clone(),
-            spans: segments.slots.iter().map(|s| s.segment.span()).collect(),
+            spans: sorted_spans(&segments.slots),
         };
         // A state that cannot be written only costs a resume its head start.
         let _ = state.save(&SplitState::path_for(&part));
@@ -934,6 +1017,13 @@ impl Download {
             });
         }
     }
+}
+
+/// The spans of `slots` in file order (segments taken over are appended).
+fn sorted_spans(slots: &[Slot]) -> Vec<Span> {
+    let mut spans: Vec<Span> = slots.iter().map(|s| s.segment.span()).collect();
+    spans.sort_by_key(|s| s.start);
+    spans
 }
 
 /// `to - from` bytes as at most `split` segments of equal length (the last

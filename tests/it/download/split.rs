@@ -23,16 +23,19 @@ fn segment_ranges(server: &FileServer) -> Vec<(u64, u64)> {
         .ranges()
         .iter()
         .filter(|(_, range)| range != "bytes=0-0")
-        .map(|(_, range)| {
-            let (first, last) = range
-                .strip_prefix("bytes=")
-                .and_then(|r| r.split_once('-'))
-                .unwrap_or_else(|| panic!("not a closed range: {range}"));
-            (first.parse().expect("first"), last.parse().expect("last"))
-        })
+        .map(|(_, range)| parse_closed(range))
         .collect();
     ranges.sort();
     ranges
+}
+
+/// `(first, last)` of `bytes=FIRST-LAST`.
+fn parse_closed(range: &str) -> (u64, u64) {
+    let (first, last) = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .unwrap_or_else(|| panic!("not a closed range: {range}"));
+    (first.parse().expect("first"), last.parse().expect("last"))
 }
 
 /// Checks that `ranges` tile `0..len` exactly.
@@ -411,4 +414,27 @@ fn segments_ask_for_the_redirected_url_and_tiny_files_need_no_segments() {
     assert_eq!(server.hits("/one.bin"), 1);
     let names = ["empty.bin", "moved.bin", "one.bin"].map(PathBuf::from);
     assert_eq!(files_under(out.path()), names);
+}
+
+#[test]
+fn an_idle_connection_takes_over_half_of_a_slow_segment() {
+    let _fds = shared();
+    let body = body_bytes(8 * MIB, 98);
+    // The first segment request to arrive is served at 320 KiB/s: its 2 MiB
+    // would take 6.5 s; the others finish at once, and take over from it.
+    let server = serve_big(&body, true, |r| r.faults = vec![Fault::Pass, Fault::Slow]);
+    let out = TempDir::new("uvcurl-download-split-take-over");
+    let url = server.url("/big.bin");
+    let result = run(&[&url, "-o", out.str(), "--split", "4", "-v"]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_saved(&out, &body);
+    // In arrival order: the probe, then the slow request (the second one).
+    let (_, slow) = &server.ranges()[1];
+    let (slow_first, slow_last) = parse_closed(slow);
+    let ranges = segment_ranges(&server);
+    assert!(ranges.len() > 4, "{ranges:?}");
+    let taken = ranges
+        .iter()
+        .any(|&(first, last)| first > slow_first && first <= slow_last && last == slow_last);
+    assert!(taken, "no take-over of {slow:?}: {ranges:?}");
 }
