@@ -57,9 +57,10 @@ pub struct Cli {
 
     /// Fetch each file as up to N ranged segments in parallel (like aria2c's
     /// -x N -s N), written in place into NAME.part; segments are at least
-    /// 1 MiB. A server that does not serve ranges gets one connection. With
-    /// --continue, NAME.part.state records each segment's progress, so a
-    /// rerun fetches only the missing bytes (all of them again if the file
+    /// 1 MiB, and a connection that is done takes over half of the slowest
+    /// one's rest. A server that does not serve ranges gets one connection.
+    /// With --continue, NAME.part.state records each segment's progress, so
+    /// a rerun fetches only the missing bytes (all of them again if the file
     /// changed on the server). -j counts files, so up to -j x N connections
     /// are open; --max-speed caps each file, its segments sharing the rate.
     #[arg(short = 's', long, value_name = "N", default_value_t = 1,

@@ -10,9 +10,12 @@
 //! Any other `2xx` to the probe (a server without ranges) is the file
 //! itself: it is saved from that one response, as without `--split`.
 //!
-//! A segment that fails transiently is retried from where it stopped, with
-//! the run's retry policy; one that fails for good fails the file (the other
-//! segments are cancelled). With `--continue` the progress of every segment
+//! A connection whose segment is done takes over the second half of what
+//! the segment missing the most still lacks (if that is at least 2 MiB), as
+//! aria2c does, so one slow connection does not hold up the file. A segment
+//! that fails transiently is retried from where it stopped, with the run's
+//! retry policy; one that fails for good fails the file (the other segments
+//! are cancelled). With `--continue` the progress of every segment
 //! is kept in `NAME.part.state` (see [`split_state`](crate::split_state)),
 //! rewritten every second and when the file fails, so a later run fetches
 //! only the missing bytes, unless the server's validator (`ETag`,
