@@ -283,7 +283,7 @@ impl Scheduler {
     fn launch_split(&self, job: Job) {
         let id = job.id;
         let weak = self.me.clone();
-        let download = Download::start(
+        let download = Download::new(
             job,
             self.ctx.settings.split,
             &self.ctx,
@@ -296,11 +296,12 @@ impl Scheduler {
             },
         );
         let running = Running {
-            work: Work::Split(download),
+            work: Work::Split(Rc::clone(&download)),
             since: Instant::now(),
             transfer: None,
         };
         self.state.borrow_mut().running.insert(id, running);
+        download.begin();
     }
 
     /// A segmented download ended: record it, or retry it, or give up.

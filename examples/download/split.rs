@@ -258,9 +258,10 @@ pub struct Download {
 }
 
 impl Download {
-    /// Starts downloading `job` (its name already claimed) in up to `split`
-    /// segments; `on_finish` gets the end, never before this returned.
-    pub fn start(
+    /// A download of `job` (its name already claimed) in up to `split`
+    /// segments, to be started with [`begin`](Download::begin); `on_finish`
+    /// gets its end.
+    pub fn new(
         job: Job,
         split: u32,
         ctx: &Rc<Context>,
@@ -268,7 +269,7 @@ impl Download {
         multi: &MultiHandle,
         on_finish: impl FnOnce(Finished) + 'static,
     ) -> Rc<Download> {
-        let download = Rc::new_cyclic(|me| Download {
+        Rc::new_cyclic(|me| Download {
             me: me.clone(),
             ctx: Rc::clone(ctx),
             uv: uv.clone(),
@@ -290,9 +291,13 @@ impl Download {
                 notes: Vec::new(),
             }),
             on_finish: RefCell::new(Some(Box::new(on_finish))),
-        });
-        download.post(Event::Begin);
-        download
+        })
+    }
+
+    /// Sends the probe (`on_finish` may run before this returns, if even
+    /// that fails).
+    pub fn begin(&self) {
+        self.post(Event::Begin);
     }
 
     /// Stops the download (Ctrl-C); it ends as failed, its `.part` and
