@@ -16,7 +16,7 @@
 //! that fails transiently is retried from where it stopped, with the run's
 //! retry policy; one that fails for good fails the file (the other segments
 //! are cancelled). With `--continue` the progress of every segment
-//! is kept in `NAME.part.state` (see [`split_state`](crate::split_state)),
+//! is kept in `NAME.part.state` (see [`state`]),
 //! rewritten every second and when the file fails, so a later run fetches
 //! only the missing bytes, unless the server's validator (`ETag`,
 //! `Last-Modified`) or length changed: then it starts over.
@@ -26,28 +26,35 @@
 //!
 //! Completions, retry timers and the state timer only queue an [`Event`];
 //! [`Download::pump`] handles them one at a time, as the scheduler does.
+//!
+//! Parts: [`whole`] (the probe, and the single-request fallback),
+//! [`segment`] (one segment's callbacks), [`plan`] (where segments begin
+//! and end), [`state`] (the `.part.state` file).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use uvcurl::uv::Timer;
-use uvcurl::{Error, ErrorKind, Flow, Head, Loop, MultiHandle, Response, Transfer};
+use uvcurl::{Error, ErrorKind, Loop, MultiHandle, Response, Transfer};
 
 use crate::attempt::{self, Context, Job, Outcome};
-use crate::naming;
 use crate::output::{self, PartFile};
 use crate::retry::{Backoff, Failure};
-use crate::split_state::{Span, SplitState, Validator};
 
-/// The smallest segment: a file is split into at most `length / MIN_SEGMENT`
-/// segments (so files under 2 MiB are fetched over one connection).
-pub const MIN_SEGMENT: u64 = 1 << 20;
+mod plan;
+mod segment;
+mod state;
+mod whole;
+
+use plan::{plan, spread, MIN_SEGMENT};
+use segment::Segment;
+use state::{Span, SplitState, Validator};
 
 /// How often the state file is rewritten while segments run (`--continue`).
 const STATE_EVERY: Duration = Duration::from_secs(1);
@@ -73,121 +80,6 @@ enum Event {
     SaveState,
     /// Ctrl-C: stop everything.
     Cancel,
-}
-
-/// What the callbacks of one segment request share with the download.
-#[derive(Debug)]
-struct Segment {
-    file: Rc<File>,
-    /// The offset the current request starts at.
-    asked: Cell<u64>,
-    /// One past the last byte the current request asks for.
-    asked_end: Cell<u64>,
-    /// One past the segment's last byte; lowered when an idle connection
-    /// takes over the second half of what is missing.
-    end: Cell<u64>,
-    /// The file's length (every `Content-Range` must say it).
-    total: u64,
-    /// The first byte of the segment (for the state file).
-    start: u64,
-    /// One past the last byte written.
-    done: Cell<u64>,
-    /// The current response is the `206` asked for.
-    accepted: Cell<bool>,
-    /// Why a callback stopped the request.
-    problem: RefCell<Option<Failure>>,
-    /// Body bytes of the whole download (shared with it).
-    received: Rc<Cell<u64>>,
-}
-
-impl Segment {
-    /// The head callback: only the exact `206` asked for is accepted.
-    fn on_head(&self, head: &Head) -> Flow {
-        self.accepted.set(false);
-        if !(200..300).contains(&head.status()) {
-            return Flow::Continue; // retried or failed by the completion
-        }
-        let want = (self.asked.get(), self.asked_end.get() - 1, Some(self.total));
-        let got = head.header("content-range");
-        if head.status() == 206 && got.and_then(parse_content_range) == Some(want) {
-            self.accepted.set(true);
-            return Flow::Continue;
-        }
-        let problem = if head.status() == 206 {
-            format!(
-                "segment bytes {}-{}/{} answered with Content-Range {:?}",
-                want.0,
-                want.1,
-                self.total,
-                got.unwrap_or("(none)")
-            )
-        } else {
-            format!(
-                "the server answered the request for bytes {}-{} with status {} (not a range)",
-                want.0,
-                want.1,
-                head.status()
-            )
-        };
-        *self.problem.borrow_mut() = Some(Failure::permanent(problem));
-        Flow::Abort
-    }
-
-    /// The body callback: writes the chunk in place. Once a segment that
-    /// was cut short is complete, it stops its request ([`Flow::Abort`]
-    /// without a problem: the completion counts that as success).
-    fn on_data(&self, chunk: &[u8]) -> Flow {
-        self.received.set(self.received.get() + chunk.len() as u64);
-        if !self.accepted.get() {
-            return Flow::Continue; // the body of an error response
-        }
-        let at = self.done.get();
-        let room = (self.end.get() - at) as usize;
-        let (fits, overflow) = chunk.split_at(chunk.len().min(room));
-        if let Err(e) = self.file.write_all_at(fits, at) {
-            *self.problem.borrow_mut() = Some(Failure::permanent(format!("writing: {e}")));
-            return Flow::Abort;
-        }
-        self.done.set(at + fits.len() as u64);
-        if self.was_cut() {
-            return if self.is_complete() {
-                Flow::Abort
-            } else {
-                Flow::Continue
-            };
-        }
-        if !overflow.is_empty() {
-            let why = format!(
-                "the server sent more than bytes {at}-{}",
-                self.end.get() - 1
-            );
-            *self.problem.borrow_mut() = Some(Failure::permanent(why));
-            return Flow::Abort;
-        }
-        Flow::Continue
-    }
-
-    /// Whether every byte of the segment is on disk.
-    fn is_complete(&self) -> bool {
-        self.done.get() == self.end.get()
-    }
-
-    /// Whether the segment ends before what its current request asks for.
-    fn was_cut(&self) -> bool {
-        self.end.get() < self.asked_end.get()
-    }
-
-    fn missing(&self) -> u64 {
-        self.end.get() - self.done.get()
-    }
-
-    fn span(&self) -> Span {
-        Span {
-            start: self.start,
-            end: self.end.get(),
-            done: self.done.get(),
-        }
-    }
 }
 
 /// A segment and the state of its requests.
@@ -358,181 +250,6 @@ impl Download {
             }
             self.finish_if_failed_and_idle();
         }
-    }
-
-    // ---- the probe, and the single-connection fallback -----------------------
-
-    /// Sends `Range: bytes=0-0` for the job's URL.
-    fn send_probe(&self) {
-        let url = self.inner.borrow().job.url.to_string();
-        let request = attempt::base_request(&url, &self.ctx.settings, self.ctx.settings.max_speed)
-            .header("Range", "bytes=0-0");
-        self.start_whole(request);
-    }
-
-    /// Sends the job's URL without a range: the whole file on one connection.
-    fn send_whole(&self, why: &str) {
-        let url = {
-            let mut inner = self.inner.borrow_mut();
-            let note = format!("{}: {why}; one connection", inner.job.name);
-            inner.notes.push(note);
-            inner.fallback = true;
-            inner.job.url.to_string()
-        };
-        let request = attempt::base_request(&url, &self.ctx.settings, self.ctx.settings.max_speed);
-        self.start_whole(request);
-    }
-
-    /// Starts the probe or whole-file request: any `2xx` but a `206` is the
-    /// file itself and is written as it arrives.
-    fn start_whole(&self, request: uvcurl::Request) {
-        let (head_me, data_me, done_me) = (self.me.clone(), self.me.clone(), self.me.clone());
-        let request = request
-            .on_head(move |head| match head_me.upgrade() {
-                Some(me) => me.on_whole_head(head),
-                None => Flow::Abort,
-            })
-            .on_data(move |chunk| match data_me.upgrade() {
-                Some(me) => me.on_whole_data(chunk),
-                None => Flow::Abort,
-            });
-        let started = self.multi.start(request, move |result| {
-            if let Some(me) = done_me.upgrade() {
-                me.post(Event::WholeDone(result));
-            }
-        });
-        match started {
-            Ok(transfer) => self.inner.borrow_mut().whole = Some(transfer),
-            Err(error) => self.fail(Failure::from_error(&error)),
-        }
-    }
-
-    /// The whole-file request's head: a `2xx` other than a `206` of part of
-    /// the file opens the `.part` file (starting over: its old bytes cannot
-    /// be trusted).
-    fn on_whole_head(&self, head: &Head) -> Flow {
-        let status = head.status();
-        if !(200..300).contains(&status) || (status == 206 && !is_whole_file(head)) {
-            return Flow::Continue;
-        }
-        self.settle_name(head);
-        let mut inner = self.inner.borrow_mut();
-        let part = self.ctx.part_path(&inner.job.name);
-        let _ = SplitState::remove(&SplitState::path_for(&part));
-        let created = output::discard(&part).and_then(|()| PartFile::create(&part));
-        match created {
-            Ok(file) => {
-                inner.whole_file = Some(file);
-                inner.whole_total = content_length(head);
-                Flow::Continue
-            }
-            Err(e) => {
-                inner.failure = Some(io_failure(&part, e));
-                Flow::Abort
-            }
-        }
-    }
-
-    fn on_whole_data(&self, chunk: &[u8]) -> Flow {
-        self.received.set(self.received.get() + chunk.len() as u64);
-        let mut inner = self.inner.borrow_mut();
-        let Some(file) = &mut inner.whole_file else {
-            return Flow::Continue; // the probe's byte, or an error body
-        };
-        if let Err(e) = file.write(chunk) {
-            let failure = io_failure(file.path(), e);
-            inner.failure = Some(failure);
-            return Flow::Abort;
-        }
-        Flow::Continue
-    }
-
-    /// The probe or whole-file request completed.
-    fn on_whole_done(&self, result: Result<Response, Error>) {
-        let (file, problem) = {
-            let mut inner = self.inner.borrow_mut();
-            inner.whole = None;
-            (inner.whole_file.take(), inner.failure.take())
-        };
-        let response = match result {
-            Ok(response) => response,
-            Err(error) => {
-                let failure = match problem {
-                    Some(problem) if error.kind() == ErrorKind::Aborted => problem,
-                    _ => Failure::from_error(&error),
-                };
-                if let Some(file) = file {
-                    let _ = file.close();
-                }
-                return self.fail(failure);
-            }
-        };
-        if let Some(file) = file {
-            return self.conclude_whole(file);
-        }
-        let status = response.status();
-        // Only the probe's answer may lead to segments or to a second request.
-        let probing = !self.inner.borrow().fallback;
-        if probing && status == 206 {
-            let range = response
-                .header("content-range")
-                .and_then(parse_content_range);
-            let ranges_refused = response
-                .header("accept-ranges")
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("none"));
-            return match range {
-                Some((0, 0, Some(total))) if !ranges_refused => {
-                    self.begin_segments(&response, total)
-                }
-                _ => self.send_whole("no usable Content-Range in the answer to a range request"),
-            };
-        }
-        if probing && status == 416 {
-            return self.send_whole("the range 0-0 is not satisfiable (an empty file?)");
-        }
-        self.fail(Failure::from_status(status, response.header("retry-after")));
-    }
-
-    /// The single response completed: check its length and save it.
-    fn conclude_whole(&self, file: PartFile) {
-        let part = file.path().to_owned();
-        let len = match file.close() {
-            Ok(len) => len,
-            Err(e) => return self.fail(io_failure(&part, e)),
-        };
-        let total = self.inner.borrow().whole_total;
-        match total {
-            Some(total) if total != len => self.fail(Failure::transient(format!(
-                "short body: got {len} of {total} bytes"
-            ))),
-            _ => self.save(len),
-        }
-    }
-
-    /// Switches to the `Content-Disposition` name, if the server gave one and
-    /// `out=` did not name the file (as a single attempt does).
-    fn settle_name(&self, head: &Head) {
-        let mut inner = self.inner.borrow_mut();
-        if inner.job.out.is_some() {
-            return;
-        }
-        let Some(wanted) = head
-            .header("content-disposition")
-            .and_then(naming::name_from_content_disposition)
-        else {
-            return;
-        };
-        if wanted == inner.job.name {
-            return;
-        }
-        let mut names = self.ctx.names.borrow_mut();
-        names.release(&inner.job.name);
-        inner.job.name = names.claim(&wanted);
-        let note = format!(
-            "{} is named {} by the server",
-            inner.job.url, inner.job.name
-        );
-        inner.notes.push(note);
     }
 
     // ---- segments ------------------------------------------------------------
@@ -1034,57 +751,6 @@ fn sorted_spans(slots: &[Slot]) -> Vec<Span> {
     spans
 }
 
-/// `to - from` bytes as at most `split` segments of equal length (the last
-/// one takes the remainder), none shorter than [`MIN_SEGMENT`] unless there
-/// is only one.
-fn plan(from: u64, to: u64, split: u64) -> Vec<Span> {
-    let len = to - from;
-    if len == 0 {
-        return Vec::new();
-    }
-    let count = split.min(len / MIN_SEGMENT).max(1);
-    let size = len / count;
-    (0..count)
-        .map(|i| {
-            let start = from + i * size;
-            let end = if i + 1 == count { to } else { start + size };
-            Span {
-                start,
-                end,
-                done: start,
-            }
-        })
-        .collect()
-}
-
-/// `spans` with the missing bytes of the largest unfinished ones halved
-/// until `split` of them are unfinished (or none has 2 × [`MIN_SEGMENT`]
-/// left): a file resumed with a larger `--split` than it was begun with
-/// uses the connections it may.
-fn spread(mut spans: Vec<Span>, split: u64) -> Vec<Span> {
-    loop {
-        let open = spans.iter().filter(|s| s.done < s.end).count() as u64;
-        let largest = (0..spans.len()).max_by_key(|&i| spans[i].end - spans[i].done);
-        let Some(i) = largest else { return spans };
-        let Span { start, end, done } = spans[i];
-        if open >= split || end - done < 2 * MIN_SEGMENT {
-            return spans;
-        }
-        let middle = done + (end - done) / 2;
-        spans[i] = Span {
-            start,
-            end: middle,
-            done,
-        };
-        let rest = Span {
-            start: middle,
-            end,
-            done: middle,
-        };
-        spans.insert(i + 1, rest);
-    }
-}
-
 /// Creates a new `.part` file at `part` of `total` bytes (a stale one, or a
 /// link, is removed first, never written through), and removes any state.
 fn create_sized(part: &Path, total: u64) -> io::Result<File> {
@@ -1114,98 +780,7 @@ fn open_existing(part: &Path, total: u64) -> io::Result<File> {
     Ok(file)
 }
 
-/// Whether `head` is a `206` of the whole file (the probe's answer for a
-/// file of one byte, or from a server that ignores where a range ends).
-fn is_whole_file(head: &Head) -> bool {
-    let range = head.header("content-range").and_then(parse_content_range);
-    matches!(range, Some((0, last, Some(total))) if last + 1 == total)
-}
-
-/// The `Content-Length` of `head`.
-fn content_length(head: &Head) -> Option<u64> {
-    head.header("content-length")
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Parses `Content-Range: bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).
-fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
-    let spec = value.trim().strip_prefix("bytes ")?;
-    let (range, total) = spec.split_once('/')?;
-    let (first, last) = range.split_once('-')?;
-    let total = match total.trim() {
-        "*" => None,
-        n => Some(n.parse().ok()?),
-    };
-    let (first, last) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
-    (first <= last).then_some((first, last, total))
-}
-
 /// A failed file operation.
 fn io_failure(path: &Path, error: io::Error) -> Failure {
     Failure::permanent(format!("{}: {error}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plans_tile_the_range() {
-        let mib = MIN_SEGMENT;
-        for (from, to, split, count) in [
-            (0, 100 * mib, 8, 8),
-            (0, 100 * mib + 7, 8, 8),
-            (0, 3 * mib, 8, 3),
-            (0, mib / 2, 8, 1),
-            (5, 5 + 16 * mib, 4, 4),
-        ] {
-            let spans = plan(from, to, split);
-            assert_eq!(spans.len(), count, "{from}..{to} / {split}");
-            assert_eq!(spans[0].start, from);
-            assert_eq!(spans.last().unwrap().end, to);
-            for pair in spans.windows(2) {
-                assert_eq!(pair[0].end, pair[1].start);
-            }
-            assert!(spans.iter().all(|s| s.done == s.start && s.end > s.start));
-        }
-        assert!(plan(7, 7, 8).is_empty());
-    }
-
-    #[test]
-    fn resumed_segments_are_spread_over_the_connections() {
-        let mib = MIN_SEGMENT;
-        let span = |start, end, done| Span { start, end, done };
-        // Two segments of 8 MiB, the first done, the second half done: its
-        // 4 missing MiB become four segments of 1 MiB.
-        let spans = vec![span(0, 8 * mib, 8 * mib), span(8 * mib, 16 * mib, 12 * mib)];
-        let spread4 = spread(spans.clone(), 4);
-        assert_eq!(
-            spread4,
-            vec![
-                span(0, 8 * mib, 8 * mib),
-                span(8 * mib, 13 * mib, 12 * mib),
-                span(13 * mib, 14 * mib, 13 * mib),
-                span(14 * mib, 15 * mib, 14 * mib),
-                span(15 * mib, 16 * mib, 15 * mib),
-            ]
-        );
-        assert_eq!(spread(spans.clone(), 1), spans);
-        // Nothing left to split: less than 2 MiB missing per segment.
-        let small = vec![span(0, 3 * mib, 2 * mib), span(3 * mib, 4 * mib, 3 * mib)];
-        assert_eq!(spread(small.clone(), 8), small);
-        let done = vec![span(0, 5 * mib, 5 * mib)];
-        assert_eq!(spread(done.clone(), 8), done);
-    }
-
-    #[test]
-    fn content_ranges() {
-        assert_eq!(
-            parse_content_range("bytes 0-0/200"),
-            Some((0, 0, Some(200)))
-        );
-        assert_eq!(parse_content_range(" bytes 5-9/*"), Some((5, 9, None)));
-        assert_eq!(parse_content_range("bytes 9-5/10"), None);
-        assert_eq!(parse_content_range("bytes */10"), None);
-        assert_eq!(parse_content_range("items 1-2/3"), None);
-    }
 }
