@@ -48,6 +48,8 @@ pub enum Fault {
     WrongRange,
     /// Answers as usual, but sends the body 16 KiB every 50 ms (320 KiB/s).
     Slow,
+    /// Answers as usual, but with another `ETag` (`"other"`).
+    OtherEtag,
     /// Answers 503, with `Retry-After: 0` when the flag is set.
     Unavailable(bool),
     /// Answers 503 with `Retry-After` as an HTTP date this many seconds ahead.
@@ -347,7 +349,7 @@ fn respond(state: &State, request: &Request<Incoming>) -> Answer {
             *response.body_mut() = Trickle::new(body).boxed();
             return response;
         }
-        Some(Fault::Pass) | None => {}
+        Some(Fault::Pass | Fault::OtherEtag) | None => {}
     }
     if let Some(location) = &route.redirect {
         let mut response = plain(StatusCode::FOUND, "");
@@ -361,9 +363,13 @@ fn respond(state: &State, request: &Request<Incoming>) -> Answer {
         return plain(status, "nope\n");
     }
     let mut response = serve_range(state, &route.body, asked);
+    let etag = match route.faults.get(attempt) {
+        Some(Fault::OtherEtag) => Some("\"other\""),
+        _ => route.etag.as_deref(),
+    };
     for (name, value) in [
         (CONTENT_DISPOSITION, route.disposition.as_deref()),
-        (ETAG, route.etag.as_deref()),
+        (ETAG, etag),
     ] {
         if let Some(Ok(value)) = value.map(HeaderValue::from_str) {
             response.headers_mut().insert(name, value);

@@ -6,7 +6,8 @@
 //! the `.part` file is created at its full length and each segment's GET
 //! (`Range: bytes=S-E`, over its own HTTP/1.1 connection or as a stream of
 //! one HTTP/2 connection, as libcurl decides) writes its bytes in place with
-//! `pwrite`, after its own `206` was checked to cover exactly what was asked.
+//! `pwrite`, after its own `206` was checked to cover exactly what was asked
+//! (and to carry the probe's `ETag`, if both have one).
 //! Any other `2xx` to the probe (a server without ranges) is the file
 //! itself: it is saved from that one response, as without `--split`.
 //!
@@ -53,7 +54,7 @@ mod state;
 mod whole;
 
 use plan::{plan, spread, MIN_SEGMENT};
-use segment::Segment;
+use segment::{Segment, Target};
 use state::{Span, SplitState, Validator};
 
 /// How often the state file is rewritten while segments run (`--continue`).
@@ -275,11 +276,12 @@ impl Download {
             Ok(opened) => opened,
             Err(e) => return self.fail(io_failure(&part, e)),
         };
-        let file = Rc::new(file);
-        let slots = spans
-            .iter()
-            .map(|span| self.slot(&file, *span, total))
-            .collect();
+        let target = Rc::new(Target {
+            file,
+            total,
+            etag: validator.etag.clone(),
+        });
+        let slots = spans.iter().map(|span| self.slot(&target, *span)).collect();
         self.inner.borrow_mut().segments = Some(Segments {
             slots,
             url: probe.effective_url().to_owned(),
@@ -300,14 +302,13 @@ impl Download {
     }
 
     /// A slot for `span` of the file, no request sent yet.
-    fn slot(&self, file: &Rc<File>, span: Span, total: u64) -> Slot {
+    fn slot(&self, target: &Rc<Target>, span: Span) -> Slot {
         Slot {
             segment: Rc::new(Segment {
-                file: Rc::clone(file),
+                target: Rc::clone(target),
                 asked: Cell::new(span.done),
                 asked_end: Cell::new(span.end),
                 end: Cell::new(span.end),
-                total,
                 start: span.start,
                 done: Cell::new(span.done),
                 accepted: Cell::new(false),
@@ -521,8 +522,8 @@ impl Download {
             end,
             done: middle,
         };
-        let file = Rc::clone(&slowest.file);
-        let slot = self.slot(&file, rest, segments.total);
+        let target = Rc::clone(&slowest.target);
+        let slot = self.slot(&target, rest);
         segments.slots.push(slot);
         Some(segments.slots.len() - 1)
     }

@@ -12,11 +12,23 @@ use uvcurl::{Flow, Head};
 use crate::retry::Failure;
 use crate::split::state::Span;
 
+/// The file the segments are parts of.
+#[derive(Debug)]
+pub struct Target {
+    /// The `.part` file, open for writing.
+    pub file: File,
+    /// Its length (every `Content-Range` must say it).
+    pub total: u64,
+    /// The probe's `ETag`: a segment answered with another one is from
+    /// another version of the file.
+    pub etag: Option<String>,
+}
+
 /// What the callbacks of one segment request share with the download.
 #[derive(Debug)]
 pub struct Segment {
-    /// The `.part` file, shared by all segments.
-    pub file: Rc<File>,
+    /// The file, shared by all segments.
+    pub target: Rc<Target>,
     /// The offset the current request starts at.
     pub asked: Cell<u64>,
     /// One past the last byte the current request asks for.
@@ -24,8 +36,6 @@ pub struct Segment {
     /// One past the segment's last byte; lowered when an idle connection
     /// takes over the second half of what is missing.
     pub end: Cell<u64>,
-    /// The file's length (every `Content-Range` must say it).
-    pub total: u64,
     /// The first byte of the segment (for the state file).
     pub start: u64,
     /// One past the last byte written.
@@ -45,18 +55,30 @@ impl Segment {
         if !(200..300).contains(&head.status()) {
             return Flow::Continue; // retried or failed by the completion
         }
-        let want = (self.asked.get(), self.asked_end.get() - 1, Some(self.total));
+        let total = self.target.total;
+        let want = (self.asked.get(), self.asked_end.get() - 1, Some(total));
         let got = head.header("content-range");
-        if head.status() == 206 && got.and_then(parse_content_range) == Some(want) {
+        let etag = head.header("etag");
+        let same_version = match (&self.target.etag, etag) {
+            (Some(probe), Some(etag)) => probe == etag,
+            _ => true,
+        };
+        if head.status() == 206 && got.and_then(parse_content_range) == Some(want) && same_version {
             self.accepted.set(true);
             return Flow::Continue;
         }
-        let problem = if head.status() == 206 {
+        let problem = if !same_version {
+            format!(
+                "the file changed on the server during the download (ETag {:?}, then {:?})",
+                self.target.etag.as_deref().unwrap_or_default(),
+                etag.unwrap_or_default()
+            )
+        } else if head.status() == 206 {
             format!(
                 "segment bytes {}-{}/{} answered with Content-Range {:?}",
                 want.0,
                 want.1,
-                self.total,
+                total,
                 got.unwrap_or("(none)")
             )
         } else {
@@ -82,7 +104,7 @@ impl Segment {
         let at = self.done.get();
         let room = (self.end.get() - at) as usize;
         let (fits, overflow) = chunk.split_at(chunk.len().min(room));
-        if let Err(e) = self.file.write_all_at(fits, at) {
+        if let Err(e) = self.target.file.write_all_at(fits, at) {
             *self.problem.borrow_mut() = Some(Failure::permanent(format!("writing: {e}")));
             return Flow::Abort;
         }

@@ -265,6 +265,30 @@ fn a_segment_with_a_wrong_content_range_fails_the_file() {
 }
 
 #[test]
+fn a_segment_of_another_version_of_the_file_fails_it() {
+    let _fds = shared();
+    let body = body_bytes(4 * MIB, 99);
+    let server = serve_big(&body, true, |r| {
+        r.etag = Some("\"v1\"".to_owned());
+        r.faults = vec![Fault::Pass, Fault::OtherEtag];
+    });
+    let out = TempDir::new("uvcurl-download-split-other-etag");
+    let result = run(&[&server.url("/big.bin"), "-o", out.str(), "--split", "4"]);
+    assert_eq!(result.code, Some(1), "{result:#?}");
+    assert!(
+        result
+            .stderr
+            .contains("changed on the server during the download"),
+        "{result:#?}"
+    );
+    assert!(
+        files_under(out.path()).is_empty(),
+        "{:?}",
+        files_under(out.path())
+    );
+}
+
+#[test]
 fn checksums_cover_the_whole_split_file() {
     let _fds = shared();
     let body = body_bytes(3 * MIB + 1, 89);
