@@ -21,11 +21,15 @@ use super::{find_tool, free_port, median, run_child, Measure, MIB};
 const SIZE: u64 = 100 * MIB;
 
 /// The tools compared, in the table's order: (label, what it runs).
-const TOOLS: [(&str, &str); 5] = [
+const TOOLS: [(&str, &str); 6] = [
     ("download", "the downloader, one connection"),
     (
         "download --split 8",
         "the downloader, 8 ranged segments (of at least 1 MiB)",
+    ),
+    (
+        "download --split 8 (h2c)",
+        "the same over cleartext HTTP/2: 8 streams of one connection",
     ),
     ("curl", "curl -sS -o FILE URL"),
     (
@@ -54,6 +58,7 @@ pub fn run(download_bin: &Path, scratch: &Path, rounds: usize) -> Result<String,
     write_pattern(&original, SIZE)?;
     let server = LimitedNginx::start(&nginx, &dir)?;
     let url = format!("http://127.0.0.1:{}/big.bin", server.port);
+    let h2c_url = format!("http://127.0.0.1:{}/big.bin", server.h2c_port);
     let out = dir.join("out");
 
     let mut walls: Vec<Vec<f64>> = vec![Vec::new(); TOOLS.len()];
@@ -84,10 +89,14 @@ pub fn run(download_bin: &Path, scratch: &Path, rounds: usize) -> Result<String,
                 _ => {
                     let mut c = Command::new(download_bin);
                     c.args(["-q", "--retries", "0", "-o"]).arg(&out);
-                    if label.ends_with("--split 8") {
+                    if label.contains("--split 8") {
                         c.args(["--split", "8"]);
                     }
-                    c.arg(&url);
+                    if label.ends_with("(h2c)") {
+                        c.arg("--http2-prior-knowledge").arg(&h2c_url);
+                    } else {
+                        c.arg(&url);
+                    }
                     c
                 }
             };
@@ -108,7 +117,7 @@ fn render(walls: &[Vec<f64>], cpus: &[Vec<f64>]) -> String {
     let base = TOOLS.iter().position(|(label, _)| *label == BASELINE);
     let base_wall = base.map_or(1.0, |b| median(walls[b].clone()));
     let mut text = format!(
-        "\n## split: one 100 MiB file, nginx limit_rate 20m per response, HTTP/1.1, {} rounds\n\n",
+        "\n## split: one 100 MiB file, nginx limit_rate 20m per response, HTTP/1.1 (and h2c), {} rounds\n\n",
         walls.first().map_or(0, Vec::len)
     );
     text.push_str("| tool | wall s (median) | wall s (min-max) | CPU s | wall / aria2c |\n");
@@ -189,10 +198,12 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, String> {
     Ok(filled)
 }
 
-/// nginx serving `DIR/www` with `limit_rate 20m`, killed on drop.
+/// nginx serving `DIR/www` with `limit_rate 20m` over HTTP/1.1 and h2c,
+/// killed on drop.
 struct LimitedNginx {
     child: Child,
     port: u16,
+    h2c_port: u16,
 }
 
 impl LimitedNginx {
@@ -201,6 +212,7 @@ impl LimitedNginx {
         fs::create_dir_all(prefix.join("logs"))
             .map_err(|e| format!("{}: {e}", prefix.display()))?;
         let port = free_port()?;
+        let h2c_port = free_port()?;
         let p = prefix.display();
         let www = dir.join("www");
         let www = www.display();
@@ -222,6 +234,7 @@ http {{
     sendfile on;
     tcp_nopush on;
     server {{ listen 127.0.0.1:{port}; root {www}; limit_rate 20m; }}
+    server {{ listen 127.0.0.1:{h2c_port} http2; root {www}; limit_rate 20m; }}
 }}
 "
         );
@@ -238,13 +251,20 @@ http {{
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("{}: {e}", binary.display()))?;
-        let mut server = LimitedNginx { child, port };
+        let mut server = LimitedNginx {
+            child,
+            port,
+            h2c_port,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!("nginx exited at once ({status})"));
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let up = [port, h2c_port]
+                .iter()
+                .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok());
+            if up {
                 return Ok(server);
             }
             std::thread::sleep(Duration::from_millis(10));

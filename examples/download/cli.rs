@@ -57,8 +57,8 @@ pub struct Cli {
 
     /// Fetch each file as up to N ranged segments in parallel (like aria2c's
     /// -x N -s N), written in place into NAME.part; segments are at least
-    /// 1 MiB, and a connection that is done takes over half of the slowest
-    /// one's rest. A server that does not serve ranges gets one connection.
+    /// 1 MiB, and over HTTP/1.1 a connection that is done takes over half
+    /// of the slowest one's rest. A server that does not serve ranges gets one connection.
     /// With --continue, NAME.part.state records each segment's progress, so
     /// a rerun fetches only the missing bytes (all of them again if the file
     /// changed on the server). -j counts files, so up to -j x N connections

@@ -11,9 +11,10 @@
 //! Any other `2xx` to the probe (a server without ranges) is the file
 //! itself: it is saved from that one response, as without `--split`.
 //!
-//! A connection whose segment is done takes over the second half of what
-//! the segment missing the most still lacks (if that is at least 2 MiB), as
-//! aria2c does, so one slow connection does not hold up the file. A segment
+//! Over HTTP/1.1, a connection whose segment is done takes over the second
+//! half of what the segment missing the most still lacks (if that is at
+//! least 2 MiB), as aria2c does, so one slow connection does not hold up
+//! the file. A segment
 //! that fails transiently is retried from where it stopped, with the run's
 //! retry policy; one that fails for good fails the file (the other segments
 //! are cancelled). With `--continue` the progress of every segment
@@ -42,7 +43,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use uvcurl::uv::Timer;
-use uvcurl::{Error, ErrorKind, Loop, MultiHandle, Response, Transfer};
+use uvcurl::{Error, ErrorKind, HttpVersion, Loop, MultiHandle, Response, Transfer};
 
 use crate::attempt::{self, Context, Job, Outcome};
 use crate::output::{self, PartFile};
@@ -101,6 +102,10 @@ struct Segments {
     validator: Validator,
     /// Rewrites the state file (with `--continue`).
     state_timer: Option<Timer>,
+    /// Whether a connection that is done may take over from another: not
+    /// over HTTP/2, whose streams share one connection (and where libcurl
+    /// 8.22 dropped the whole connection when one stream was stopped early).
+    take_over: bool,
 }
 
 /// The mutable state of a download.
@@ -288,6 +293,7 @@ impl Download {
             total,
             validator,
             state_timer: None,
+            take_over: probe.http_version() != HttpVersion::Http2,
         });
         if self.ctx.settings.resume {
             self.on_save_state(); // also arms the state timer
@@ -314,6 +320,7 @@ impl Download {
                 accepted: Cell::new(false),
                 problem: RefCell::new(None),
                 received: Rc::clone(&self.received),
+                transfer: RefCell::new(None),
             }),
             tries: 0,
             transfer: None,
@@ -426,7 +433,9 @@ impl Download {
         match started {
             Ok(transfer) => {
                 if let Some(segments) = &mut self.inner.borrow_mut().segments {
-                    segments.slots[index].transfer = Some(transfer);
+                    let slot = &mut segments.slots[index];
+                    slot.segment.transfer.replace(Some(transfer.clone()));
+                    slot.transfer = Some(transfer);
                 }
             }
             Err(error) => self.fail(Failure::from_error(&error)),
@@ -442,6 +451,7 @@ impl Download {
             };
             let slot = &mut segments.slots[index];
             slot.transfer = None;
+            slot.segment.transfer.replace(None);
             (Rc::clone(&slot.segment), slot.tries)
         };
         if self.inner.borrow().failure.is_some() {
@@ -451,7 +461,7 @@ impl Download {
         let failure = match result {
             // Stopped on purpose: the rest of it is another segment's now.
             Err(error)
-                if error.kind() == ErrorKind::Aborted
+                if matches!(error.kind(), ErrorKind::Cancelled | ErrorKind::Aborted)
                     && problem.is_none()
                     && segment.is_complete() =>
             {
@@ -500,7 +510,7 @@ impl Download {
         if inner.failure.is_some() {
             return None;
         }
-        let segments = inner.segments.as_mut()?;
+        let segments = inner.segments.as_mut().filter(|s| s.take_over)?;
         let busy = segments
             .slots
             .iter()

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 
-use uvcurl::{Flow, Head};
+use uvcurl::{Flow, Head, Transfer};
 
 use crate::retry::Failure;
 use crate::split::state::Span;
@@ -46,6 +46,8 @@ pub struct Segment {
     pub problem: RefCell<Option<Failure>>,
     /// Body bytes of the whole download (shared with it).
     pub received: Rc<Cell<u64>>,
+    /// The current request, once started.
+    pub transfer: RefCell<Option<Transfer>>,
 }
 
 impl Segment {
@@ -111,7 +113,7 @@ impl Segment {
         self.done.set(at + fits.len() as u64);
         if self.was_cut() {
             return if self.is_complete() {
-                Flow::Abort
+                self.stop()
             } else {
                 Flow::Continue
             };
@@ -125,6 +127,19 @@ impl Segment {
             return Flow::Abort;
         }
         Flow::Continue
+    }
+
+    /// Stops the request without failing a write: over HTTP/2 a failed
+    /// write ends the whole connection, while a cancelled transfer (paused
+    /// until libcurl returns, then removed) only resets its stream.
+    fn stop(&self) -> Flow {
+        match self.transfer.borrow().as_ref() {
+            Some(transfer) => {
+                transfer.cancel();
+                Flow::Pause
+            }
+            None => Flow::Abort,
+        }
     }
 
     /// Whether every byte of the segment is on disk.

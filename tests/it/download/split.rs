@@ -462,3 +462,26 @@ fn an_idle_connection_takes_over_half_of_a_slow_segment() {
         .any(|&(first, last)| first > slow_first && first <= slow_last && last == slow_last);
     assert!(taken, "no take-over of {slow:?}: {ranges:?}");
 }
+
+#[test]
+fn over_http2_a_slow_stream_is_not_cut() {
+    let _fds = shared();
+    let pki = TestPki::generate();
+    let certs = TempDir::new("uvcurl-download-split-h2-slow");
+    fs::write(certs.join("ca.pem"), &pki.ca_pem).expect("write CA");
+    let ca = certs.join("ca.pem");
+    let body = body_bytes(4 * MIB, 100);
+    let mut big = Route::file(body.clone());
+    big.faults = vec![Fault::Pass, Fault::Slow];
+    let routes = HashMap::from([("/big.bin".to_owned(), big)]);
+    let server = FileServer::start_tls(routes, true, pki.server_config.clone()).expect("start");
+    let out = TempDir::new("uvcurl-download-split-h2-slow-out");
+    let ca = ca.to_str().expect("UTF-8");
+    let url = server.url("/big.bin");
+    let result = run(&[&url, "-o", out.str(), "--split", "4", "--cacert", ca]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_saved(&out, &body);
+    // The streams share one connection: the slow one runs to its end.
+    assert_eq!(segment_ranges(&server).len(), 4);
+    assert_eq!(server.connections(), 1);
+}
