@@ -17,14 +17,28 @@
 //! host such as Node, luv or a `-luv` program already has), and exports only
 //! `uvcurl_*` and `curl_*`. `vendor/install-c --system-libuv` builds that way.
 //!
-//! It also writes `$OUT_DIR/uvcurl-c.env` with `CURL_INCLUDE`, `UV_INCLUDE`
-//! (empty with the system libuv: hosts use their own `uv.h`), `SYSTEM_LIBUV`
-//! and `NATIVE_STATIC_LIBS`, read by `tests/c_api.rs` and `vendor/install-c`.
+//! libcurl's public functions are read from the headers curl-sys reports
+//! (`DEP_CURL_INCLUDE`, an absolute path). libuv's are listed in
+//! `src/capi/libuv_exports.txt`: libuv-sys2 reports its include directory
+//! relative to its own source directory, which a build script cannot learn
+//! without parsing `cargo metadata` (and a JSON parser would become a build
+//! dependency of every dependent). `tests/c_api.rs` checks the list against
+//! the `uv.h` of the libuv-sys2 in use and against what `libuvcurl.so`
+//! exports; a libuv-sys2 update that changes the API fails that test, and
+//! `UVCURL_BLESS=1` rewrites the list.
+//!
+//! It also writes `$OUT_DIR/uvcurl-c.env` with `CURL_INCLUDE`, `SYSTEM_LIBUV`
+//! and `NATIVE_STATIC_LIBS`, read by `tests/c_api.rs`, `benches/compare.rs`
+//! and `vendor/install-c` (which find libuv's headers as
+//! `tests/native/uv_headers.rs` describes).
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// libuv's public functions, one per line (`#` starts a comment).
+const LIBUV_EXPORTS: &str = "src/capi/libuv_exports.txt";
 
 /// The system libraries `libuvcurl.a` needs at link time on Linux, as
 /// `cargo rustc --lib --crate-type staticlib -- --print native-static-libs`
@@ -38,6 +52,7 @@ const SYSTEM_LIBUV: &str = "UVCURL_SYSTEM_LIBUV";
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed={SYSTEM_LIBUV}");
+    println!("cargo:rerun-if-changed={LIBUV_EXPORTS}");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let curl_include = env::var_os("DEP_CURL_INCLUDE").map(PathBuf::from);
     warn_without_poll();
@@ -45,7 +60,6 @@ fn main() {
     if system_libuv {
         check_system_libuv();
     }
-    let uv_include = if system_libuv { None } else { uv_include_dir() };
 
     let mut exported = Vec::new();
     if let Some(dir) = &curl_include {
@@ -53,8 +67,8 @@ fn main() {
             exported.extend(declared_functions(&header, "CURL_EXTERN", "curl_"));
         }
     }
-    if let Some(dir) = &uv_include {
-        exported.extend(declared_functions(&dir.join("uv.h"), "UV_EXTERN", "uv_"));
+    if !system_libuv {
+        exported.extend(libuv_exports());
     }
     exported.sort();
     exported.dedup();
@@ -65,7 +79,7 @@ fn main() {
         // pattern, because a few it declares are compiled out of this build
         // (curl_easy_option_*), and its internals are Curl_* and curlx_*.
         let mut map = String::from("{\n  global:\n    uvcurl_*;\n    curl_*;\n");
-        // With the system libuv, `exported` holds no uv_* (no headers of our own).
+        // With the system libuv, `exported` holds no uv_*.
         for symbol in exported.iter().filter(|s| s.starts_with("uv_")) {
             map.push_str(&format!("    {symbol};\n"));
         }
@@ -83,11 +97,9 @@ fn main() {
         }
     }
 
-    let text = |p: &Option<PathBuf>| {
-        p.as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
-    };
+    let curl_include = curl_include
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     // libuvcurl.a built against the system libuv also needs it at link time.
     let native_static_libs = if system_libuv {
         format!("-luv {NATIVE_STATIC_LIBS}")
@@ -95,9 +107,8 @@ fn main() {
         NATIVE_STATIC_LIBS.to_owned()
     };
     let env_file = format!(
-        "CURL_INCLUDE={}\nUV_INCLUDE={}\nSYSTEM_LIBUV={}\nNATIVE_STATIC_LIBS={}\n",
-        text(&curl_include),
-        text(&uv_include),
+        "CURL_INCLUDE={}\nSYSTEM_LIBUV={}\nNATIVE_STATIC_LIBS={}\n",
+        curl_include,
         u8::from(system_libuv),
         native_static_libs
     );
@@ -139,73 +150,15 @@ fn warn_without_poll() {
     }
 }
 
-/// libuv's public include directory. libuv-sys2 reports it as `DEP_UV_INCLUDE`,
-/// relative to its own crate directory when it builds the bundled libuv, so
-/// that directory is looked up with `cargo metadata`.
-fn uv_include_dir() -> Option<PathBuf> {
-    let reported = PathBuf::from(env::var_os("DEP_UV_INCLUDE")?);
-    if reported.is_absolute() {
-        return Some(reported);
-    }
-    let crate_dir = libuv_sys2_dir().or_else(libuv_sys2_in_registry);
-    match crate_dir {
-        Some(dir) if dir.join(&reported).join("uv.h").is_file() => Some(dir.join(reported)),
-        _ => {
-            println!("cargo:warning=uvcurl: libuv headers not found; C programs cannot be built");
-            None
-        }
-    }
-}
-
-/// The source directory of the libuv-sys2 package this build uses.
-fn libuv_sys2_dir() -> Option<PathBuf> {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")?;
-    // Only this target's packages: others (wasm-only dev-dependencies, say)
-    // need not be downloaded, and --offline would fail on them.
-    let target = env::var("TARGET").ok()?;
-    let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .args(["--filter-platform", &target])
-        .current_dir(manifest_dir)
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let json = String::from_utf8(output.stdout).ok()?;
-    // Each package object holds its "id" ("...#libuv-sys2@1.53.1") before its
-    // "manifest_path"; dependency entries have no "id", so the first
-    // manifest_path after the package's id is the package's own.
-    let mut rest = json.as_str();
-    while let Some(at) = rest.find("\"id\":\"") {
-        rest = &rest[at + 6..];
-        let id = &rest[..rest.find('"')?];
-        if id.contains("libuv-sys2@") || id.starts_with("libuv-sys2 ") {
-            let key = "\"manifest_path\":\"";
-            let start = rest.find(key)? + key.len();
-            let path = &rest[start..start + rest[start..].find('"')?];
-            return Path::new(path).parent().map(Path::to_path_buf);
-        }
-    }
-    None
-}
-
-/// Fallback: the version locked in this package's Cargo.lock, unpacked in
-/// cargo's registry cache.
-fn libuv_sys2_in_registry() -> Option<PathBuf> {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR")?);
-    let lock = fs::read_to_string(manifest_dir.join("Cargo.lock")).ok()?;
-    let after = lock.split("name = \"libuv-sys2\"\nversion = \"").nth(1)?;
-    let version = &after[..after.find('"')?];
-    let cargo_home = env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-    let registries = fs::read_dir(cargo_home.join("registry/src")).ok()?;
-    registries
-        .filter_map(|r| r.ok())
-        .map(|r| r.path().join(format!("libuv-sys2-{version}")))
-        .find(|dir| dir.join("Cargo.toml").is_file())
+/// The functions listed in `LIBUV_EXPORTS`.
+fn libuv_exports() -> Vec<String> {
+    let list =
+        fs::read_to_string(LIBUV_EXPORTS).unwrap_or_else(|e| panic!("read {LIBUV_EXPORTS}: {e}"));
+    list.lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn headers_in(dir: &Path) -> Vec<PathBuf> {

@@ -15,7 +15,8 @@
 //! `--client NAME`, one of the C programs in `benches/compare/c/`, or the
 //! downloader — and reads the child's CPU time and peak RSS from `wait4`.
 //! The C programs are compiled with `cc` against the very libcurl and libuv
-//! uvcurl links: the headers named by build.rs in `$OUT_DIR/uvcurl-c.env`
+//! uvcurl links: libcurl's headers named by build.rs in `$OUT_DIR/uvcurl-c.env`,
+//! libuv-sys2's (`tests/native/uv_headers.rs`)
 //! and `target/<profile>/deps/libuvcurl.a` (which contains both), cached in
 //! `target/<profile>/compare-c/`. A run in which any transfer failed or any
 //! body had the wrong length is not reported: the runner exits non-zero
@@ -25,6 +26,8 @@
 mod child;
 #[path = "compare/split.rs"]
 mod split;
+#[path = "../tests/native/uv_headers.rs"]
+mod uv_headers;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -524,7 +527,8 @@ fn build_c_clients(clients: &[&str]) -> Result<Vec<(&'static str, PathBuf)>, Str
             .map(str::to_string)
             .ok_or_else(|| format!("{}: no {key}", env_file.display()))
     };
-    let (curl_include, uv_include) = (get("CURL_INCLUDE")?, get("UV_INCLUDE")?);
+    let curl_include = get("CURL_INCLUDE")?;
+    let uv_include = uv_headers::libuv_include()?;
     let native_libs = get("NATIVE_STATIC_LIBS")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let source_dir = root.join("benches/compare/c");

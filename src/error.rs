@@ -22,7 +22,10 @@ pub enum ErrorKind {
     /// The URL, or a redirect, uses a scheme this request does not allow.
     UnsupportedProtocol,
     /// The connection broke while sending or receiving (reset, broken pipe):
-    /// libcurl's `CURLE_RECV_ERROR`/`CURLE_SEND_ERROR`.
+    /// libcurl's `CURLE_RECV_ERROR`/`CURLE_SEND_ERROR`; also
+    /// `CURLE_SEND_FAIL_REWIND` before any response, when a kept-alive
+    /// connection died under a body streamed from a `Read`, which libcurl
+    /// could not read again to resend it.
     ConnectionReset,
     /// The body ended before the length the server announced
     /// (`CURLE_PARTIAL_FILE`).
@@ -98,6 +101,21 @@ impl Error {
             curl_code: Some(code as i32),
             ..Error::new(kind_of_code(code), message)
         }
+    }
+
+    /// An error for a transfer that ended with `code`; `answered`: whether
+    /// a response status arrived.
+    pub(crate) fn from_transfer(code: curl_sys::CURLcode, detail: &str, answered: bool) -> Error {
+        let error = Error::from_curl(code, detail);
+        if code == curl_sys::CURLE_SEND_FAIL_REWIND && !answered {
+            // libcurl resends a request whose kept-alive connection died
+            // before any answer; a streamed body cannot be read again.
+            return Error {
+                kind: ErrorKind::ConnectionReset,
+                ..error
+            };
+        }
+        error
     }
 
     /// An error for a failed `curl_multi_*` call.
@@ -321,6 +339,12 @@ mod tests {
             kind_of_code(curl_sys::CURLE_OPERATION_TIMEDOUT),
             ErrorKind::Timeout
         );
+        let lost = Error::from_transfer(curl_sys::CURLE_SEND_FAIL_REWIND, "", false);
+        assert_eq!(lost.kind(), ErrorKind::ConnectionReset);
+        assert!(lost.is_connection_lost());
+        // After a response (a 307 asking for the body again): not a lost connection.
+        let redirected = Error::from_transfer(curl_sys::CURLE_SEND_FAIL_REWIND, "", true);
+        assert_eq!(redirected.kind(), ErrorKind::Other);
         let e = Error::from_curl(curl_sys::CURLE_COULDNT_RESOLVE_HOST, "no such host");
         assert_eq!(e.kind(), ErrorKind::Dns);
         assert_eq!(e.curl_code(), Some(6));

@@ -33,6 +33,9 @@ pub struct Head {
     /// `None` while the header block is still arriving. (A `u32` keeps `Head`
     /// as small as a `Vec` and a status: libcurl caps header blocks far lower.)
     trailers_at: Option<u32>,
+    /// The HTTP version on the status line: 10, 11, 20, 30, or 0 when not
+    /// (yet) known.
+    pub(crate) line_version: u8,
 }
 
 impl Head {
@@ -84,6 +87,13 @@ impl Head {
         } else if !field && line.starts_with(b"HTTP/") {
             self.raw.clear();
             self.trailers_at = None;
+            self.line_version = match line.get(5..8) {
+                Some(b"1.1") => 11,
+                Some(b"1.0") => 10,
+                Some([b'2', b' ' | b'\r' | b'\n', _]) => 20,
+                Some([b'3', b' ' | b'\r' | b'\n', _]) => 30,
+                _ => 0,
+            };
             self.status = trim(line)
                 .split(|&b| b == b' ')
                 .filter(|part| !part.is_empty())

@@ -58,6 +58,21 @@ impl Share {
     }
 }
 
+/// Two `Share`s are equal when they are clones of one share handle.
+impl PartialEq for Share {
+    fn eq(&self, other: &Share) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl std::fmt::Debug for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Share")
+            .field(&Arc::as_ptr(&self.inner))
+            .finish()
+    }
+}
+
 fn lock_for(userdata: *mut c_void, data: curl::curl_lock_data) -> *mut libc::pthread_mutex_t {
     // SAFETY: USERDATA is the Inner of a live Share (see Share::new).
     let inner = unsafe { &*(userdata as *const Inner) };

@@ -19,6 +19,8 @@ use support::HttpServer;
 
 #[path = "native/mod.rs"]
 mod native;
+#[path = "native/uv_headers.rs"]
+mod uv_headers;
 use native::{check_success, profile_dir, repo, valgrind_command};
 
 /// Where cargo puts the libraries it builds for this very test run:
@@ -36,6 +38,13 @@ fn work_dir() -> PathBuf {
 /// The file build.rs wrote: header directories and native libraries.
 fn c_env_file() -> PathBuf {
     PathBuf::from(concat!(env!("OUT_DIR"), "/uvcurl-c.env"))
+}
+
+/// The bundled libuv's headers (once per test binary).
+fn libuv_include() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| uv_headers::libuv_include().unwrap_or_else(|e| panic!("libuv headers: {e}")))
+        .clone()
 }
 
 fn c_env() -> BTreeMap<String, String> {
@@ -84,7 +93,7 @@ fn build_static(source: &str) -> PathBuf {
         .arg("-I")
         .arg(&env["CURL_INCLUDE"])
         .arg("-I")
-        .arg(&env["UV_INCLUDE"])
+        .arg(libuv_include())
         .arg(repo().join(source))
         .arg(&lib)
         .args(env["NATIVE_STATIC_LIBS"].split_whitespace())
@@ -111,7 +120,9 @@ fn installed_prefix() -> PathBuf {
                     .arg("--from")
                     .arg(lib_dir())
                     .arg("--env")
-                    .arg(c_env_file()),
+                    .arg(c_env_file())
+                    .arg("--uv-include")
+                    .arg(libuv_include()),
             );
             check_success("vendor/install-c", &output);
             prefix
@@ -292,6 +303,17 @@ fn shared_library_has_a_soname_and_exports_only_the_public_api() {
         strays.is_empty(),
         "symbols exported beyond the API: {strays:?}"
     );
+    let mut exported_uv: Vec<&str> = symbols
+        .iter()
+        .map(String::as_str)
+        .filter(|s| s.starts_with("uv_"))
+        .collect();
+    exported_uv.sort_unstable();
+    assert_eq!(
+        exported_uv,
+        listed_libuv_exports(),
+        "libuvcurl.so exports exactly the functions in {LIBUV_EXPORTS}"
+    );
     for needed in [
         "uvcurl_multi_new",
         "uvcurl_multi_add",
@@ -308,6 +330,86 @@ fn shared_library_has_a_soname_and_exports_only_the_public_api() {
     ] {
         assert!(symbols.iter().any(|s| s == needed), "{needed} not exported");
     }
+}
+
+/// The list of libuv's public functions that build.rs exports.
+const LIBUV_EXPORTS: &str = "src/capi/libuv_exports.txt";
+
+fn listed_libuv_exports() -> Vec<&'static str> {
+    static LIST: OnceLock<String> = OnceLock::new();
+    let text = LIST.get_or_init(|| {
+        fs::read_to_string(repo().join(LIBUV_EXPORTS)).expect("read the libuv export list")
+    });
+    let mut names: Vec<&str> = text
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|name| !name.is_empty())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// build.rs exports libuv's functions from a checked-in list (it cannot find
+/// libuv-sys2's headers without parsing `cargo metadata`); the list must be
+/// exactly the `UV_EXTERN` functions of the `uv.h` libuv-sys2 builds.
+/// `UVCURL_BLESS=1` rewrites it after a libuv-sys2 update.
+#[test]
+fn libuv_export_list_matches_the_bundled_uv_h() {
+    let header = libuv_include().join("uv.h");
+    let source = fs::read_to_string(&header).expect("read uv.h");
+    let mut declared = uv_extern_functions(&source);
+    declared.sort_unstable();
+    declared.dedup();
+    assert!(
+        declared.len() > 250,
+        "only {} functions found in uv.h",
+        declared.len()
+    );
+    if std::env::var_os("UVCURL_BLESS").is_some() {
+        let path = repo().join(LIBUV_EXPORTS);
+        let text = fs::read_to_string(&path).expect("read the libuv export list");
+        let comments: String = text
+            .lines()
+            .filter(|line| line.starts_with('#'))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let names: String = declared.iter().map(|name| format!("{name}\n")).collect();
+        fs::write(&path, comments + &names).expect("write the libuv export list");
+        return;
+    }
+    assert_eq!(
+        listed_libuv_exports(),
+        declared.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{LIBUV_EXPORTS} differs from {}; UVCURL_BLESS=1 cargo test --test c_api libuv_export_list rewrites it",
+        header.display()
+    );
+}
+
+/// The names of the functions declared `UV_EXTERN ... uv_name(` in `source`.
+fn uv_extern_functions(source: &str) -> Vec<String> {
+    let identifier = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut names = Vec::new();
+    for declaration in source.split("UV_EXTERN").skip(1) {
+        let declaration = declaration.split(';').next().unwrap_or("");
+        let bytes = declaration.as_bytes();
+        // The first `uv_name(` at an identifier boundary; the return type
+        // (`uv_loop_t*`, say) is not followed by a parenthesis.
+        let mut from = 0;
+        while let Some(found) = declaration[from..].find("uv_") {
+            let start = from + found;
+            let mut end = start;
+            while end < bytes.len() && identifier(bytes[end]) {
+                end += 1;
+            }
+            let at_boundary = start == 0 || !identifier(bytes[start - 1]);
+            if at_boundary && declaration[end..].trim_start().starts_with('(') {
+                names.push(declaration[start..end].to_owned());
+                break;
+            }
+            from = end.max(start + 1);
+        }
+    }
+    names
 }
 
 // ---- the examples -----------------------------------------------------------

@@ -18,6 +18,9 @@ use std::rc::Rc;
 /// `CURLOPT_ERRORBUFFER`: libcurl writes the text of a failure there.
 type ErrorBuffer = UnsafeCell<[u8; curl::CURL_ERROR_SIZE]>;
 
+/// String options shorter than this are passed from a stack buffer.
+const STACK_STRING: usize = 512;
+
 /// An easy handle.
 pub(crate) struct Easy<C = ()> {
     raw: NonNull<CURL>,
@@ -27,9 +30,6 @@ pub(crate) struct Easy<C = ()> {
     errbuf: Option<Box<ErrorBuffer>>,
     /// Where an owned handle goes when dropped; `None`: an external handle.
     pool: Option<Rc<EasyPool<C>>>,
-    /// What the handle is left configured with when it goes back to the
-    /// pool; `None`: it is reset there.
-    keep: Option<C>,
     /// Taken from the pool still configured with the options asked for.
     reused: bool,
 }
@@ -44,7 +44,6 @@ impl<C> Easy<C> {
             raw,
             errbuf: None,
             pool: None,
-            keep: None,
             reused: false,
         }
     }
@@ -77,14 +76,18 @@ impl<C> Easy<C> {
         self.reused
     }
 
-    /// Lets the handle go back to its pool configured as `options` says,
-    /// instead of reset. The caller vouches that `options` describes every
-    /// option set on it, and that no option points at anything libcurl may
-    /// read while the handle is idle or being cleaned up (see
-    /// [`EasyPool::take`]). No effect on an external handle.
-    pub fn keep_configured(&mut self, options: C) {
-        if self.pool.is_some() {
-            self.keep = Some(options);
+    /// Gives the handle back to its pool now, configured as `options` says,
+    /// instead of reset (the handle itself stays in `self` only as a number;
+    /// it must not be used afterwards). The caller vouches that the handle is
+    /// out of the multi, that `options` describes every option set on it, and
+    /// that no option points at anything libcurl may read while the handle is
+    /// idle or being cleaned up (see [`EasyPool::take`]). No effect on an
+    /// external handle. (The options are not stored in `Easy` meanwhile: a
+    /// running transfer does not pay their size twice.)
+    pub fn release_configured(&mut self, options: C) {
+        if let Some(pool) = self.pool.take() {
+            // SAFETY: an owned handle out of the multi (per the contract).
+            unsafe { pool.give(self.raw, self.errbuf.take(), Some(options)) };
         }
     }
 
@@ -127,10 +130,23 @@ impl<C> Easy<C> {
 
     /// `curl_easy_setopt` with a string, which libcurl copies.
     pub fn set_str(&self, option: curl::CURLoption, value: &str) -> Result<(), Error> {
-        let value = CString::new(value).map_err(|_| Error::invalid("string with a NUL byte"))?;
-        // SAFETY: string options are copied by libcurl (since 7.17).
+        if value.as_bytes().contains(&0) {
+            return Err(Error::invalid("string with a NUL byte"));
+        }
+        // Short strings are NUL-terminated in a stack buffer: no allocation.
+        let mut stack = [0u8; STACK_STRING];
+        let heap;
+        let c_value: *const c_char = if value.len() < STACK_STRING {
+            stack[..value.len()].copy_from_slice(value.as_bytes());
+            stack.as_ptr().cast()
+        } else {
+            heap = CString::new(value).map_err(|_| Error::invalid("string with a NUL byte"))?;
+            heap.as_ptr()
+        };
+        // SAFETY: a NUL-terminated string without other NULs; string options
+        // are copied by libcurl (since 7.17).
         setopt_result(option, unsafe {
-            curl::curl_easy_setopt(self.raw(), option, value.as_ptr())
+            curl::curl_easy_setopt(self.raw(), option, c_value)
         })
     }
 
@@ -181,7 +197,7 @@ impl<C> Drop for Easy<C> {
         if let Some(pool) = self.pool.take() {
             // SAFETY: an owned handle (from the pool), which its owner removed
             // from the multi before dropping it; nothing else uses it.
-            unsafe { pool.give(self.raw, self.errbuf.take(), self.keep.take()) };
+            unsafe { pool.give(self.raw, self.errbuf.take(), None) };
         }
     }
 }
@@ -265,8 +281,9 @@ impl<C: PartialEq> EasyPool<C> {
             }) if wanted == Some(&kept) => (raw, errbuf, true),
             Some(Idle { raw, errbuf, kept }) => {
                 if kept.is_some() {
-                    // SAFETY: an idle handle of ours; reset drops every option.
-                    unsafe { curl::curl_easy_reset(raw.as_ptr()) };
+                    // SAFETY: an idle handle of ours, reset before `kept`
+                    // (which may hold its share handle) drops.
+                    unsafe { reset(raw) };
                 }
                 (raw, errbuf, false)
             }
@@ -286,7 +303,6 @@ impl<C: PartialEq> EasyPool<C> {
             raw,
             errbuf: Some(errbuf),
             pool: Some(self.clone()),
-            keep: None,
             reused,
         })
     }
@@ -302,9 +318,8 @@ impl<C> EasyPool<C> {
         let mut free = self.free.borrow_mut();
         if free.len() < EASY_POOL_MAX {
             if kept.is_none() {
-                // SAFETY: per the contract; reset drops every option (and so
-                // every pointer into the transfer state about to be freed).
-                unsafe { curl::curl_easy_reset(easy.as_ptr()) };
+                // SAFETY: per the contract.
+                unsafe { reset(easy) };
             }
             free.push(Idle {
                 raw: easy,
@@ -320,10 +335,30 @@ impl<C> EasyPool<C> {
 
 impl<C> Drop for EasyPool<C> {
     fn drop(&mut self) {
-        // Each handle is cleaned up before its error buffer is freed.
-        for Idle { raw: easy, .. } in self.free.get_mut().drain(..) {
+        // Each handle is cleaned up before its error buffer is freed and
+        // before its kept options, which may hold the share handle it is
+        // linked to (cleanup unlinks it, taking the share's lock).
+        for idle in self.free.get_mut().drain(..) {
             // SAFETY: idle handles owned by the pool.
-            unsafe { curl::curl_easy_cleanup(easy.as_ptr()) };
+            unsafe { curl::curl_easy_cleanup(idle.raw.as_ptr()) };
+            drop(idle);
         }
+    }
+}
+
+/// Resets an idle handle to libcurl's defaults and unlinks it from its share
+/// handle, which `curl_easy_reset` leaves linked: whatever kept the share
+/// alive for this handle (a transfer's options) is about to go.
+///
+/// # Safety
+/// `easy` is a valid easy handle in no multi handle, which nobody else uses.
+unsafe fn reset(easy: NonNull<CURL>) {
+    let no_share: *mut curl::CURLSH = std::ptr::null_mut();
+    // SAFETY: per the contract; reset drops every option (and so every
+    // pointer into a transfer state about to be freed), and a null
+    // CURLOPT_SHARE unlinks the share, if any, under its lock.
+    unsafe {
+        curl::curl_easy_reset(easy.as_ptr());
+        curl::curl_easy_setopt(easy.as_ptr(), curl::CURLOPT_SHARE, no_share);
     }
 }

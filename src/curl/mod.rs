@@ -24,7 +24,7 @@ pub(crate) use easy::{Easy, EasyPool};
 pub(crate) use multi::{Multi, MultiCallbacks, MultiRef};
 pub(crate) use share::ShareHandle;
 pub(crate) use slist::Slist;
-pub(crate) use url::Url;
+pub(crate) use url::{check as check_url_for_transfer, Url};
 
 use crate::error::{Error, ErrorKind};
 use curl_sys as curl;

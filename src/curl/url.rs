@@ -1,4 +1,5 @@
-//! [`Url`]: a URL parsed by libcurl's own parser (`CURLU`).
+//! [`Url`]: a URL parsed by libcurl's own parser (`CURLU`), and
+//! [`check`]: the cheaper way for a plain `http(s)://host[:port]/path` URL.
 
 use super::{check_url, sys};
 use crate::error::{Error, ErrorKind};
@@ -16,6 +17,144 @@ pub(crate) struct Url {
 /// URLs shorter than this are handed to libcurl from a stack buffer (no
 /// allocation for the NUL-terminated copy).
 const STACK_URL: usize = 512;
+
+/// A URL checked for a transfer: `parsed` is `None` for a [plain](is_plain)
+/// URL, which the easy handle gets as a string (`CURLOPT_URL`): libcurl
+/// parses it once at connect, where a `CURLU` handle costs a parse here plus
+/// the whole URL put back together by libcurl for every transfer.
+pub(crate) struct CheckedUrl {
+    pub parsed: Option<Url>,
+    pub https: bool,
+}
+
+/// Checks `url` for a transfer: its scheme must be one of the comma-separated
+/// `protocols`, and libcurl's parser must accept it (a plain URL, see
+/// [`is_plain`], needs no parse here; any other is parsed into a [`Url`]).
+pub(crate) fn check(url: &str, protocols: &str) -> Result<CheckedUrl, Error> {
+    if !is_plain(url.as_bytes()) {
+        let parsed = Url::parse(url, protocols)?;
+        let https = parsed.https;
+        return Ok(CheckedUrl {
+            parsed: Some(parsed),
+            https,
+        });
+    }
+    let https = url.starts_with("https:");
+    let scheme = if https { "https" } else { "http" };
+    check_allowed(scheme, url, protocols)?;
+    Ok(CheckedUrl {
+        parsed: None,
+        https,
+    })
+}
+
+/// Whether libcurl's URL parser (7.88 and later) is sure to accept `url` as
+/// it stands: `http://` or `https://` in lower case, a host name or IPv4
+/// address of letters, digits, dots and hyphens (starting with a letter or
+/// digit, no `..`), an optional port 1-65535, and a path and query of
+/// unreserved characters, sub-delimiters, `:@/?` and complete `%XX` escapes
+/// (no fragment, no space, no control or non-ASCII byte). Anything else is
+/// left to libcurl's parser at start, so a bad URL is still an error there.
+pub(crate) fn is_plain(url: &[u8]) -> bool {
+    if url.len() > PLAIN_URL_MAX {
+        return false;
+    }
+    let Some(rest) = url
+        .strip_prefix(b"http://")
+        .or_else(|| url.strip_prefix(b"https://"))
+    else {
+        return false;
+    };
+    let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let (host, port) = match authority.iter().position(|&b| b == b':') {
+        Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
+        None => (authority, None),
+    };
+    let mut previous = b'.'; // so that a leading dot counts as ".."
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.iter().all(|&b| {
+            let ok = CLASS[usize::from(b)] & HOST != 0 && !(b == b'.' && previous == b'.');
+            previous = b;
+            ok
+        })
+        && host[0] != b'-';
+    let port_ok = port.is_none_or(|digits| {
+        !digits.is_empty()
+            && digits.len() <= 5
+            && digits[0] != b'0'
+            && digits.iter().all(u8::is_ascii_digit)
+            && digits
+                .iter()
+                .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
+                <= 65_535
+    });
+    let mut i = 0;
+    let mut path_ok = true;
+    while path_ok && i < path.len() {
+        let b = path[i];
+        if CLASS[usize::from(b)] & PATH != 0 {
+            i += 1;
+        } else {
+            path_ok = b == b'%'
+                && path
+                    .get(i + 1..i + 3)
+                    .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+            i += 3;
+        }
+    }
+    host_ok && port_ok && path_ok
+}
+
+/// [`CLASS`] bit: a byte of a plain host.
+const HOST: u8 = 1;
+/// [`CLASS`] bit: a byte of a plain path or query (but `%`, checked apart).
+const PATH: u8 = 2;
+
+/// Which of [`HOST`] and [`PATH`] each byte is: letters and digits both;
+/// `.` and `-` both; the other unreserved and sub-delimiter characters and
+/// `:@/?` only `PATH`.
+const CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' {
+            class[b] = HOST | PATH;
+        }
+        b += 1;
+    }
+    let others = b"_~!$&'()*+,;=:@/?";
+    let mut i = 0;
+    while i < others.len() {
+        class[others[i] as usize] = PATH;
+        i += 1;
+    }
+    class
+};
+
+/// The longest URL [`is_plain`] looks at (libcurl takes up to 8 MB).
+const PLAIN_URL_MAX: usize = 8_000;
+
+/// An error unless `scheme` is one of the comma-separated `protocols`.
+fn check_allowed(scheme: &str, url: &str, protocols: &str) -> Result<(), Error> {
+    // The default list first, without splitting it.
+    let allowed = (protocols == "http,https" && matches!(scheme, "http" | "https"))
+        || protocols
+            .split(',')
+            .any(|p| p.trim().eq_ignore_ascii_case(scheme));
+    if allowed {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::UnsupportedProtocol,
+        format!(
+            "scheme {:?} of {url:?} is not allowed (allowed: {protocols})",
+            scheme.to_ascii_lowercase()
+        ),
+    ))
+}
 
 impl Url {
     /// Parses `url` and checks that its scheme is one of the comma-separated
@@ -48,24 +187,8 @@ impl Url {
             sys::curl_url_set(raw.as_ptr(), sys::CURLUPART_URL, c_url.as_ptr().cast(), 0)
         };
         check_url(rc, url)?;
-        let allowed = protocols
-            .split(',')
-            .any(|p| p.trim().eq_ignore_ascii_case(scheme));
-        if !allowed {
-            return Err(Error::new(
-                ErrorKind::UnsupportedProtocol,
-                format!(
-                    "scheme {:?} of {url:?} is not allowed (allowed: {protocols})",
-                    scheme.to_ascii_lowercase()
-                ),
-            ));
-        }
+        check_allowed(scheme, url, protocols)?;
         Ok(parsed)
-    }
-
-    /// Whether the scheme is https.
-    pub fn is_https(&self) -> bool {
-        self.https
     }
 
     /// The raw handle, for `CURLOPT_CURLU`.
@@ -79,5 +202,62 @@ impl Drop for Url {
         // SAFETY: from curl_url, freed exactly once; the easy handle that used
         // it was cleaned up or reset before (its owner drops it first).
         unsafe { sys::curl_url_cleanup(self.raw.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check, is_plain};
+
+    #[test]
+    fn plain_urls_are_the_simple_ones() {
+        for url in [
+            "http://127.0.0.1:8080/k/f00001",
+            "https://example.com",
+            "http://a-b.example/x/y?q=1&r=%2F",
+            "http://h:65535/",
+        ] {
+            assert!(is_plain(url.as_bytes()), "{url}");
+        }
+        for url in [
+            "HTTP://example.com/",
+            "http://[::1]:80/",
+            "http://user@host/",
+            "http://host:0/",
+            "http://host:65536/",
+            "http://host:/",
+            "http:///path",
+            "http://.host/",
+            "http://ho..st/",
+            "http://host/a b",
+            "http://host/%zz",
+            "http://host/%4",
+            "http://host/#frag",
+            "http://hö.st/",
+            "ftp://host/",
+            "http://host/\\x",
+        ] {
+            assert!(!is_plain(url.as_bytes()), "{url}");
+        }
+    }
+
+    #[test]
+    fn every_plain_url_is_one_libcurl_parses() {
+        for url in [
+            "http://127.0.0.1:8080/k/f00001",
+            "http://0.0.0.0/",
+            "http://999.999.999.999/",
+            "http://1/",
+            "http://a.b.c./",
+            "https://x-/?/?@:;=+$,!*'()~._-%41",
+        ] {
+            assert!(is_plain(url.as_bytes()), "{url}");
+            let parsed = super::Url::parse(url, "http,https");
+            assert!(parsed.is_ok(), "{url}: {:?}", parsed.err());
+        }
+        assert!(check("ftp://host/", "http,https").is_err());
+        let https = check("https://host/", "https").unwrap();
+        assert!(https.https && https.parsed.is_none());
+        assert!(check("http://host/", "https").is_err());
     }
 }

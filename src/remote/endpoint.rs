@@ -4,15 +4,12 @@
 use super::mailbox::Mailbox;
 use super::{Command, Remote, Submission};
 use crate::error::Error;
-use crate::fast_map::IntMap;
 use crate::multi::driver::{Attachment, Driver};
-use crate::multi::Transfer;
 use crate::response::Response;
 use crate::transfer::Completion;
 use crate::uv::{Async, Hook, Loop, Phase};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -21,7 +18,6 @@ pub(crate) struct Endpoint {
     uv: Loop,
     mailbox: Arc<Mailbox>,
     wakeup: Async,
-    next_token: Arc<AtomicU64>,
     wakes: Rc<Wakes>,
     /// Open and flush `wakes`' window around each poll for I/O.
     _hooks: [Hook; 2],
@@ -84,7 +80,6 @@ impl Endpoint {
     /// while the `Multi` is open even if idle (for a background thread).
     pub fn open(driver: &Rc<Driver>, keep_alive: bool) -> Result<Endpoint, Error> {
         let mailbox = Arc::new(Mailbox::default());
-        let transfers: Rc<RefCell<IntMap<u64, Transfer>>> = Rc::default();
         let wakes = Rc::new(Wakes {
             uv: driver.uv().clone(),
             open: Cell::new(false),
@@ -108,7 +103,7 @@ impl Endpoint {
         let released_after_me = driver.release_token();
         let wakeup = Async::new(driver.uv(), move || {
             let _ = &released_after_me;
-            run_commands(&weak, &inbox, &transfers, &batch)
+            run_commands(&weak, &inbox, &batch)
         })?;
         if !keep_alive {
             wakeup.unref();
@@ -117,7 +112,6 @@ impl Endpoint {
             uv: driver.uv().clone(),
             mailbox,
             wakeup,
-            next_token: Arc::new(AtomicU64::new(1)),
             wakes,
             _hooks: hooks,
         })
@@ -127,7 +121,6 @@ impl Endpoint {
         Remote {
             mailbox: self.mailbox.clone(),
             sender: self.wakeup.sender(),
-            next_token: self.next_token.clone(),
         }
     }
 }
@@ -158,12 +151,7 @@ fn call_done(uv: &Loop, job: &mut dyn Submission, result: Result<Response, Error
 }
 
 /// Runs every queued command, in order, on the loop thread.
-fn run_commands(
-    driver: &Weak<Driver>,
-    mailbox: &Mailbox,
-    transfers: &Rc<RefCell<IntMap<u64, Transfer>>>,
-    wakes: &Rc<Wakes>,
-) {
+fn run_commands(driver: &Weak<Driver>, mailbox: &Mailbox, wakes: &Rc<Wakes>) {
     let Some(driver) = driver.upgrade() else {
         return;
     };
@@ -174,20 +162,15 @@ fn run_commands(
             break;
         }
         for command in batch {
-            run_command(&driver, transfers, wakes, command);
+            run_command(&driver, wakes, command);
         }
     }
 }
 
 /// Runs one command on the loop thread.
-fn run_command(
-    driver: &Rc<Driver>,
-    transfers: &Rc<RefCell<IntMap<u64, Transfer>>>,
-    wakes: &Rc<Wakes>,
-    command: Command,
-) {
+fn run_command(driver: &Rc<Driver>, wakes: &Rc<Wakes>, command: Command) {
     match command {
-        Command::Start { token, mut job } => {
+        Command::Start { ticket, mut job } => {
             let request = match crate::panic::in_transfer("request builder", || job.make()) {
                 Ok(Some(request)) => request,
                 Ok(None) => unreachable!("a submission's request is built once"),
@@ -199,9 +182,8 @@ fn run_command(
             // Shared by the completion and the rejection path below; `done`
             // hands the result over once.
             let job = Rc::new(RefCell::new(job));
-            let (map, once, wakes) = (transfers.clone(), job.clone(), wakes.clone());
+            let (once, wakes) = (job.clone(), wakes.clone());
             let completion = Completion::Response(Box::new(move |result| {
-                map.borrow_mut().remove(&token);
                 // Inside the driver's completion, under its panic policy.
                 let waker = once.borrow_mut().done(result);
                 if let Some(waker) = waker {
@@ -209,24 +191,20 @@ fn run_command(
                 }
             }));
             match driver.start(request, completion) {
-                Ok(key) => {
-                    transfers
-                        .borrow_mut()
-                        .insert(token, Transfer::new(driver, key));
-                }
+                Ok(key) => ticket.set(key),
                 Err(error) => call_done(driver.uv(), &mut **job.borrow_mut(), Err(error)),
             }
         }
-        Command::Cancel(token) => {
-            let transfer = transfers.borrow().get(&token).cloned();
-            if let Some(transfer) = transfer {
-                transfer.cancel();
+        // A ticket without a key was refused at start; a key whose transfer
+        // completed finds nothing in the driver's table.
+        Command::Cancel(ticket) => {
+            if let Some(key) = ticket.key() {
+                driver.cancel(key);
             }
         }
-        Command::Resume(token) => {
-            let transfer = transfers.borrow().get(&token).cloned();
-            if let Some(transfer) = transfer {
-                let _ = transfer.resume();
+        Command::Resume(ticket) => {
+            if let Some(key) = ticket.key() {
+                let _ = driver.resume(key);
             }
         }
         Command::Run(job) => {

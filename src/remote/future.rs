@@ -79,7 +79,7 @@ impl ResponseFuture {
     pub(super) fn submit(remote: &Remote, make: impl FnOnce() -> Request + Send + 'static) -> Self {
         let slot = Arc::new(Slot::default());
         let filler = slot.clone();
-        match remote.submit_token(remote.next_token(), make, move |result| filler.fill(result)) {
+        match remote.submit_job(make, move |result| filler.fill(result)) {
             Ok(token) => ResponseFuture {
                 slot,
                 remote: Some(remote.clone()),
@@ -168,8 +168,8 @@ impl Drop for ResponseFuture {
             state.taken || state.result.is_some()
         };
         if !finished {
-            if let (Some(remote), Some(token)) = (&self.remote, self.token) {
-                remote.cancel(token);
+            if let (Some(remote), Some(token)) = (&self.remote, self.token.take()) {
+                remote.cancel(&token);
             }
         }
     }

@@ -10,6 +10,7 @@ mod endpoint;
 mod future;
 mod mailbox;
 mod stream;
+mod ticket;
 
 pub use future::ResponseFuture;
 pub use stream::BodyStream;
@@ -23,9 +24,9 @@ use crate::uv::AsyncSender;
 use endpoint::Endpoint;
 use mailbox::Mailbox;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
+use ticket::Ticket;
 
 /// A submission, run on the loop thread: it builds its request (a `Request`
 /// may hold non-`Send` callbacks), then receives the result. Both closures
@@ -60,11 +61,11 @@ where
 
 enum Command {
     Start {
-        token: u64,
+        ticket: Arc<Ticket>,
         job: Box<dyn Submission>,
     },
-    Cancel(u64),
-    Resume(u64),
+    Cancel(Arc<Ticket>),
+    Resume(Arc<Ticket>),
     /// Crate-internal work for the loop thread (the C ABI's submissions).
     Run(Box<dyn FnOnce() + Send>),
     Close,
@@ -73,9 +74,25 @@ enum Command {
 /// A command the closed mailbox refused; dropping it drops its contents.
 pub(crate) struct Refused(#[allow(dead_code)] Command);
 
-/// A token naming a transfer submitted through a [`Remote`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Token(u64);
+/// Names a transfer submitted through a [`Remote`], for
+/// [`Remote::cancel`]. Clones name the same transfer; tokens compare equal
+/// only to their own clones.
+#[derive(Debug, Clone)]
+pub struct Token(Arc<Ticket>);
+
+impl PartialEq for Token {
+    fn eq(&self, other: &Token) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Token {}
+
+impl std::hash::Hash for Token {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
+}
 
 /// A `Send + Sync + Clone` handle to a [`Multi`](crate::Multi): submit,
 /// cancel and close from any thread.
@@ -95,7 +112,6 @@ pub struct Token(u64);
 pub struct Remote {
     mailbox: Arc<Mailbox>,
     sender: AsyncSender,
-    next_token: Arc<AtomicU64>,
 }
 
 impl Remote {
@@ -115,24 +131,24 @@ impl Remote {
             done(result);
             None
         };
-        self.submit_token(self.next_token(), make, done)
+        self.submit_job(make, done)
     }
 
-    fn submit_token(
+    fn submit_job(
         &self,
-        token: u64,
         make: impl FnOnce() -> Request + Send + 'static,
         done: impl FnOnce(Result<Response, Error>) -> Option<Waker> + Send + 'static,
     ) -> Result<Token, Error> {
+        let ticket = Arc::new(Ticket::default());
         let command = Command::Start {
-            token,
+            ticket: ticket.clone(),
             job: Box::new(Job {
                 make: Some(make),
                 done: Some(done),
             }),
         };
         match self.post(command) {
-            Ok(()) => Ok(Token(token)),
+            Ok(()) => Ok(Token(ticket)),
             Err(_) => Err(Error::closed()),
         }
     }
@@ -156,8 +172,8 @@ impl Remote {
 
     /// Cancels a submitted transfer (its result is `Cancelled`, unless it had
     /// already completed). Returns false if the `Multi` is closed.
-    pub fn cancel(&self, token: Token) -> bool {
-        self.post(Command::Cancel(token.0)).is_ok()
+    pub fn cancel(&self, token: &Token) -> bool {
+        self.post(Command::Cancel(token.0.clone())).is_ok()
     }
 
     /// Closes the `Multi` (as [`Multi::close`](crate::Multi::close)): every
@@ -177,12 +193,8 @@ impl Remote {
         self.post(Command::Run(Box::new(job))).map_err(Refused)
     }
 
-    fn resume(&self, token: u64) {
-        let _ = self.post(Command::Resume(token));
-    }
-
-    fn next_token(&self) -> u64 {
-        self.next_token.fetch_add(1, Ordering::Relaxed)
+    fn resume(&self, token: &Token) {
+        let _ = self.post(Command::Resume(token.0.clone()));
     }
 
     /// Queues a command and, if the mailbox was empty, wakes the loop (one

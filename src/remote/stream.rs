@@ -31,7 +31,6 @@ struct StreamState {
 pub struct BodyStream {
     state: Arc<Mutex<StreamState>>,
     remote: Remote,
-    token: u64,
     started: Option<Token>,
     /// The `Stream` implementation yielded its last item.
     #[cfg(feature = "stream")]
@@ -41,7 +40,6 @@ pub struct BodyStream {
 impl BodyStream {
     pub(super) fn submit(remote: &Remote, make: impl FnOnce() -> Request + Send + 'static) -> Self {
         let state: Arc<Mutex<StreamState>> = Arc::default();
-        let token = remote.next_token();
         let (on_data, on_head, on_done) = (state.clone(), state.clone(), state.clone());
         let make = move || {
             make()
@@ -71,7 +69,7 @@ impl BodyStream {
             s.end = Some(result.map(|_| ()));
             s.waker.take()
         };
-        let started = match remote.submit_token(token, make, done) {
+        let started = match remote.submit_job(make, done) {
             Ok(started) => Some(started),
             Err(error) => {
                 lock(&state).end = Some(Err(error));
@@ -81,7 +79,6 @@ impl BodyStream {
         BodyStream {
             state,
             remote: remote.clone(),
-            token,
             started,
             #[cfg(feature = "stream")]
             finished: false,
@@ -102,7 +99,9 @@ impl BodyStream {
             if s.paused && s.buffered < LOW_WATER {
                 s.paused = false;
                 drop(s);
-                self.remote.resume(self.token);
+                if let Some(token) = &self.started {
+                    self.remote.resume(token);
+                }
             }
             return Poll::Ready(Ok(Some(chunk)));
         }
@@ -130,8 +129,8 @@ impl BodyStream {
 impl Drop for BodyStream {
     fn drop(&mut self) {
         let finished = lock(&self.state).end.is_some();
-        if let (false, Some(token)) = (finished, self.started) {
-            self.remote.cancel(token);
+        if let (false, Some(token)) = (finished, self.started.take()) {
+            self.remote.cancel(&token);
         }
     }
 }

@@ -13,7 +13,7 @@ mod trampolines;
 
 pub(crate) use options::OptionSet;
 
-use crate::curl::{Easy, EasyPool, Slist, Url};
+use crate::curl::{check_url_for_transfer, Easy, EasyPool, Slist, Url};
 use crate::error::Error;
 use crate::request::{Body, DataCallback, HeadCallback, Request};
 use crate::response::{Head, Response};
@@ -71,10 +71,9 @@ pub(crate) struct TransferState {
     post_body: Option<Vec<u8>>,
     /// `CURLOPT_HTTPHEADER`, which libcurl does not copy.
     header_list: RefCell<Option<Slist>>,
-    /// `CURLOPT_CURLU`, read by the handle.
+    /// `CURLOPT_CURLU`, read by the handle (`None`: a plain URL, set as a
+    /// string, which libcurl copies).
     url: Option<Url>,
-    /// `CURLOPT_SHARE`: keeps the share handle alive.
-    share: Option<crate::Share>,
     pub completion: RefCell<Option<Completion>>,
     /// How the run is going: cancels, failures, pauses, refused sockets.
     pub flags: RunFlags,
@@ -82,8 +81,8 @@ pub(crate) struct TransferState {
     _keep_alive: Vec<Box<dyn std::any::Any>>,
     /// The options set on `easy` (`None`: an external handle).
     options: Option<OptionSet>,
-    /// Whether `easy` may go back to the pool still configured: no body and
-    /// no share handle (whose pointers would outlive the transfer).
+    /// Whether `easy` may go back to the pool still configured: no body
+    /// (whose pointer would outlive the transfer).
     may_keep_options: bool,
 }
 
@@ -131,7 +130,7 @@ impl Drop for TransferState {
         // Runs before the fields drop (`easy` first, back to the pool).
         if self.may_keep_options && self.flags.ended_cleanly.get() && !self.flags.was_paused.get() {
             if let Some(options) = self.options.take() {
-                self.easy.keep_configured(options);
+                self.easy.release_configured(options);
             }
         }
     }
@@ -160,10 +159,9 @@ impl TransferState {
         if let Some(error) = request.error.take() {
             return Err(error);
         }
-        let url = Url::parse(&request.url, &request.protocols)?;
-        let tls = url.is_https();
-        let options = OptionSet::take_from(&mut request, tls);
-        let may_keep_options = matches!(request.body, Body::Empty) && share.is_none();
+        let url = check_url_for_transfer(&request.url, &request.protocols)?;
+        let options = OptionSet::take_from(&mut request, url.https, url.parsed.is_some(), share);
+        let may_keep_options = matches!(request.body, Body::Empty);
         let easy = pool.take(may_keep_options.then_some(&options))?;
         let (upload, upload_len, post_body) =
             match std::mem::replace(&mut request.body, Body::Empty) {
@@ -186,8 +184,7 @@ impl TransferState {
             upload: RefCell::new(upload),
             post_body,
             header_list: RefCell::new(None),
-            url: Some(url),
-            share: share.cloned(),
+            url: url.parsed,
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
             _keep_alive: std::mem::take(&mut request.keep_alive),
@@ -197,7 +194,7 @@ impl TransferState {
         // On error `state` is dropped here, which returns the easy handle
         // (reset: the transfer did not end cleanly).
         if let Some(options) = &state.options {
-            options::configure(&state, options, upload_len)?;
+            options::configure(&state, options, upload_len, &request.url)?;
         }
         Ok(state)
     }
@@ -228,7 +225,6 @@ impl TransferState {
             post_body: None,
             header_list: RefCell::new(None),
             url: None,
-            share: None,
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
             _keep_alive: Vec::new(),
@@ -256,5 +252,20 @@ impl TransferState {
         if failure.is_none() {
             *failure = Some(error);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// uvcurl's memory per transfer in flight beyond libcurl's own is to stay
+    /// under 1 KiB: the state, its error buffer (256 bytes) and the socket
+    /// watch. (It was 936 bytes with the option set stored twice.)
+    #[test]
+    fn transfer_state_stays_small() {
+        let size = std::mem::size_of::<super::TransferState>();
+        assert!(size <= 560, "TransferState is {size} bytes");
+        let options = std::mem::size_of::<super::OptionSet>();
+        // (8 of them hold the share handle, which a Client's transfers set.)
+        assert!(options <= 136, "OptionSet is {options} bytes");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// Every value [`configure`] derives an option from, except the
 /// per-transfer pointers (URL handle, error buffer, callback data, header
-/// list, body, share). Two transfers with equal option sets leave an easy
+/// list, body). Two transfers with equal option sets leave an easy
 /// handle with the same options: a handle kept configured for one is reused
 /// for the other without `curl_easy_reset` (see `EasyPool::take`).
 ///
@@ -29,43 +29,79 @@ pub(crate) struct OptionSet {
     follow_redirects: bool,
     max_redirects: u32,
     protocols: Cow<'static, str>,
-    connect_timeout: Option<Duration>,
     timeout: Option<Duration>,
-    low_speed: Option<(u32, Duration)>,
     verify_tls: bool,
-    ca_file: Option<PathBuf>,
-    ca_path: Option<PathBuf>,
     version: HttpVersionPref,
     /// Whether the URL is https: only then can HTTP/2 be negotiated, and
     /// waiting for a connection that may multiplex pays off.
     tls: bool,
+    buffer_size: Option<usize>,
+    /// Whether the URL goes to the handle as a parsed `CURLOPT_CURLU` (else
+    /// as a `CURLOPT_URL` string): a handle kept configured with one never
+    /// serves the other, so a string URL never meets a stale `CURLU` pointer.
+    parsed_url: bool,
+    /// The options few requests set, boxed (`None` when none is): an option
+    /// set lives in every running transfer and every idle pooled handle.
+    rare: Option<Box<RareOptions>>,
+    /// `CURLOPT_SHARE`, equal when it is the same share handle. Held here,
+    /// it lives as long as the handle is linked to it: while the transfer
+    /// runs, and while the handle waits in the pool still configured (the
+    /// pool unlinks a handle before it drops these options).
+    share: Option<crate::Share>,
+}
+
+/// The options of an [`OptionSet`] that few requests set.
+#[derive(Debug, PartialEq)]
+struct RareOptions {
+    connect_timeout: Option<Duration>,
+    low_speed: Option<(u32, Duration)>,
+    ca_file: Option<PathBuf>,
+    ca_path: Option<PathBuf>,
     proxy: Option<String>,
     user_agent: Option<String>,
-    buffer_size: Option<usize>,
     max_recv_speed: Option<u64>,
 }
 
 impl OptionSet {
     /// Moves the option fields out of `r` (its body, callbacks and URL stay).
-    pub(super) fn take_from(r: &mut Request, tls: bool) -> OptionSet {
+    pub(super) fn take_from(
+        r: &mut Request,
+        tls: bool,
+        parsed_url: bool,
+        share: Option<&crate::Share>,
+    ) -> OptionSet {
+        let rare = RareOptions {
+            connect_timeout: r.connect_timeout,
+            low_speed: r.low_speed,
+            ca_file: r.ca_file.take(),
+            ca_path: r.ca_path.take(),
+            proxy: r.proxy.take(),
+            user_agent: r.user_agent.take(),
+            max_recv_speed: r.max_recv_speed,
+        };
+        let none = RareOptions {
+            connect_timeout: None,
+            low_speed: None,
+            ca_file: None,
+            ca_path: None,
+            proxy: None,
+            user_agent: None,
+            max_recv_speed: None,
+        };
         OptionSet {
             method: std::mem::take(&mut r.method),
             headers: std::mem::take(&mut r.headers),
             follow_redirects: r.follow_redirects,
             max_redirects: r.max_redirects,
             protocols: std::mem::take(&mut r.protocols),
-            connect_timeout: r.connect_timeout,
             timeout: r.timeout,
-            low_speed: r.low_speed,
             verify_tls: r.verify_tls,
-            ca_file: r.ca_file.take(),
-            ca_path: r.ca_path.take(),
             version: r.version,
             tls,
-            proxy: r.proxy.take(),
-            user_agent: r.user_agent.take(),
             buffer_size: r.buffer_size,
-            max_recv_speed: r.max_recv_speed,
+            parsed_url,
+            rare: (rare != none).then(|| Box::new(rare)),
+            share: share.cloned(),
         }
     }
 }
@@ -78,6 +114,7 @@ pub(super) fn configure(
     state: &TransferState,
     r: &OptionSet,
     upload_len: Option<u64>,
+    url_text: &str,
 ) -> Result<(), Error> {
     let easy = &state.easy;
     let me = state as *const TransferState as *mut c_void;
@@ -95,6 +132,14 @@ pub(super) fn configure(
         if let Some(url) = &state.url {
             easy.set_ptr(sys::CURLOPT_CURLU, url.raw().cast())?;
         }
+    }
+    if state.url.is_none() {
+        // A plain URL (see `check_url_for_transfer`); this handle has no
+        // `CURLU` set (fresh, reset, or kept by a transfer with a string URL).
+        easy.set_str(curl::CURLOPT_URL, url_text)?;
+    }
+    // SAFETY: as above.
+    unsafe {
         if !reused {
             easy.set_ptr(curl::CURLOPT_WRITEFUNCTION, write as *mut c_void)?;
             easy.set_ptr(curl::CURLOPT_HEADERFUNCTION, header as *mut c_void)?;
@@ -104,7 +149,7 @@ pub(super) fn configure(
     }
     if reused {
         // Equal option sets: every other option already has its value (a
-        // transfer with a body or a share is never kept configured).
+        // transfer with a body is never kept configured).
         return set_headers(state, &r.headers);
     }
     easy.set_long(curl::CURLOPT_NOSIGNAL, 1)?;
@@ -137,32 +182,16 @@ pub(super) fn configure(
         easy.set_str(curl::CURLOPT_CUSTOMREQUEST, method)?;
     }
     set_headers(state, &r.headers)?;
-    if let Some(agent) = &r.user_agent {
-        easy.set_str(curl::CURLOPT_USERAGENT, agent)?;
-    }
-    if let Some(t) = r.connect_timeout {
-        easy.set_long(curl::CURLOPT_CONNECTTIMEOUT_MS, millis(t))?;
-    }
     if let Some(t) = r.timeout {
         easy.set_long(curl::CURLOPT_TIMEOUT_MS, millis(t))?;
     }
-    if let Some((limit, period)) = r.low_speed {
-        easy.set_long(curl::CURLOPT_LOW_SPEED_LIMIT, limit as c_long)?;
-        easy.set_long(
-            curl::CURLOPT_LOW_SPEED_TIME,
-            period.as_secs().max(1) as c_long,
-        )?;
+    if let Some(rare) = &r.rare {
+        set_rare(state, rare)?;
     }
     if !r.verify_tls {
         // (Verification is libcurl's default: nothing to set otherwise.)
         easy.set_long(curl::CURLOPT_SSL_VERIFYPEER, 0)?;
         easy.set_long(curl::CURLOPT_SSL_VERIFYHOST, 0)?;
-    }
-    if let Some(path) = &r.ca_file {
-        easy.set_str(curl::CURLOPT_CAINFO, path_text(path)?)?;
-    }
-    if let Some(path) = &r.ca_path {
-        easy.set_str(curl::CURLOPT_CAPATH, path_text(path)?)?;
     }
     let (version, pipewait) = match r.version {
         HttpVersionPref::Http1_1 => (curl::CURL_HTTP_VERSION_1_1, false),
@@ -173,18 +202,44 @@ pub(super) fn configure(
     if pipewait {
         easy.set_long(curl::CURLOPT_PIPEWAIT, 1)?;
     }
-    if let Some(proxy) = &r.proxy {
-        easy.set_str(curl::CURLOPT_PROXY, proxy)?;
-    }
     if let Some(size) = r.buffer_size.or_else(default_buffer_size) {
         easy.set_long(curl::CURLOPT_BUFFERSIZE, size as c_long)?;
     }
+    if let Some(share) = &r.share {
+        // SAFETY: the share handle is kept alive by the option set, which
+        // `state` holds while the handle runs (see `OptionSet::share`).
+        unsafe { easy.set_ptr(curl::CURLOPT_SHARE, share.raw().cast())? };
+    }
+    Ok(())
+}
+
+/// The options few requests set.
+fn set_rare(state: &TransferState, r: &RareOptions) -> Result<(), Error> {
+    let easy = &state.easy;
+    if let Some(agent) = &r.user_agent {
+        easy.set_str(curl::CURLOPT_USERAGENT, agent)?;
+    }
+    if let Some(t) = r.connect_timeout {
+        easy.set_long(curl::CURLOPT_CONNECTTIMEOUT_MS, millis(t))?;
+    }
+    if let Some((limit, period)) = r.low_speed {
+        easy.set_long(curl::CURLOPT_LOW_SPEED_LIMIT, limit as c_long)?;
+        easy.set_long(
+            curl::CURLOPT_LOW_SPEED_TIME,
+            period.as_secs().max(1) as c_long,
+        )?;
+    }
+    if let Some(path) = &r.ca_file {
+        easy.set_str(curl::CURLOPT_CAINFO, path_text(path)?)?;
+    }
+    if let Some(path) = &r.ca_path {
+        easy.set_str(curl::CURLOPT_CAPATH, path_text(path)?)?;
+    }
+    if let Some(proxy) = &r.proxy {
+        easy.set_str(curl::CURLOPT_PROXY, proxy)?;
+    }
     if let Some(speed) = r.max_recv_speed {
         easy.set_off_t(curl::CURLOPT_MAX_RECV_SPEED_LARGE, speed as i64)?;
-    }
-    if let Some(share) = &state.share {
-        // SAFETY: the share handle is kept alive by `state` (see above).
-        unsafe { easy.set_ptr(curl::CURLOPT_SHARE, share.raw().cast())? };
     }
     Ok(())
 }

@@ -34,7 +34,8 @@ impl TransferState {
             let os = std::io::Error::from_raw_os_error(errno);
             detail = format!("{detail} ({os})");
         }
-        Err(Error::from_curl(code, &detail))
+        let answered = self.easy.info_long(curl::CURLINFO_RESPONSE_CODE) != 0;
+        Err(Error::from_transfer(code, &detail, answered))
     }
 
     /// Reads status, headers, sizes and timings back from the easy handle.
@@ -44,17 +45,33 @@ impl TransferState {
             Sink::Collect(buffer) => std::mem::take(&mut *buffer.borrow_mut()),
             _ => Vec::new(),
         };
-        let status = easy.info_long(curl::CURLINFO_RESPONSE_CODE) as u16;
         let mut head = std::mem::take(&mut *self.head.borrow_mut());
-        if status != 0 {
-            head.status = status;
+        // The status line the header callback saw names the final status and
+        // version (what CURLINFO_RESPONSE_CODE and CURLINFO_HTTP_VERSION
+        // report); libcurl is asked only when it named neither.
+        if head.status == 0 {
+            head.status = easy.info_long(curl::CURLINFO_RESPONSE_CODE) as u16;
         }
-        let version = match easy.info_long(sys::CURLINFO_HTTP_VERSION) {
+        let version = match head.line_version {
+            10 => sys::CURL_HTTP_VERSION_1_0,
+            11 => sys::CURL_HTTP_VERSION_1_1,
+            20 => sys::CURL_HTTP_VERSION_2_0,
+            30 => sys::CURL_HTTP_VERSION_3,
+            _ => easy.info_long(sys::CURLINFO_HTTP_VERSION),
+        };
+        let version = match version {
             sys::CURL_HTTP_VERSION_1_0 => HttpVersion::Http1_0,
             sys::CURL_HTTP_VERSION_1_1 => HttpVersion::Http1_1,
             sys::CURL_HTTP_VERSION_2_0 => HttpVersion::Http2,
             sys::CURL_HTTP_VERSION_3 => HttpVersion::Http3,
             _ => HttpVersion::Unknown,
+        };
+        // Nothing is sent without a request body.
+        let sends_body = self.post_body.is_some() || self.upload.borrow().is_some();
+        let bytes_sent = if sends_body {
+            easy.info_off_t(sys::CURLINFO_SIZE_UPLOAD_T).max(0) as u64
+        } else {
+            0
         };
         let micros = |info| Duration::from_micros(easy.info_off_t(info).max(0) as u64);
         Response {
@@ -63,7 +80,7 @@ impl TransferState {
             effective_url: easy.info_string(curl::CURLINFO_EFFECTIVE_URL),
             version,
             bytes_received: easy.info_off_t(sys::CURLINFO_SIZE_DOWNLOAD_T).max(0) as u64,
-            bytes_sent: easy.info_off_t(sys::CURLINFO_SIZE_UPLOAD_T).max(0) as u64,
+            bytes_sent,
             redirects: easy.info_long(curl::CURLINFO_REDIRECT_COUNT).max(0) as u32,
             timings: Timings {
                 name_lookup: micros(sys::CURLINFO_NAMELOOKUP_TIME_T),

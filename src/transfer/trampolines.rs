@@ -31,9 +31,8 @@ impl TransferState {
             return true;
         };
         let mut head = self.head.borrow().clone();
-        let status = self.easy.info_long(curl::CURLINFO_RESPONSE_CODE) as u16;
-        if status != 0 {
-            head.status = status;
+        if head.status == 0 {
+            head.status = self.easy.info_long(curl::CURLINFO_RESPONSE_CODE) as u16;
         }
         match self.guarded("head", || callback(&head)) {
             Some(Flow::Cancel) => {

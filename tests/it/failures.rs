@@ -215,3 +215,43 @@ fn streamed_reset_ends_in_error() {
     drop(reset);
     h.finish();
 }
+
+/// A body streamed from a `Read`, sent on a kept-alive connection that the
+/// server closes under it: libcurl would resend the request on a new
+/// connection but cannot read the body again. That is a lost connection
+/// (`ConnectionReset`, which a retry with a fresh reader can cure), not
+/// `Other`. Found by tests/it/links.rs. A body in memory is resent and
+/// succeeds.
+#[test]
+fn streamed_upload_on_a_connection_closed_under_it_is_a_lost_connection() {
+    let h = Harness::new();
+    let server = RawServer::hang_up_on_second_request();
+    let body = body_bytes(200_000, 5);
+    let put = |request: Request| {
+        request
+            .header("Expect", "")
+            .timeout(Duration::from_secs(20))
+    };
+    // Each upload comes second on a connection opened by a GET.
+    let warm_up = || {
+        let response = h.multi().fetch(Request::get(server.url("/"))).unwrap();
+        assert_eq!(response.status(), 200);
+    };
+    warm_up();
+    let streamed = Request::new("PUT", server.url("/upload"))
+        .body_reader(std::io::Cursor::new(body.clone()), Some(body.len() as u64));
+    let error = h.multi().fetch(put(streamed)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ConnectionReset, "{error:?}");
+    assert!(error.is_connection_lost());
+
+    // (libcurl 7.x opens the new connection before it finds that it cannot
+    // rewind, 8.x does not: count from here.)
+    let before = server.connections();
+    warm_up();
+    let in_memory = Request::new("PUT", server.url("/upload")).body(body);
+    let response = h.multi().fetch(put(in_memory)).unwrap();
+    assert_eq!(response.status(), 200, "resent on a new connection");
+    assert_eq!(server.connections(), before + 2);
+    drop(server);
+    h.finish();
+}

@@ -17,6 +17,7 @@ mod download;
 mod failures;
 mod hardening;
 mod high_fds;
+mod links;
 mod remote;
 mod sequences;
 mod support_selftest;

@@ -143,6 +143,71 @@ fn dropping_futures_cancels_the_transfers() {
     ));
 }
 
+/// A completed transfer and its error kind, if any.
+type Delivery = (usize, Option<ErrorKind>);
+
+/// `Remote::cancel` with a `submit_with` token cancels that transfer and no
+/// other, from another thread; a token of a completed transfer cancels
+/// nothing. Tokens equal their clones only.
+#[test]
+fn a_token_cancels_its_own_transfer_only() {
+    let _fds = shared();
+    let server = RawServer::silent();
+    let uv = Loop::new().unwrap();
+    let multi = Multi::new(&uv).unwrap();
+    let remote = multi.remote().unwrap();
+    // (which transfer, its error kind) in completion order
+    let results: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+    let submit = |which: usize| {
+        let results = results.clone();
+        remote
+            .submit_with(
+                {
+                    let url = server.url("/");
+                    move || Request::get(url)
+                },
+                move |result| {
+                    let kind = result.err().map(|e| e.kind());
+                    results.lock().unwrap().push((which, kind));
+                },
+            )
+            .unwrap()
+    };
+    let (first, second) = (submit(1), submit(2));
+    assert_eq!(first, first.clone());
+    assert_ne!(first, second);
+    let counted = results.clone();
+    std::thread::scope(|scope| {
+        let (remote, results, server) = (remote.clone(), results.clone(), &server);
+        scope.spawn(move || {
+            assert!(crate::support::wait_until(Duration::from_secs(10), || {
+                server.connections() == 2
+            }));
+            assert!(remote.cancel(&first));
+            assert!(crate::support::wait_until(Duration::from_secs(10), || {
+                results.lock().unwrap().len() == 1
+            }));
+            // Completed: cancelling again reaches nothing.
+            assert!(remote.cancel(&first));
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(results.lock().unwrap().len(), 1, "the second is untouched");
+            assert!(remote.cancel(&second));
+        });
+        run_until(&uv, multi, Duration::from_secs(30), move || {
+            counted.lock().unwrap().len() == 2
+        });
+    });
+    uv.run().unwrap();
+    let results = results.lock().unwrap();
+    assert_eq!(
+        *results,
+        [
+            (1, Some(ErrorKind::Cancelled)),
+            (2, Some(ErrorKind::Cancelled))
+        ]
+    );
+}
+
 /// Per submission: how often its result came, and the error kind if any.
 type Deliveries = HashMap<usize, (usize, Option<ErrorKind>)>;
 

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::harness::{serial, settled_fd_count, shared};
 use crate::support::{
-    body_bytes, fd_count, refused_port, sha256_hex, wait_until, HttpServer, HttpsServer, RawServer,
+    body_bytes, fd_count, raise_nofile_limit, refused_port, sha256_hex, wait_until, HttpServer,
+    HttpsServer, RawServer,
 };
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -711,22 +712,6 @@ fn h2c_prior_knowledge_with_200_concurrent_streams() {
     );
     assert_eq!(server.connections(), 2);
     assert_eq!(server.requests(), 202);
-}
-
-/// Raises the soft RLIMIT_NOFILE to at least `want` (capped by the hard
-/// limit); the 1,000-connection test needs ~2,000 descriptors in-process.
-fn raise_nofile_limit(want: libc::rlim_t) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read or write one properly sized struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 #[test]

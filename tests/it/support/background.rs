@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -28,7 +28,20 @@ impl Background {
     /// Binds `127.0.0.1:0` on a new thread running a multi-thread runtime
     /// with `workers` workers, then runs `serve(listener)` there until the
     /// value is dropped. Returns once the listener is bound.
+    // (tests/c_api.rs, which includes this file too, calls only `spawn_at`.)
+    #[allow(dead_code)]
     pub(crate) fn spawn<F, Fut>(name: &str, workers: usize, serve: F) -> Background
+    where
+        F: FnOnce(TcpListener) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        Background::spawn_at(name, IpAddr::V4(Ipv4Addr::LOCALHOST), workers, serve)
+    }
+
+    /// As [`spawn`](Background::spawn), bound to `ip` (port 0) instead: an
+    /// address of a network namespace the test made (tests/it/links.rs).
+    /// The thread, and so the listener, is in the calling thread's namespace.
+    pub(crate) fn spawn_at<F, Fut>(name: &str, ip: IpAddr, workers: usize, serve: F) -> Background
     where
         F: FnOnce(TcpListener) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + 'static,
@@ -51,7 +64,7 @@ impl Background {
                         return;
                     }
                 };
-                let listener = match rt.block_on(bind_loopback()) {
+                let listener = match rt.block_on(bind(ip)) {
                     Ok(listener) => listener,
                     Err(e) => {
                         let _ = port_tx.send(Err(e));
@@ -80,7 +93,7 @@ impl Background {
             .expect("spawn server thread");
         let port = match port_rx.recv() {
             Ok(Ok(port)) => port,
-            Ok(Err(e)) => panic!("{name}: cannot listen on 127.0.0.1: {e}"),
+            Ok(Err(e)) => panic!("{name}: cannot listen on {ip}: {e}"),
             Err(_) => panic!("{name}: server thread died before binding"),
         };
         Background {
@@ -107,10 +120,13 @@ impl Drop for Background {
     }
 }
 
-/// Binds a listener on 127.0.0.1 with an ephemeral port and a large backlog.
-async fn bind_loopback() -> io::Result<TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+/// Binds a listener on `ip` with an ephemeral port and a large backlog.
+async fn bind(ip: IpAddr) -> io::Result<TcpListener> {
+    let socket = match ip {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(ip, 0))?;
     socket.listen(BACKLOG)
 }
 

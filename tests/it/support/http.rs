@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -93,12 +94,7 @@ pub struct HttpServer {
 impl HttpServer {
     /// Binds 127.0.0.1:0 and serves the test routes until dropped.
     pub fn start() -> HttpServer {
-        let stats = Arc::new(Stats::default());
-        let shared = Arc::clone(&stats);
-        let background = Background::spawn("support-http", 2, move |listener| {
-            accept_loop(listener, shared, |tcp| async move { Some(tcp) })
-        });
-        HttpServer { background, stats }
+        HttpServer::start_at(IpAddr::V4(Ipv4Addr::LOCALHOST))
     }
 
     /// `http://127.0.0.1:PORT` followed by `path_and_query`.
@@ -116,6 +112,17 @@ impl HttpServer {
 // reads none of them.
 #[allow(dead_code)]
 impl HttpServer {
+    /// Binds `ip` (port 0) and serves the test routes until dropped; `url`
+    /// still names 127.0.0.1 (tests/it/links.rs reaches it through a proxy).
+    pub fn start_at(ip: IpAddr) -> HttpServer {
+        let stats = Arc::new(Stats::default());
+        let shared = Arc::clone(&stats);
+        let background = Background::spawn_at("support-http", ip, 2, move |listener| {
+            accept_loop(listener, shared, |tcp| async move { Some(tcp) })
+        });
+        HttpServer { background, stats }
+    }
+
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.stats.connections.load(Ordering::SeqCst)

@@ -1,5 +1,6 @@
 //! `HttpsServer`: the routes of `HttpServer` over TLS, with ALPN.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,6 +28,13 @@ impl HttpsServer {
     /// Generates the CA and leaf, writes the CA PEM to a temporary
     /// directory, binds 127.0.0.1:0 and serves until dropped.
     pub fn start() -> HttpsServer {
+        HttpsServer::start_at(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// As [`start`](HttpsServer::start), bound to `ip`; the certificate
+    /// still names "localhost" and 127.0.0.1 (tests/it/links.rs reaches it
+    /// through a proxy on 127.0.0.1).
+    pub fn start_at(ip: IpAddr) -> HttpsServer {
         let pki = TestPki::generate();
         let dir = TempDir::new("uvcurl-support-tls");
         let ca_file = dir.path().join("ca.pem");
@@ -34,7 +42,7 @@ impl HttpsServer {
         let acceptor = TlsAcceptor::from(Arc::clone(&pki.server_config));
         let stats = Arc::new(Stats::default());
         let shared = Arc::clone(&stats);
-        let background = Background::spawn("support-https", 2, move |listener| {
+        let background = Background::spawn_at("support-https", ip, 2, move |listener| {
             accept_loop(listener, shared, move |tcp| {
                 let accept = acceptor.accept(tcp);
                 async move {

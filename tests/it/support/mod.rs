@@ -13,9 +13,11 @@ pub mod chaos;
 pub mod files;
 pub mod harness;
 mod https;
+pub mod link_proxy;
 // (`#[path]`: its submodules are files beside it, as tests/c_api.rs sees them.)
 #[path = "loopback.rs"]
 mod loopback;
+pub mod netns;
 mod proxy;
 mod raw;
 mod temp;
@@ -55,6 +57,22 @@ pub fn refused_port() -> u16 {
     let port = listener.local_addr().expect("local_addr").port();
     drop(listener);
     port
+}
+
+/// Raises the soft RLIMIT_NOFILE to at least `want` (capped by the hard
+/// limit), for a test that holds thousands of sockets in this process.
+pub fn raise_nofile_limit(want: libc::rlim_t) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read or write one properly sized struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// Polls `cond` every 5 ms until it returns true or `timeout` elapses;

@@ -34,6 +34,7 @@ enum Mode {
     ResetMidBody { total: usize, sent: usize },
     CloseBeforeHeaders,
     Script(Vec<u8>),
+    HangUpOnSecondRequest,
 }
 
 /// A TCP server on 127.0.0.1 that misbehaves in one fixed way on every
@@ -74,6 +75,14 @@ impl RawServer {
     /// Reads the request, writes `response` verbatim, then closes (FIN).
     pub fn script(response: Vec<u8>) -> RawServer {
         RawServer::start(Mode::Script(response))
+    }
+
+    /// Answers the first request on each connection with an empty `200 OK`
+    /// and keeps the connection; reads the second request's head, then
+    /// closes (FIN) without answering: a kept-alive connection that dies
+    /// under the next request.
+    pub fn hang_up_on_second_request() -> RawServer {
+        RawServer::start(Mode::HangUpOnSecondRequest)
     }
 
     /// Binds 127.0.0.1:0 and runs `mode` on a background thread.
@@ -167,6 +176,22 @@ async fn serve(mut stream: TcpStream, mode: &Mode) -> io::Result<()> {
             graceful_close(stream).await;
             Ok(())
         }
+        Mode::HangUpOnSecondRequest => {
+            read_request(&mut stream).await?;
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await?;
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while find(&head, b"\r\n\r\n").is_none() && head.len() < MAX_HEAD {
+                match stream.read(&mut chunk).await? {
+                    0 => return Ok(()),
+                    n => head.extend_from_slice(&chunk[..n]),
+                }
+            }
+            graceful_close(stream).await;
+            Ok(())
+        }
     }
 }
 
@@ -230,8 +255,9 @@ async fn graceful_close(mut stream: TcpStream) {
 }
 
 /// Waits (at most `OUTQ_TIMEOUT`) until the kernel send queue of `stream`
-/// holds no unsent or unacknowledged bytes.
-async fn wait_send_queue_empty(stream: &TcpStream) {
+/// holds no unsent or unacknowledged bytes; returns whether it emptied (the
+/// peer's kernel has every byte written so far).
+pub(crate) async fn wait_send_queue_empty(stream: &TcpStream) -> bool {
     let fd = stream.as_raw_fd();
     let start = Instant::now();
     while start.elapsed() < OUTQ_TIMEOUT {
@@ -239,11 +265,15 @@ async fn wait_send_queue_empty(stream: &TcpStream) {
         // SAFETY: `fd` is a valid socket owned by `stream` for the whole
         // call, and TIOCOUTQ writes a single c_int through the pointer.
         let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued as *mut libc::c_int) };
-        if rc != 0 || queued <= 0 {
-            return;
+        if rc != 0 {
+            return false;
+        }
+        if queued <= 0 {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    false
 }
 
 /// Sets `SO_LINGER` to {on, 0 s} so that closing sends a reset.
