@@ -46,7 +46,7 @@ pub enum Fault {
     /// Answers a range request with a `206` whose `Content-Range` starts one
     /// byte later than asked (with the bytes it claims).
     WrongRange,
-    /// Answers as usual, but sends the body 16 KiB every 50 ms (320 KiB/s).
+    /// Answers as usual, but sends the body 32 KiB every 50 ms (640 KiB/s).
     Slow,
     /// Answers as usual, but with another `ETag` (`"other"`).
     OtherEtag,
@@ -448,7 +448,7 @@ fn plain(status: StatusCode, text: &'static str) -> Answer {
     full(status, Bytes::from_static(text.as_bytes()))
 }
 
-/// A body passed on 16 KiB every 50 ms.
+/// A body passed on 32 KiB every 50 ms.
 struct Trickle {
     inner: BoxBody<Bytes, io::Error>,
     held: Bytes,
@@ -456,7 +456,7 @@ struct Trickle {
 }
 
 impl Trickle {
-    const CHUNK: usize = 16 * 1024;
+    const CHUNK: usize = 32 * 1024;
     const EVERY: Duration = Duration::from_millis(50);
 
     fn new(inner: BoxBody<Bytes, io::Error>) -> Trickle {

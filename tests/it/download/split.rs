@@ -443,9 +443,11 @@ fn segments_ask_for_the_redirected_url_and_tiny_files_need_no_segments() {
 #[test]
 fn an_idle_connection_takes_over_half_of_a_slow_segment() {
     let _fds = shared();
-    let body = body_bytes(8 * MIB, 98);
-    // The first segment request to arrive is served at 320 KiB/s: its 2 MiB
-    // would take 6.5 s; the others finish at once, and take over from it.
+    let body = body_bytes(12 * MIB, 98);
+    // The first segment request to arrive is served at 640 KiB/s: its 3 MiB
+    // would take 4.8 s. The others finish at once, and one takes over the
+    // second half of the slow one's rest (it qualifies while 2 MiB or more
+    // are missing: for its first 1.6 s).
     let server = serve_big(&body, true, |r| r.faults = vec![Fault::Pass, Fault::Slow]);
     let out = TempDir::new("uvcurl-download-split-take-over");
     let url = server.url("/big.bin");
