@@ -487,3 +487,37 @@ fn over_http2_a_slow_stream_is_not_cut() {
     assert_eq!(segment_ranges(&server).len(), 4);
     assert_eq!(server.connections(), 1);
 }
+
+#[test]
+fn a_dropped_segment_is_retried_from_where_it_stopped() {
+    let _fds = shared();
+    let body = body_bytes(4 * MIB + 11, 101);
+    let server = serve_big(&body, true, |r| {
+        r.faults = vec![Fault::Pass, Fault::DropMidBody, Fault::Unavailable(true)];
+    });
+    let out = TempDir::new("uvcurl-download-split-retry");
+    let result = run(&[
+        &server.url("/big.bin"),
+        "-o",
+        out.str(),
+        "--split",
+        "4",
+        "-v",
+    ]);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert_saved(&out, &body);
+    assert!(
+        result.stderr.contains("retry 1/3 of a segment"),
+        "{result:#?}"
+    );
+    // In arrival order: the probe, the dropped request (half of it sent),
+    // ..., and the retry of the rest of that segment only.
+    let ranges = server.ranges();
+    let (first, last) = parse_closed(&ranges[1].1);
+    let half = (last + 1 - first) / 2;
+    let resumed = format!("bytes={}-{last}", first + half);
+    assert!(
+        ranges.iter().any(|(_, r)| *r == resumed),
+        "{resumed} not in {ranges:?}"
+    );
+}
