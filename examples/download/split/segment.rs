@@ -96,8 +96,8 @@ impl Segment {
     }
 
     /// The body callback: writes the chunk in place. Once a segment that
-    /// was cut short is complete, it stops its request ([`Flow::Abort`]
-    /// without a problem: the completion counts that as success).
+    /// was cut short is complete, it stops its request without a problem
+    /// (the completion counts that as success).
     pub fn on_data(&self, chunk: &[u8]) -> Flow {
         self.received.set(self.received.get() + chunk.len() as u64);
         if !self.accepted.get() {
@@ -129,9 +129,8 @@ impl Segment {
         Flow::Continue
     }
 
-    /// Stops the request without failing a write: over HTTP/2 a failed
-    /// write ends the whole connection, while a cancelled transfer (paused
-    /// until libcurl returns, then removed) only resets its stream.
+    /// Stops the request without failing a write: the transfer is cancelled
+    /// (and paused until libcurl has returned, when the cancel takes effect).
     fn stop(&self) -> Flow {
         match self.transfer.borrow().as_ref() {
             Some(transfer) => {
@@ -152,10 +151,12 @@ impl Segment {
         self.end.get() < self.asked_end.get()
     }
 
+    /// Bytes of the segment not yet on disk.
     pub fn missing(&self) -> u64 {
         self.end.get() - self.done.get()
     }
 
+    /// The segment as the state file records it.
     pub fn span(&self) -> Span {
         Span {
             start: self.start,
