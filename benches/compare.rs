@@ -24,6 +24,8 @@
 
 #[path = "compare/child.rs"]
 mod child;
+#[path = "compare/split.rs"]
+mod split;
 #[path = "../tests/native/uv_headers.rs"]
 mod uv_headers;
 
@@ -230,6 +232,8 @@ usage: vendor/cargo bench --bench compare -- [OPTIONS]
                        the ratio columns divide by c-glue (else the first client)
   --strace             also count syscalls per request (strace -c -f) for h1-1k,
                        every chosen client but download
+  --split              the --split benchmark instead (one 100 MiB file, nginx
+                       limit_rate 20m: the downloader, --split 8, curl, aria2c)
   --download-bin PATH  the downloader binary (default: target/<profile>/examples/download)
   --keep               keep the temporary directory (nginx config, logs, files)
 
@@ -242,6 +246,8 @@ struct Options {
     strace: bool,
     download_bin: Option<PathBuf>,
     keep: bool,
+    /// Run the `--split` benchmark (benches/compare/split.rs).
+    split: bool,
 }
 
 fn main() -> ExitCode {
@@ -283,6 +289,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
         strace: false,
         download_bin: None,
         keep: false,
+        split: false,
     };
     let mut quick = false;
     let mut rounds = None;
@@ -300,6 +307,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             "--quick" => quick = true,
             "--strace" => options.strace = true,
             "--keep" => options.keep = true,
+            "--split" => options.split = true,
             "--workload" => {
                 let name = value("--workload")?;
                 let workload = WORKLOADS
@@ -332,7 +340,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     if quick {
         options.workloads = vec![workload("quick")];
         options.rounds = 2;
-    } else if options.workloads.is_empty() && !options.strace {
+    } else if options.workloads.is_empty() && !options.strace && !options.split {
         options.workloads = WORKLOADS
             .iter()
             .filter(|w| w.name != "quick")
@@ -354,6 +362,15 @@ fn workload(name: &str) -> Workload {
 
 fn run(options: &Options) -> Result<(), String> {
     raise_nofile_limit();
+    if options.split {
+        let bin = find_downloader(options.download_bin.as_deref())?;
+        let scratch = Scratch::new(options.keep)?;
+        println!("{}", machine_line());
+        println!("{}", split::run(&bin, &scratch.path, options.rounds)?);
+        if options.workloads.is_empty() && !options.strace {
+            return Ok(());
+        }
+    }
     let download_bin = if options.clients.contains(&"download") {
         Some(find_downloader(options.download_bin.as_deref())?)
     } else {

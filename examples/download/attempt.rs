@@ -407,11 +407,24 @@ fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
 
 /// Builds the request for `attempt`, its callbacks writing through it.
 pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
-    let settings = &ctx.settings;
     let (url, resume_from) = {
         let a = attempt.borrow();
         (a.job.url.to_string(), a.resume_from)
     };
+    let mut request = base_request(&url, &ctx.settings, ctx.settings.max_speed);
+    if resume_from > 0 {
+        request = request.header("Range", &format!("bytes={resume_from}-"));
+    }
+    let (head_attempt, head_ctx) = (Rc::clone(attempt), Rc::clone(ctx));
+    let data_attempt = Rc::clone(attempt);
+    request
+        .on_head(move |head| head_attempt.borrow_mut().on_head(head, &head_ctx))
+        .on_data(move |chunk| data_attempt.borrow_mut().on_data(chunk))
+}
+
+/// A GET of `url` with every option of `settings` (headers, timeouts, TLS,
+/// proxy, HTTP version) and a receive-rate cap of `max_speed`, no callbacks.
+pub fn base_request(url: &str, settings: &Settings, max_speed: Option<u64>) -> Request {
     let mut request = Request::get(url)
         .user_agent(&settings.user_agent)
         .follow_redirects(true)
@@ -419,16 +432,13 @@ pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
     for line in &settings.headers {
         request = request.header_line(line);
     }
-    if resume_from > 0 {
-        request = request.header("Range", &format!("bytes={resume_from}-"));
-    }
     if let Some(t) = settings.connect_timeout {
         request = request.connect_timeout(t);
     }
     if let Some(t) = settings.timeout {
         request = request.timeout(t);
     }
-    match settings.max_speed {
+    match max_speed {
         Some(rate) => request = request.max_recv_speed(rate),
         None => request = request.buffer_size(RECEIVE_BUFFER),
     }
@@ -441,11 +451,7 @@ pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
     if let Some(proxy) = &settings.proxy {
         request = request.proxy(proxy);
     }
-    let (head_attempt, head_ctx) = (Rc::clone(attempt), Rc::clone(ctx));
-    let data_attempt = Rc::clone(attempt);
     request
-        .on_head(move |head| head_attempt.borrow_mut().on_head(head, &head_ctx))
-        .on_data(move |chunk| data_attempt.borrow_mut().on_data(chunk))
 }
 
 #[cfg(test)]

@@ -50,10 +50,22 @@ pub struct Cli {
     #[arg(short, long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
 
-    /// Transfers running at once.
+    /// Files downloading at once (with --split, each may use N connections).
     #[arg(short = 'j', long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub parallel: u32,
+
+    /// Fetch each file as up to N ranged segments in parallel (like aria2c's
+    /// -x N -s N), written in place into NAME.part; segments are at least
+    /// 1 MiB, and over HTTP/1.1 a connection that is done takes over half
+    /// of the slowest one's rest. A server that does not serve ranges gets one connection.
+    /// With --continue, NAME.part.state records each segment's progress, so
+    /// a rerun fetches only the missing bytes (all of them again if the file
+    /// changed on the server). -j counts files, so up to -j x N connections
+    /// are open; --max-speed caps each file, its segments sharing the rate.
+    #[arg(short = 's', long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub split: u32,
 
     /// Retries of a transient failure (connection errors, timeouts, resets,
     /// HTTP 408, 429 and 5xx), with exponential backoff and jitter.
@@ -74,7 +86,7 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
 
-    /// Cap on each transfer's download rate in bytes per second; K, M and G
+    /// Cap on each file's download rate in bytes per second; K, M and G
     /// suffixes are powers of 1024 (e.g. 500K, 2M).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub max_speed: Option<u64>,
@@ -146,6 +158,8 @@ pub struct Settings {
     pub out_dir: PathBuf,
     /// Transfers running at once.
     pub parallel: usize,
+    /// Ranged segments per file (1: one plain request).
+    pub split: u32,
     /// Retries of a transient failure.
     pub retries: u32,
     /// Resume `.part` files and keep them on failure.
@@ -196,6 +210,7 @@ impl Settings {
         Ok(Settings {
             out_dir,
             parallel: cli.parallel as usize,
+            split: cli.split,
             retries: cli.retries,
             resume: cli.resume,
             overwrite: cli.overwrite,

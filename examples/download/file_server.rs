@@ -1,6 +1,7 @@
-//! `FileServer`: a loopback HTTP server (HTTP/1.1 and h2c, hyper on a tokio
-//! runtime in a background thread) that serves a fixed table of files, with
-//! `Range: bytes=N-`, redirects, `Content-Disposition` and scripted faults.
+//! `FileServer`: a loopback HTTP server (HTTP/1.1 and h2c, or HTTPS with
+//! ALPN h2; hyper on a tokio runtime in a background thread) that serves a
+//! table of files, with `Range: bytes=FIRST-[LAST]`, `ETag`s, redirects,
+//! `Content-Disposition`, scripted faults, and counters of what it served.
 //!
 //! `--demo` serves its generated files with it; the downloader's end-to-end
 //! tests (tests/it/download.rs) include this file too and script faults.
@@ -11,6 +12,7 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -21,12 +23,14 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, LOCATION};
-use hyper::header::{RANGE, RETRY_AFTER};
+use hyper::header::{ETAG, RANGE, RETRY_AFTER};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::sync::oneshot;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
 
 /// What the server does to one request for a route instead of answering it,
 /// by attempt: the first request for the path gets `faults[0]`, and so on.
@@ -34,8 +38,18 @@ use tokio::sync::oneshot;
 #[allow(dead_code)]
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
-    /// Sends the headers and half the body, then closes the connection.
+    /// Answers as if there were no fault (to fault a later request).
+    Pass,
+    /// Sends the headers and half the body (of the range asked for), then
+    /// closes the connection.
     DropMidBody,
+    /// Answers a range request with a `206` whose `Content-Range` starts one
+    /// byte later than asked (with the bytes it claims).
+    WrongRange,
+    /// Answers as usual, but sends the body 32 KiB every 50 ms (640 KiB/s).
+    Slow,
+    /// Answers as usual, but with another `ETag` (`"other"`).
+    OtherEtag,
     /// Answers 503, with `Retry-After: 0` when the flag is set.
     Unavailable(bool),
     /// Answers 503 with `Retry-After` as an HTTP date this many seconds ahead.
@@ -54,6 +68,8 @@ pub struct Route {
     pub redirect: Option<String>,
     /// Faults of the first attempts, in order; later attempts succeed.
     pub faults: Vec<Fault>,
+    /// `ETag` value, sent as is.
+    pub etag: Option<String>,
 }
 
 impl Route {
@@ -68,9 +84,15 @@ impl Route {
 
 /// The routes and what the server saw, shared by its connections.
 struct State {
-    routes: HashMap<String, Route>,
+    routes: Mutex<HashMap<String, Route>>,
     /// Whether `Range: bytes=N-` gets a 206 (else the full body, 200).
     honour_range: bool,
+    /// Body bytes of the file responses made (200 and 206).
+    served: AtomicU64,
+    /// Connections accepted.
+    connections: AtomicU64,
+    /// Requests that came over HTTP/2.
+    http2_requests: AtomicU64,
     /// Requests seen per path.
     hits: Mutex<HashMap<String, u32>>,
     /// `(path, Range value)` of every request that had one.
@@ -84,6 +106,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The loopback server; dropping it stops the server and its thread.
 pub struct FileServer {
+    scheme: &'static str,
     addr: SocketAddr,
     state: Arc<State>,
     stop: Option<oneshot::Sender<()>>,
@@ -95,6 +118,27 @@ impl FileServer {
     /// path, without the query) from a background thread running a
     /// single-threaded tokio runtime.
     pub fn start(routes: HashMap<String, Route>, honour_range: bool) -> io::Result<FileServer> {
+        FileServer::start_with(routes, honour_range, None)
+    }
+
+    /// Like [`start`](FileServer::start), over TLS with `tls` (whose ALPN
+    /// list decides between HTTP/2 and HTTP/1.1).
+    // The demo serves no TLS; the tests do.
+    #[allow(dead_code)]
+    pub fn start_tls(
+        routes: HashMap<String, Route>,
+        honour_range: bool,
+        tls: Arc<ServerConfig>,
+    ) -> io::Result<FileServer> {
+        FileServer::start_with(routes, honour_range, Some(TlsAcceptor::from(tls)))
+    }
+
+    fn start_with(
+        routes: HashMap<String, Route>,
+        honour_range: bool,
+        tls: Option<TlsAcceptor>,
+    ) -> io::Result<FileServer> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -102,8 +146,11 @@ impl FileServer {
             .enable_all()
             .build()?;
         let state = Arc::new(State {
-            routes,
+            routes: Mutex::new(routes),
             honour_range,
+            served: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            http2_requests: AtomicU64::new(0),
             hits: Mutex::default(),
             ranges: Mutex::default(),
         });
@@ -111,8 +158,9 @@ impl FileServer {
         let shared = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name("file-server".to_owned())
-            .spawn(move || runtime.block_on(serve(listener, shared, stopped)))?;
+            .spawn(move || runtime.block_on(serve(listener, shared, tls, stopped)))?;
         Ok(FileServer {
+            scheme,
             addr,
             state,
             stop: Some(stop),
@@ -120,9 +168,9 @@ impl FileServer {
         })
     }
 
-    /// `http://127.0.0.1:PORT` followed by `path`.
+    /// `http://127.0.0.1:PORT` (or `https://`) followed by `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 }
 
@@ -137,6 +185,26 @@ impl FileServer {
     /// `(path, Range value)` of every request so far that had a range.
     pub fn ranges(&self) -> Vec<(String, String)> {
         lock(&self.state.ranges).clone()
+    }
+
+    /// Body bytes of the file responses made so far (all paths).
+    pub fn served(&self) -> u64 {
+        self.state.served.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Requests so far that came over HTTP/2.
+    pub fn http2_requests(&self) -> u64 {
+        self.state.http2_requests.load(Ordering::SeqCst)
+    }
+
+    /// Serves `route` at `path` from now on (the file changed).
+    pub fn set_route(&self, path: &str, route: Route) {
+        lock(&self.state.routes).insert(path.to_owned(), route);
     }
 }
 
@@ -156,6 +224,7 @@ impl Drop for FileServer {
 async fn serve(
     listener: std::net::TcpListener,
     state: Arc<State>,
+    tls: Option<TlsAcceptor>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -172,7 +241,9 @@ async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        state.connections.fetch_add(1, Ordering::SeqCst);
         let state = Arc::clone(&state);
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let response = respond(&state, &request);
@@ -180,9 +251,20 @@ async fn serve(
             });
             let builder = auto::Builder::new(TokioExecutor::new());
             // A client that goes away mid-response is not the server's problem.
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => {
+                    let io = TokioIo::new(stream);
+                    let _ = builder.serve_connection(io, service).await;
+                }
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), tls.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let io = TokioIo::new(stream);
+                        let _ = builder.serve_connection(io, service).await;
+                    }
+                }
+            }
         });
     }
 }
@@ -207,9 +289,16 @@ fn respond(state: &State, request: &Request<Incoming>) -> Answer {
     if let Some(range) = &range {
         lock(&state.ranges).push((path.clone(), range.clone()));
     }
-    let Some(route) = state.routes.get(&path) else {
+    if request.version() == hyper::Version::HTTP_2 {
+        state.http2_requests.fetch_add(1, Ordering::SeqCst);
+    }
+    let Some(route) = lock(&state.routes).get(&path).cloned() else {
         return plain(StatusCode::NOT_FOUND, "no such file\n");
     };
+    let asked = range
+        .as_deref()
+        .and_then(|v| parse_range(v, route.body.len()))
+        .filter(|_| state.honour_range);
     match route.faults.get(attempt) {
         Some(Fault::Unavailable(retry_now)) => {
             let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
@@ -227,11 +316,40 @@ fn respond(state: &State, request: &Request<Incoming>) -> Answer {
             return response;
         }
         Some(Fault::DropMidBody) => {
-            let half = route.body.slice(..route.body.len() / 2);
-            let body = Truncated::new(half, route.body.len());
-            return with_length(reply(StatusCode::OK, body.boxed()), route.body.len());
+            let (first, last) = asked.unwrap_or((0, route.body.len().saturating_sub(1)));
+            let len = (last + 1).saturating_sub(first);
+            let half = route.body.slice(first..first + len / 2);
+            state.served.fetch_add(half.len() as u64, Ordering::SeqCst);
+            let body = Truncated::new(half, len);
+            let status = if asked.is_some() {
+                StatusCode::PARTIAL_CONTENT
+            } else {
+                StatusCode::OK
+            };
+            let mut response = with_length(reply(status, body.boxed()), len);
+            if asked.is_some() {
+                let value = format!("bytes {first}-{last}/{}", route.body.len());
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(CONTENT_RANGE, value);
+                }
+            }
+            return response;
         }
-        None => {}
+        Some(Fault::WrongRange) => {
+            if let Some((first, last)) = asked.filter(|(f, l)| f < l) {
+                return serve_range(state, &route.body, Some((first + 1, last)));
+            }
+        }
+        Some(Fault::Slow) => {
+            let mut response = serve_range(state, &route.body, asked);
+            let body = std::mem::replace(
+                response.body_mut(),
+                Full::default().map_err(|n| match n {}).boxed(),
+            );
+            *response.body_mut() = Trickle::new(body).boxed();
+            return response;
+        }
+        Some(Fault::Pass | Fault::OtherEtag) | None => {}
     }
     if let Some(location) = &route.redirect {
         let mut response = plain(StatusCode::FOUND, "");
@@ -244,30 +362,47 @@ fn respond(state: &State, request: &Request<Incoming>) -> Answer {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return plain(status, "nope\n");
     }
-    let start = range
-        .as_deref()
-        .and_then(|v| v.strip_prefix("bytes="))
-        .and_then(|v| v.strip_suffix('-'))
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|_| state.honour_range);
-    let mut response = serve_range(&route.body, start);
-    if let Some(value) = route.disposition.as_deref() {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            response.headers_mut().insert(CONTENT_DISPOSITION, value);
+    let mut response = serve_range(state, &route.body, asked);
+    let etag = match route.faults.get(attempt) {
+        Some(Fault::OtherEtag) => Some("\"other\""),
+        _ => route.etag.as_deref(),
+    };
+    for (name, value) in [
+        (CONTENT_DISPOSITION, route.disposition.as_deref()),
+        (ETAG, etag),
+    ] {
+        if let Some(Ok(value)) = value.map(HeaderValue::from_str) {
+            response.headers_mut().insert(name, value);
         }
     }
     response
 }
 
-/// A 200 with the whole body, or a 206 from byte `start`, or a 416.
-fn serve_range(body: &Bytes, start: Option<usize>) -> Answer {
+/// The `(first, last)` bytes of `bytes=FIRST-` or `bytes=FIRST-LAST` in a
+/// body of `len` bytes (LAST clamped to the end); `(len, len)` for a FIRST
+/// at or past the end (unsatisfiable); `None` if it does not parse.
+fn parse_range(value: &str, len: usize) -> Option<(usize, usize)> {
+    let (first, last) = value.strip_prefix("bytes=")?.split_once('-')?;
+    let first: usize = first.trim().parse().ok()?;
+    if first >= len {
+        return Some((len, len));
+    }
+    let last = match last.trim() {
+        "" => len - 1,
+        last => last.parse::<usize>().ok()?.min(len - 1),
+    };
+    (first <= last).then_some((first, last))
+}
+
+/// A 200 with the whole body, or a 206 of bytes `first..=last`, or a 416.
+fn serve_range(state: &State, body: &Bytes, asked: Option<(usize, usize)>) -> Answer {
     let len = body.len();
-    let (status, range, data) = match start {
+    let (status, range, data) = match asked {
         None => (StatusCode::OK, None, body.clone()),
-        Some(start) if start < len => (
+        Some((first, last)) if first < len => (
             StatusCode::PARTIAL_CONTENT,
-            Some(format!("bytes {start}-{}/{len}", len - 1)),
-            body.slice(start..),
+            Some(format!("bytes {first}-{last}/{len}")),
+            body.slice(first..=last),
         ),
         Some(_) => (
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -275,6 +410,7 @@ fn serve_range(body: &Bytes, start: Option<usize>) -> Answer {
             Bytes::new(),
         ),
     };
+    state.served.fetch_add(data.len() as u64, Ordering::SeqCst);
     let mut response = full(status, data);
     if let Some(value) = range.and_then(|r| HeaderValue::from_str(&r).ok()) {
         response.headers_mut().insert(CONTENT_RANGE, value);
@@ -310,6 +446,68 @@ fn full(status: StatusCode, data: Bytes) -> Answer {
 /// A short text response.
 fn plain(status: StatusCode, text: &'static str) -> Answer {
     full(status, Bytes::from_static(text.as_bytes()))
+}
+
+/// A body passed on 32 KiB every 50 ms.
+struct Trickle {
+    inner: BoxBody<Bytes, io::Error>,
+    held: Bytes,
+    pause: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Trickle {
+    const CHUNK: usize = 32 * 1024;
+    const EVERY: Duration = Duration::from_millis(50);
+
+    fn new(inner: BoxBody<Bytes, io::Error>) -> Trickle {
+        Trickle {
+            inner,
+            held: Bytes::new(),
+            pause: Box::pin(tokio::time::sleep(Trickle::EVERY)),
+        }
+    }
+}
+
+impl Body for Trickle {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.held.is_empty() {
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => self.held = data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                other => return other,
+            }
+            if self.held.is_empty() {
+                return Poll::Ready(None);
+            }
+        }
+        if self.pause.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let deadline = tokio::time::Instant::now() + Trickle::EVERY;
+        self.pause.as_mut().reset(deadline);
+        let n = self.held.len().min(Trickle::CHUNK);
+        let chunk = self.held.split_to(n);
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.inner.size_hint();
+        let held = self.held.len() as u64;
+        let mut hint = SizeHint::new();
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint.set_lower(inner.lower() + held);
+        hint
+    }
 }
 
 /// A body that yields `data` and then, once the server has had time to send

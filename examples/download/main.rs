@@ -21,6 +21,8 @@
 //! - [`output`]: `.part` files and their promotion;
 //! - [`attempt`]: one request and what its callbacks do with the file;
 //! - [`retry`]: which failures to retry, and when;
+//! - [`split`]: `--split`, one file as ranged segments in parallel (its
+//!   segments, their plan, and the `.part.state` file that resumes them);
 //! - [`scheduler`]: the loop, the slots, the timers, Ctrl-C;
 //! - [`progress`]: bars or plain lines on standard error;
 //! - [`report`]: the summary and the exit status;
@@ -39,6 +41,7 @@ mod progress;
 mod report;
 mod retry;
 mod scheduler;
+mod split;
 
 use std::fmt;
 use std::io::Write;

@@ -24,6 +24,7 @@ use crate::naming;
 use crate::progress::{Active, Progress, Snapshot};
 use crate::report::{FailedUrl, Report, SavedFile};
 use crate::retry::{Backoff, Failure};
+use crate::split::{self, Download, Finished};
 
 /// How often the progress display is refreshed and Ctrl-C is looked for.
 const TICK: Duration = Duration::from_millis(100);
@@ -58,6 +59,8 @@ pub fn download_all(
 enum Event {
     /// A transfer completed.
     Done(u64, Result<Response, Error>),
+    /// A `--split` download ended.
+    SplitDone(u64, Finished),
     /// A job's backoff wait is over.
     RetryDue(u64),
     /// Time to refresh the display and look for Ctrl-C.
@@ -66,11 +69,40 @@ enum Event {
 
 /// A transfer in flight.
 struct Running {
-    attempt: Rc<RefCell<Attempt>>,
+    work: Work,
     /// When it started, for its rate.
     since: Instant,
     /// Set once `start` returned.
     transfer: Option<Transfer>,
+}
+
+/// What a running job is: one attempt, or a segmented download.
+enum Work {
+    Single(Rc<RefCell<Attempt>>),
+    Split(Rc<Download>),
+}
+
+impl Work {
+    fn job(&self) -> Job {
+        match self {
+            Work::Single(attempt) => attempt.borrow().job.clone(),
+            Work::Split(download) => download.job(),
+        }
+    }
+
+    /// Body bytes received, bytes of the file so far, and its length.
+    fn counts(&self) -> (u64, u64, Option<u64>) {
+        match self {
+            Work::Single(attempt) => {
+                let a = attempt.borrow();
+                (a.received, a.progress(), a.total)
+            }
+            Work::Split(download) => {
+                let (done, total) = download.progress();
+                (download.received(), done, total)
+            }
+        }
+    }
 }
 
 /// The scheduler's mutable state.
@@ -166,6 +198,7 @@ impl Scheduler {
             let Some(event) = next else { break };
             match event {
                 Event::Done(id, result) => self.on_done(id, result),
+                Event::SplitDone(id, finished) => self.on_split_done(id, finished),
                 Event::RetryDue(id) => self.on_retry_due(id),
                 Event::Tick => self.on_tick(),
             }
@@ -216,10 +249,13 @@ impl Scheduler {
             job.name = self.ctx.names.borrow_mut().claim(&wanted);
         }
         let id = job.id;
+        if split::wanted(&self.ctx, self.ctx.settings.split, &job.name) {
+            return self.launch_split(job);
+        }
         let attempt = Rc::new(RefCell::new(Attempt::new(job.clone(), &self.ctx)));
         let request = attempt::request(&attempt, &self.ctx);
         let running = Running {
-            attempt,
+            work: Work::Single(Rc::clone(&attempt)),
             since: Instant::now(),
             transfer: None,
         };
@@ -243,13 +279,54 @@ impl Scheduler {
         }
     }
 
+    /// Starts `job` as a segmented download; its end comes as an event.
+    fn launch_split(&self, job: Job) {
+        let id = job.id;
+        let weak = self.me.clone();
+        let download = Download::new(
+            job,
+            self.ctx.settings.split,
+            &self.ctx,
+            &self.uv,
+            &self.multi,
+            move |finished| {
+                if let Some(scheduler) = weak.upgrade() {
+                    scheduler.post(Event::SplitDone(id, finished));
+                }
+            },
+        );
+        let running = Running {
+            work: Work::Split(Rc::clone(&download)),
+            since: Instant::now(),
+            transfer: None,
+        };
+        self.state.borrow_mut().running.insert(id, running);
+        download.begin();
+    }
+
+    /// A segmented download ended: record it, or retry it, or give up.
+    fn on_split_done(&self, id: u64, finished: Finished) {
+        let Some(running) = self.state.borrow_mut().running.remove(&id) else {
+            return;
+        };
+        let (received, _, _) = running.work.counts();
+        self.state.borrow_mut().report.bytes += received;
+        for note in finished.notes {
+            self.progress.borrow().note(&note);
+        }
+        self.conclude(finished.job, finished.outcome);
+    }
+
     /// A transfer completed: save its file, or retry, or give up.
     fn on_done(&self, id: u64, result: Result<Response, Error>) {
         let Some(running) = self.state.borrow_mut().running.remove(&id) else {
             return;
         };
+        let Work::Single(attempt) = &running.work else {
+            return;
+        };
         let (outcome, job, received, notes) = {
-            let mut attempt = running.attempt.borrow_mut();
+            let mut attempt = attempt.borrow_mut();
             let outcome = attempt.conclude(result, &self.ctx);
             let notes = std::mem::take(&mut attempt.notes);
             (outcome, attempt.job.clone(), attempt.received, notes)
@@ -258,6 +335,11 @@ impl Scheduler {
         for note in notes {
             self.progress.borrow().note(&note);
         }
+        self.conclude(job, outcome);
+    }
+
+    /// Records a saved file, or retries a failed one, or gives up on it.
+    fn conclude(&self, job: Job, outcome: Outcome) {
         match outcome {
             Outcome::Saved { path, bytes } => self.saved(job, path, bytes),
             Outcome::Failed(failure) => {
@@ -359,7 +441,7 @@ impl Scheduler {
     /// Their completions arrive as events and are recorded as failures; with
     /// `--continue` their `.part` files stay.
     fn interrupt_now(&self) {
-        let (waiting, ready, transfers) = {
+        let (waiting, ready, transfers, downloads) = {
             let mut state = self.state.borrow_mut();
             state.interrupted = true;
             state.report.interrupted = true;
@@ -372,7 +454,15 @@ impl Scheduler {
                 .values()
                 .filter_map(|r| r.transfer.clone())
                 .collect();
-            (waiting, ready, transfers)
+            let downloads: Vec<Rc<Download>> = state
+                .running
+                .values()
+                .filter_map(|r| match &r.work {
+                    Work::Split(download) => Some(Rc::clone(download)),
+                    Work::Single(_) => None,
+                })
+                .collect();
+            (waiting, ready, transfers, downloads)
         };
         for (job, timer) in waiting {
             drop(timer);
@@ -383,6 +473,9 @@ impl Scheduler {
         }
         for transfer in transfers {
             transfer.cancel();
+        }
+        for download in downloads {
+            download.cancel();
         }
     }
 
@@ -414,15 +507,15 @@ impl Scheduler {
             .running
             .iter()
             .map(|(&id, running)| {
-                let attempt = running.attempt.borrow();
-                bytes += attempt.received;
+                let (received, done, total) = running.work.counts();
+                bytes += received;
                 let seconds = running.since.elapsed().as_secs_f64().max(0.001);
                 Active {
                     id,
-                    name: attempt.job.name.clone(),
-                    bytes: attempt.progress(),
-                    total: attempt.total,
-                    rate: (attempt.received as f64 / seconds) as u64,
+                    name: running.work.job().name,
+                    bytes: done,
+                    total,
+                    rate: (received as f64 / seconds) as u64,
                 }
             })
             .collect();
@@ -442,7 +535,7 @@ impl Scheduler {
         let leftovers: Vec<Job> = state
             .running
             .values()
-            .map(|r| r.attempt.borrow().job.clone())
+            .map(|r| r.work.job())
             .chain(state.waiting.values().map(|(job, _)| job.clone()))
             .chain(state.ready.iter().cloned())
             .collect();

@@ -1043,3 +1043,5 @@ fn malformed_options_are_usage_errors() {
         );
     }
 }
+
+mod split;

@@ -22,7 +22,7 @@ mod proxy;
 mod raw;
 mod temp;
 mod throttled;
-mod tls;
+pub(crate) mod tls;
 mod tls_faults;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
