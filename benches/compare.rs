@@ -23,6 +23,8 @@
 
 #[path = "compare/child.rs"]
 mod child;
+#[path = "compare/tools.rs"]
+mod tools;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -220,7 +222,8 @@ usage: vendor/cargo bench --bench compare -- [OPTIONS]
 
   --quick              one small workload (300 x 1 KiB, 20 in flight), 2 rounds
   --workload NAME      run only NAME (repeatable): h1-1k h2c-1k h1-1m h1-1g scale
-                       h1-1k-1000 h1-close-1k quick
+                       h1-1k-1000 h1-close-1k quick, and files-1k (the downloader
+                       against curl --parallel, wget2 and aria2c writing 10k files)
   --rounds N           rounds per workload (default 3)
   --clients A,B        only these clients (default: all of c-glue libcurl uvcurl
                        capi client1 client2 client4 reqwest reqwest-mt libcurl-fresh download);
@@ -239,6 +242,8 @@ struct Options {
     strace: bool,
     download_bin: Option<PathBuf>,
     keep: bool,
+    /// Run the files-1k workload (the downloader against the tools).
+    tools: bool,
 }
 
 fn main() -> ExitCode {
@@ -280,6 +285,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
         strace: false,
         download_bin: None,
         keep: false,
+        tools: false,
     };
     let mut quick = false;
     let mut rounds = None;
@@ -299,6 +305,10 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             "--keep" => options.keep = true,
             "--workload" => {
                 let name = value("--workload")?;
+                if name == tools::NAME {
+                    options.tools = true;
+                    continue;
+                }
                 let workload = WORKLOADS
                     .iter()
                     .find(|w| w.name == name)
@@ -329,7 +339,8 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     if quick {
         options.workloads = vec![workload("quick")];
         options.rounds = 2;
-    } else if options.workloads.is_empty() && !options.strace {
+    } else if options.workloads.is_empty() && !options.strace && !options.tools {
+        options.tools = true;
         options.workloads = WORKLOADS
             .iter()
             .filter(|w| w.name != "quick")
@@ -373,6 +384,9 @@ fn run(options: &Options) -> Result<(), String> {
         .collect();
     if options.strace {
         sets.push((SMALL, workload("h1-1k").count));
+    }
+    if options.tools {
+        sets.push((SMALL, tools::COUNT));
     }
     for set in [SMALL, MEDIUM, HUGE] {
         let used = sets
@@ -418,6 +432,13 @@ fn run(options: &Options) -> Result<(), String> {
         }
         print!("{}", render(workload, options, &levels));
         std::io::stdout().flush().ok();
+    }
+    if options.tools {
+        let download = find_downloader(options.download_bin.as_deref())?;
+        print!(
+            "{}",
+            tools::run(&server, &scratch.path, &download, options.rounds)?
+        );
     }
     if let Some(strace) = strace {
         print!("{}", runner.strace_report(&strace, &options.clients)?);

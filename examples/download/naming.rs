@@ -2,7 +2,7 @@
 //! safe so that nothing can land outside the output directory, and made
 //! unique within the run and against files already on disk.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -159,15 +159,23 @@ pub fn part_name(name: &str) -> String {
 
 /// Hands out unique names in one output directory.
 ///
-/// A name is free when neither it nor its `.part` is claimed in this run, no
-/// file of that name exists (unless overwriting) and no `.part` of it exists
-/// (unless resuming or overwriting). Taken names get `.1`, `.2`, ...
+/// A name is free when neither it nor its `.part` is claimed in this run.
+/// Only with `--continue` is the disk probed up front (the `.part` to resume
+/// must be found): then a name is also taken by an existing file of that
+/// name (unless overwriting) or a `.part` of it that is not a regular file.
+/// Otherwise the disk decides later, at no extra cost: the `.part` is
+/// created with `O_EXCL` and the final name taken with a rename that does
+/// not replace, and a clash there asks for [`Names::claim_next`]. Taken
+/// names get `.1`, `.2`, ...
 #[derive(Debug)]
 pub struct Names {
     dir: PathBuf,
     overwrite: bool,
-    resume: bool,
+    /// Whether to look at the disk up front (`--continue`).
+    probe: bool,
     claimed: HashSet<String>,
+    /// The name asked for, for each claimed name that got a `.N` suffix.
+    wanted: HashMap<String, String>,
 }
 
 impl Names {
@@ -176,43 +184,65 @@ impl Names {
         Names {
             dir: dir.to_owned(),
             overwrite,
-            resume,
+            probe: resume,
             claimed: HashSet::new(),
+            wanted: HashMap::new(),
         }
     }
 
     /// Claims `wanted`, or the first free `wanted.N`, and returns it.
     pub fn claim(&mut self, wanted: &str) -> String {
-        let name = (0u64..)
-            .map(|n| match n {
-                0 => wanted.to_owned(),
-                n => format!("{wanted}.{n}"),
-            })
+        if self.is_free(wanted) {
+            self.claimed.insert(wanted.to_owned());
+            return wanted.to_owned();
+        }
+        let name = (1u64..)
+            .map(|n| format!("{wanted}.{n}"))
             .find(|candidate| self.is_free(candidate))
             .unwrap_or_else(|| wanted.to_owned());
-        self.claimed.insert(part_name(&name));
         self.claimed.insert(name.clone());
+        self.wanted.insert(name.clone(), wanted.to_owned());
         name
+    }
+
+    /// Claims the next free name after `taken`, a claimed name found taken
+    /// on disk: `a` gives `a.1`, and `a.1` then `a.2`. `taken` stays
+    /// claimed (something else is there).
+    pub fn claim_next(&mut self, taken: &str) -> String {
+        let wanted = self
+            .wanted
+            .get(taken)
+            .cloned()
+            .unwrap_or_else(|| taken.to_owned());
+        self.claim(&wanted)
     }
 
     /// Gives a claimed name back.
     pub fn release(&mut self, name: &str) {
         self.claimed.remove(name);
-        self.claimed.remove(&part_name(name));
+        self.wanted.remove(name);
     }
 
-    /// Whether `candidate` may be used now.
+    /// Whether `candidate` may be used now: neither it nor its `.part` is
+    /// claimed, and it is not the `.part` of a claimed name.
     fn is_free(&self, candidate: &str) -> bool {
-        let part = part_name(candidate);
-        if self.claimed.contains(candidate) || self.claimed.contains(&part) {
-            return false;
-        }
+        let clash = self.claimed.contains(candidate)
+            || self.claimed.contains(&part_name(candidate))
+            || candidate
+                .strip_suffix(PART_SUFFIX)
+                .is_some_and(|stem| self.claimed.contains(stem));
+        !clash && (!self.probe || self.free_on_disk(candidate))
+    }
+
+    /// With `--continue`: no file of that name (unless overwriting), and
+    /// any `.part` of it a regular file (to resume).
+    fn free_on_disk(&self, candidate: &str) -> bool {
         let final_ok = match fs::symlink_metadata(self.dir.join(candidate)) {
             Ok(meta) => self.overwrite && !meta.is_dir(),
             Err(_) => true,
         };
-        let part_ok = match fs::symlink_metadata(self.dir.join(&part)) {
-            Ok(meta) => meta.is_file() && (self.resume || self.overwrite),
+        let part_ok = match fs::symlink_metadata(self.dir.join(part_name(candidate))) {
+            Ok(meta) => meta.is_file(),
             Err(_) => true,
         };
         final_ok && part_ok

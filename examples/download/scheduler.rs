@@ -209,14 +209,14 @@ impl Scheduler {
     fn launch(&self, mut job: Job) {
         job.tries += 1;
         if job.name.is_empty() {
-            let wanted = job
-                .out
-                .clone()
-                .unwrap_or_else(|| naming::name_from_url(&job.url));
-            job.name = self.ctx.names.borrow_mut().claim(&wanted);
+            let mut names = self.ctx.names.borrow_mut();
+            job.name = match &job.out {
+                Some(out) => names.claim(out),
+                None => names.claim(&naming::name_from_url(&job.url)),
+            };
         }
         let id = job.id;
-        let attempt = Rc::new(RefCell::new(Attempt::new(job.clone(), &self.ctx)));
+        let attempt = Rc::new(RefCell::new(Attempt::new(job, &self.ctx)));
         let request = attempt::request(&attempt, &self.ctx);
         let running = Running {
             attempt,
@@ -237,8 +237,11 @@ impl Scheduler {
                 }
             }
             Err(error) => {
-                self.state.borrow_mut().running.remove(&id);
-                self.give_up(&job, Failure::from_error(&error).reason);
+                let running = self.state.borrow_mut().running.remove(&id);
+                if let Some(running) = running {
+                    let job = take_job(running.attempt);
+                    self.give_up(&job, Failure::from_error(&error).reason);
+                }
             }
         }
     }
@@ -248,12 +251,13 @@ impl Scheduler {
         let Some(running) = self.state.borrow_mut().running.remove(&id) else {
             return;
         };
-        let (outcome, job, received, notes) = {
+        let (outcome, received, notes) = {
             let mut attempt = running.attempt.borrow_mut();
             let outcome = attempt.conclude(result, &self.ctx);
             let notes = std::mem::take(&mut attempt.notes);
-            (outcome, attempt.job.clone(), attempt.received, notes)
+            (outcome, attempt.received, notes)
         };
+        let job = take_job(running.attempt);
         self.state.borrow_mut().report.bytes += received;
         for note in notes {
             self.progress.borrow().note(&note);
@@ -274,7 +278,7 @@ impl Scheduler {
 
     /// Records a saved file.
     fn saved(&self, job: Job, path: std::path::PathBuf, bytes: u64) {
-        self.progress.borrow().saved(&format!(
+        self.progress.borrow().saved(format_args!(
             "saved {} ({}) <- {}",
             path.display(),
             HumanBytes(bytes),
@@ -282,7 +286,7 @@ impl Scheduler {
         ));
         self.state.borrow_mut().report.saved.push(SavedFile {
             id: job.id,
-            url: job.url.to_string(),
+            url: job.url.into(),
             path,
             bytes,
         });
@@ -458,5 +462,15 @@ impl Scheduler {
         let mut report = state.report.clone();
         report.sort();
         report
+    }
+}
+
+/// The job of a finished attempt: moved out when nothing else holds the
+/// attempt any more (its request's callbacks are gone with the transfer),
+/// cloned otherwise.
+fn take_job(attempt: Rc<RefCell<Attempt>>) -> Job {
+    match Rc::try_unwrap(attempt) {
+        Ok(cell) => cell.into_inner().job,
+        Err(shared) => shared.borrow().job.clone(),
     }
 }
