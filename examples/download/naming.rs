@@ -275,6 +275,25 @@ mod tests {
     }
 
     #[test]
+    fn names_are_unique_in_a_run_and_clashes_take_the_next() {
+        let mut names = Names::new(Path::new("/nonexistent-dir"), false, false);
+        assert_eq!(names.claim("a"), "a");
+        assert_eq!(names.claim("a"), "a.1");
+        // Neither the part file of a claimed name nor a name whose part
+        // file would be a claimed name.
+        assert_eq!(names.claim("a.part"), "a.part.1");
+        assert_eq!(names.claim("b.part"), "b.part");
+        assert_eq!(names.claim("b"), "b.1");
+        // Taken on disk: `a.1` was claimed from `a`, so its successor is `a.2`.
+        assert_eq!(names.claim_next("a.1"), "a.2");
+        assert_eq!(names.claim_next("a.2"), "a.3");
+        assert_eq!(names.claim("c"), "c");
+        assert_eq!(names.claim_next("c"), "c.1");
+        names.release("a.3");
+        assert_eq!(names.claim("a"), "a.3");
+    }
+
+    #[test]
     fn url_names() {
         let url = |s| url::Url::parse(s).unwrap();
         assert_eq!(name_from_url(&url("http://h/a/b.txt?x=1")), "b.txt");
