@@ -29,15 +29,21 @@ pub struct Context {
     pub settings: Settings,
     /// Names claimed in the output directory.
     pub names: RefCell<Names>,
+    /// No proxy is named, neither by `--proxy` nor by the environment:
+    /// requests then say so, which spares libcurl its look through the
+    /// environment on every transfer.
+    direct: bool,
 }
 
 impl Context {
     /// A context for `settings`.
     pub fn new(settings: Settings) -> Context {
         let names = Names::new(&settings.out_dir, settings.overwrite, settings.resume);
+        let direct = settings.proxy.is_none() && !proxy_in_environment();
         Context {
             settings,
             names: RefCell::new(names),
+            direct,
         }
     }
 
@@ -431,6 +437,20 @@ fn too_many_names(name: &str) -> Failure {
     ))
 }
 
+/// Whether the environment names a proxy for http or https URLs, as
+/// libcurl reads it (`http_proxy` only in lower case).
+fn proxy_in_environment() -> bool {
+    [
+        "http_proxy",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ]
+    .iter()
+    .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
 /// A failed file operation.
 fn io_failure(path: &std::path::Path, error: std::io::Error) -> Failure {
     Failure::permanent(format!("{}: {error}", path.display()))
@@ -483,6 +503,9 @@ pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
     }
     if let Some(proxy) = &settings.proxy {
         request = request.proxy(proxy);
+    } else if ctx.direct {
+        // libcurl: an empty proxy means none, the environment unread.
+        request = request.proxy("");
     }
     let (head_attempt, head_ctx) = (Rc::clone(attempt), Rc::clone(ctx));
     let data_attempt = Rc::clone(attempt);

@@ -50,6 +50,9 @@ pub fn name_from_content_disposition(value: &str) -> Option<String> {
 /// [`MAX_NAME_BYTES`] (keeping a short extension). `None` if nothing usable
 /// is left.
 pub fn sanitize(raw: &str) -> Option<String> {
+    if is_plain(raw) {
+        return Some(raw.to_owned());
+    }
     let cleaned: String = raw
         .chars()
         .filter(|c| !c.is_control())
@@ -67,15 +70,35 @@ pub fn sanitize(raw: &str) -> Option<String> {
     Some(cap_length(last))
 }
 
+/// Whether `name` is already safe as it is, as most names are: short,
+/// only ASCII letters, digits, `-`, `_` and `.`, not starting with a dot
+/// (so neither `.` nor `..`), and no device name.
+fn is_plain(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_NAME_BYTES
+        && bytes[0] != b'.'
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !is_device_name(name)
+}
+
 /// Whether `name` is one Windows reserves for a device, with or without an
 /// extension, in any case: CON, PRN, AUX, NUL, COM0-9, LPT0-9.
 fn is_device_name(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or_default().trim_end();
-    let upper = stem.to_ascii_uppercase();
-    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
-            && upper.len() == 4
-            && upper.as_bytes()[3].is_ascii_digit())
+    let bytes = stem.as_bytes();
+    match bytes.len() {
+        3 => ["CON", "PRN", "AUX", "NUL"]
+            .iter()
+            .any(|device| stem.eq_ignore_ascii_case(device)),
+        4 => {
+            (bytes[..3].eq_ignore_ascii_case(b"COM") || bytes[..3].eq_ignore_ascii_case(b"LPT"))
+                && bytes[3].is_ascii_digit()
+        }
+        _ => false,
+    }
 }
 
 /// Shortens `name` to at most [`MAX_NAME_BYTES`], keeping an extension of up
@@ -154,7 +177,10 @@ fn decode_extended_value(value: &str) -> Option<String> {
 
 /// The `.part` file name that goes with a final name.
 pub fn part_name(name: &str) -> String {
-    format!("{name}{PART_SUFFIX}")
+    let mut part = String::with_capacity(name.len() + PART_SUFFIX.len());
+    part.push_str(name);
+    part.push_str(PART_SUFFIX);
+    part
 }
 
 /// Hands out unique names in one output directory.
