@@ -101,8 +101,15 @@ pub fn promote(part: &Path, dest: &Path, replace: bool) -> io::Result<()> {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
             // A filesystem without RENAME_NOREPLACE (NFS, some FUSE): a hard
             // link fails as atomically on an existing name.
-            fs::hard_link(part, dest)?;
-            fs::remove_file(part)
+            match fs::hard_link(part, dest) {
+                Ok(()) => fs::remove_file(part),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+                // Nor hard links (FAT): look, then rename (not atomic).
+                Err(_) if fs::symlink_metadata(dest).is_ok() => {
+                    Err(io::ErrorKind::AlreadyExists.into())
+                }
+                Err(_) => fs::rename(part, dest),
+            }
         }
         other => other,
     }
