@@ -239,8 +239,8 @@ impl Scheduler {
             Err(error) => {
                 let running = self.state.borrow_mut().running.remove(&id);
                 if let Some(running) = running {
-                    let job = take_job(running.attempt);
-                    self.give_up(&job, Failure::from_error(&error).reason);
+                    let job = &running.attempt.borrow().job;
+                    self.give_up(job, Failure::from_error(&error).reason);
                 }
             }
         }
@@ -257,14 +257,17 @@ impl Scheduler {
             let notes = std::mem::take(&mut attempt.notes);
             (outcome, attempt.received, notes)
         };
-        let job = take_job(running.attempt);
         self.state.borrow_mut().report.bytes += received;
         for note in notes {
             self.progress.borrow().note(&note);
         }
         match outcome {
-            Outcome::Saved { path, bytes } => self.saved(job, path, bytes),
+            Outcome::Saved { path, bytes } => {
+                self.saved(&running.attempt.borrow().job, path, bytes)
+            }
             Outcome::Failed(failure) => {
+                // The request's callbacks still hold the attempt.
+                let job = running.attempt.borrow().job.clone();
                 let retries_left = job.tries <= self.ctx.settings.retries;
                 let interrupted = self.state.borrow().interrupted;
                 if failure.transient && retries_left && !interrupted {
@@ -277,7 +280,7 @@ impl Scheduler {
     }
 
     /// Records a saved file.
-    fn saved(&self, job: Job, path: std::path::PathBuf, bytes: u64) {
+    fn saved(&self, job: &Job, path: std::path::PathBuf, bytes: u64) {
         self.progress.borrow().saved(format_args!(
             "saved {} ({}) <- {}",
             path.display(),
@@ -286,7 +289,7 @@ impl Scheduler {
         ));
         self.state.borrow_mut().report.saved.push(SavedFile {
             id: job.id,
-            url: job.url.into(),
+            url: job.url.as_str().to_owned(),
             path,
             bytes,
         });
@@ -462,15 +465,5 @@ impl Scheduler {
         let mut report = state.report.clone();
         report.sort();
         report
-    }
-}
-
-/// The job of a finished attempt: moved out when nothing else holds the
-/// attempt any more (its request's callbacks are gone with the transfer),
-/// cloned otherwise.
-fn take_job(attempt: Rc<RefCell<Attempt>>) -> Job {
-    match Rc::try_unwrap(attempt) {
-        Ok(cell) => cell.into_inner().job,
-        Err(shared) => shared.borrow().job.clone(),
     }
 }
