@@ -240,19 +240,26 @@ fn render(
     }
     let _ = writeln!(
         text,
-        "\n| tool | wall s | files/s | CPU s (user+sys) | CPU µs/file | download files/s ÷ tool's | tool CPU ÷ download's |"
+        "\n| tool | wall s | wall s, fastest–slowest round | files/s | CPU s (user+sys) | CPU µs/file | download files/s ÷ tool's | tool CPU ÷ download's |"
     );
-    let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|---:|---:|");
     let wall = |i: usize| median(results[i].iter().map(|m| m.wall).collect());
     let cpu = |i: usize| median(results[i].iter().map(|m| m.cpu).collect());
     let rate = |i: usize| COUNT as f64 / wall(i);
+    let spread = |i: usize| {
+        let walls = results[i].iter().map(|m| m.wall);
+        let min = walls.clone().fold(f64::INFINITY, f64::min);
+        let max = walls.fold(0.0, f64::max);
+        format!("{min:.3}–{max:.3}")
+    };
     let download = tools.iter().position(|t| t.name == "download").unwrap_or(0);
     for (i, tool) in tools.iter().enumerate() {
         let _ = writeln!(
             text,
-            "| {} | {:.3} | {:.0} | {:.3} | {:.1} | {:.2} | {:.2} |",
+            "| {} | {:.3} | {} | {:.0} | {:.3} | {:.1} | {:.2} | {:.2} |",
             tool.name,
             wall(i),
+            spread(i),
             rate(i),
             cpu(i),
             cpu(i) / COUNT as f64 * 1e6,
