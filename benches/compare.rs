@@ -26,6 +26,8 @@
 mod child;
 #[path = "compare/split.rs"]
 mod split;
+#[path = "compare/tools.rs"]
+mod tools;
 #[path = "../tests/native/uv_headers.rs"]
 mod uv_headers;
 
@@ -225,7 +227,8 @@ usage: vendor/cargo bench --bench compare -- [OPTIONS]
 
   --quick              one small workload (300 x 1 KiB, 20 in flight), 2 rounds
   --workload NAME      run only NAME (repeatable): h1-1k h2c-1k h1-1m h1-1g scale
-                       h1-1k-1000 h1-close-1k quick
+                       h1-1k-1000 h1-close-1k quick, and files-1k (the downloader
+                       against curl --parallel, wget2 and aria2c writing 10k files)
   --rounds N           rounds per workload (default 3)
   --clients A,B        only these clients (default: all of c-glue libcurl uvcurl
                        capi client1 client2 client4 reqwest reqwest-mt libcurl-fresh download);
@@ -248,6 +251,8 @@ struct Options {
     keep: bool,
     /// Run the `--split` benchmark (benches/compare/split.rs).
     split: bool,
+    /// Run the files-1k workload (the downloader against the tools).
+    tools: bool,
 }
 
 fn main() -> ExitCode {
@@ -290,6 +295,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
         download_bin: None,
         keep: false,
         split: false,
+        tools: false,
     };
     let mut quick = false;
     let mut rounds = None;
@@ -310,6 +316,10 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             "--split" => options.split = true,
             "--workload" => {
                 let name = value("--workload")?;
+                if name == tools::NAME {
+                    options.tools = true;
+                    continue;
+                }
                 let workload = WORKLOADS
                     .iter()
                     .find(|w| w.name == name)
@@ -340,7 +350,8 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     if quick {
         options.workloads = vec![workload("quick")];
         options.rounds = 2;
-    } else if options.workloads.is_empty() && !options.strace && !options.split {
+    } else if options.workloads.is_empty() && !options.strace && !options.split && !options.tools {
+        options.tools = true;
         options.workloads = WORKLOADS
             .iter()
             .filter(|w| w.name != "quick")
@@ -394,6 +405,9 @@ fn run(options: &Options) -> Result<(), String> {
     if options.strace {
         sets.push((SMALL, workload("h1-1k").count));
     }
+    if options.tools {
+        sets.push((SMALL, tools::COUNT));
+    }
     for set in [SMALL, MEDIUM, HUGE] {
         let used = sets
             .iter()
@@ -438,6 +452,13 @@ fn run(options: &Options) -> Result<(), String> {
         }
         print!("{}", render(workload, options, &levels));
         std::io::stdout().flush().ok();
+    }
+    if options.tools {
+        let download = find_downloader(options.download_bin.as_deref())?;
+        print!(
+            "{}",
+            tools::run(&server, &scratch.path, &download, options.rounds)?
+        );
     }
     if let Some(strace) = strace {
         print!("{}", runner.strace_report(&strace, &options.clients)?);

@@ -19,6 +19,9 @@ use crate::retry::Failure;
 /// libcurl's receive buffer for bulk downloads (its default is 16 KiB).
 const RECEIVE_BUFFER: usize = 128 * 1024;
 
+/// Most names tried for one file when the disk has each one already.
+pub(crate) const MAX_NAME_TRIES: usize = 1000;
+
 /// What all attempts share: the settings and the names handed out so far.
 #[derive(Debug)]
 pub struct Context {
@@ -26,15 +29,21 @@ pub struct Context {
     pub settings: Settings,
     /// Names claimed in the output directory.
     pub names: RefCell<Names>,
+    /// No proxy is named, neither by `--proxy` nor by the environment:
+    /// requests then say so, which spares libcurl its look through the
+    /// environment on every transfer.
+    direct: bool,
 }
 
 impl Context {
     /// A context for `settings`.
     pub fn new(settings: Settings) -> Context {
         let names = Names::new(&settings.out_dir, settings.overwrite, settings.resume);
+        let direct = settings.proxy.is_none() && !proxy_in_environment();
         Context {
             settings,
             names: RefCell::new(names),
+            direct,
         }
     }
 
@@ -45,7 +54,13 @@ impl Context {
 
     /// The `.part` path of `name`.
     pub fn part_path(&self, name: &str) -> PathBuf {
-        self.settings.out_dir.join(naming::part_name(name))
+        let dir = &self.settings.out_dir;
+        let len = dir.as_os_str().len() + 1 + name.len() + naming::PART_SUFFIX.len();
+        let mut path = PathBuf::with_capacity(len);
+        path.push(dir);
+        path.push(name);
+        path.as_mut_os_string().push(naming::PART_SUFFIX);
+        path
     }
 }
 
@@ -96,6 +111,9 @@ pub struct Attempt {
     saved_before: bool,
     /// The `.part` file, open once a 2xx head arrived.
     file: Option<PartFile>,
+    /// Whether this attempt created or opened the `.part` file (only then
+    /// may a failure remove it).
+    owns_part: bool,
     /// Body bytes received by this attempt.
     pub received: u64,
     /// The expected final length, when the server said.
@@ -128,6 +146,7 @@ impl Attempt {
             resume_from,
             saved_before,
             file: None,
+            owns_part: false,
             received: 0,
             total: None,
             problem: None,
@@ -177,18 +196,17 @@ impl Attempt {
     /// Opens the `.part` file for a 2xx response: appends for a `206` that
     /// continues where we asked, starts over otherwise.
     fn open_output(&mut self, head: &Head, ctx: &Context) -> Result<(), Failure> {
-        let length = head
-            .header("content-length")
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let part = ctx.part_path(&self.job.name);
+        let fields = Fields::of(head);
+        let length = fields.length.and_then(|v| v.parse::<u64>().ok());
         if self.resume_from > 0 && head.status() == 206 {
-            let range = head.header("content-range").and_then(parse_content_range);
+            let part = ctx.part_path(&self.job.name);
+            let range = fields.range.and_then(parse_content_range);
             let Some((start, total)) = range.filter(|(start, _)| *start == self.resume_from) else {
                 output::discard(&part).map_err(|e| io_failure(&part, e))?;
                 return Err(Failure::transient(format!(
                     "the server resumed at the wrong offset (asked for {}, got {:?})",
                     self.resume_from,
-                    head.header("content-range").unwrap_or("no Content-Range")
+                    fields.range.unwrap_or("no Content-Range")
                 )));
             };
             self.total = total.or(length.map(|l| start + l));
@@ -198,11 +216,12 @@ impl Attempt {
                 // The saved file is a prefix of a longer one now: as with
                 // `wget -c`, it is completed, as a `.part` file meanwhile.
                 let saved = ctx.final_path(&self.job.name);
-                output::promote(&saved, &part).map_err(|e| io_failure(&part, e))?;
+                output::promote(&saved, &part, false).map_err(|e| io_failure(&part, e))?;
                 self.saved_before = false;
             }
             let file = PartFile::append(&part, start).map_err(|e| io_failure(&part, e))?;
             self.file = Some(file);
+            self.owns_part = true;
             return Ok(());
         }
         if self.resume_from > 0 {
@@ -211,29 +230,58 @@ impl Attempt {
                 self.job.name
             ));
             if !self.saved_before {
+                let part = ctx.part_path(&self.job.name);
                 output::discard(&part).map_err(|e| io_failure(&part, e))?;
             }
             // (A file saved before stays; `save` picks another name.)
             self.resume_from = 0;
             self.saved_before = false;
         }
-        self.rename_from_disposition(head, ctx);
+        self.rename_from_disposition(fields.disposition, ctx);
         self.total = length;
-        let part = ctx.part_path(&self.job.name);
-        self.file = Some(PartFile::create(&part).map_err(|e| io_failure(&part, e))?);
+        self.file = Some(self.create_part(ctx)?);
+        self.owns_part = true;
         Ok(())
+    }
+
+    /// Creates the `.part` file of the job's name. One that is there already
+    /// belongs to something else (another download, or a stale one): it is
+    /// replaced only with `--overwrite`; otherwise the job takes the next
+    /// free name.
+    fn create_part(&mut self, ctx: &Context) -> Result<PartFile, Failure> {
+        let mut replaced = false;
+        for _ in 0..MAX_NAME_TRIES {
+            let part = ctx.part_path(&self.job.name);
+            match PartFile::create(&part) {
+                Ok(file) => return Ok(file),
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(io_failure(&part, e))
+                }
+                Err(_) => {
+                    // With --overwrite, the one there is removed once (a
+                    // link itself, never its target; not a directory).
+                    if ctx.settings.overwrite && !replaced {
+                        replaced = true;
+                        if output::discard(&part).is_ok() {
+                            continue;
+                        }
+                    }
+                    replaced = false;
+                    let next = ctx.names.borrow_mut().claim_next(&self.job.name);
+                    self.job.name = next;
+                }
+            }
+        }
+        Err(too_many_names(&self.job.name))
     }
 
     /// Switches to the `Content-Disposition` name, if the server gave one
     /// and `out=` did not name the file.
-    fn rename_from_disposition(&mut self, head: &Head, ctx: &Context) {
+    fn rename_from_disposition(&mut self, disposition: Option<&str>, ctx: &Context) {
         if self.job.out.is_some() {
             return;
         }
-        let Some(wanted) = head
-            .header("content-disposition")
-            .and_then(naming::name_from_content_disposition)
-        else {
+        let Some(wanted) = disposition.and_then(naming::name_from_content_disposition) else {
             return;
         };
         if wanted == self.job.name {
@@ -265,13 +313,14 @@ impl Attempt {
         outcome
     }
 
-    /// Closes the `.part` file after a failure; removes it unless resuming.
+    /// Closes the `.part` file after a failure; removes it unless resuming
+    /// (and only if this attempt made it: no syscall for one never created).
     fn drop_part(&mut self, ctx: &Context) {
         if let Some(file) = self.file.take() {
-            // A flush error only loses bytes that a resume would fetch again.
+            // A close error only loses bytes that a resume would fetch again.
             let _ = file.close();
         }
-        if !ctx.settings.resume {
+        if !ctx.settings.resume && std::mem::take(&mut self.owns_part) {
             let _ = output::discard(&ctx.part_path(&self.job.name));
         }
     }
@@ -342,23 +391,27 @@ impl Attempt {
     }
 
     /// Verifies the complete `.part` file's checksum, if the job has one,
-    /// and renames it to the final name. Without `--overwrite`, a file that
-    /// appeared under that name meanwhile makes it pick another.
+    /// and renames it to the final name. Without `--overwrite`, a name that
+    /// is taken on disk (found by the rename itself, which never replaces)
+    /// makes it take the next free one; with it, only a directory does.
     fn save(&mut self, bytes: u64, ctx: &Context) -> Outcome {
         let part = ctx.part_path(&self.job.name);
         if let Err(failure) = self.verify(&part) {
             return Outcome::Failed(failure);
         }
-        let mut dest = ctx.final_path(&self.job.name);
-        if !ctx.settings.overwrite && dest.symlink_metadata().is_ok() {
-            let mut names = ctx.names.borrow_mut();
-            let name = names.claim(&self.job.name);
-            dest = ctx.final_path(&name);
+        let overwrite = ctx.settings.overwrite;
+        let mut name = std::borrow::Cow::Borrowed(self.job.name.as_str());
+        for _ in 0..MAX_NAME_TRIES {
+            let dest = ctx.final_path(&name);
+            match output::promote(&part, &dest, overwrite) {
+                Ok(()) => return Outcome::Saved { path: dest, bytes },
+                Err(e) if name_taken(&e) => {
+                    name = ctx.names.borrow_mut().claim_next(&name).into();
+                }
+                Err(e) => return Outcome::Failed(io_failure(&dest, e)),
+            }
         }
-        match output::promote(&part, &dest) {
-            Ok(()) => Outcome::Saved { path: dest, bytes },
-            Err(e) => Outcome::Failed(io_failure(&dest, e)),
-        }
+        Outcome::Failed(too_many_names(&self.job.name))
     }
 }
 
@@ -388,6 +441,63 @@ impl Attempt {
     }
 }
 
+/// The header fields a 2xx head is acted on by, found in one pass over
+/// the headers (each lookup by name would be a pass of its own).
+#[derive(Default)]
+struct Fields<'a> {
+    length: Option<&'a str>,
+    range: Option<&'a str>,
+    disposition: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    /// The first value of each field in `head`.
+    fn of(head: &'a Head) -> Fields<'a> {
+        let mut fields = Fields::default();
+        for (name, value) in head.headers() {
+            let slot = if name.eq_ignore_ascii_case("content-length") {
+                &mut fields.length
+            } else if name.eq_ignore_ascii_case("content-range") {
+                &mut fields.range
+            } else if name.eq_ignore_ascii_case("content-disposition") {
+                &mut fields.disposition
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        fields
+    }
+}
+
+/// Whether a rename failed because its target name is taken: by anything
+/// (without `--overwrite`), or by a directory.
+pub(crate) fn name_taken(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::AlreadyExists
+        || matches!(error.raw_os_error(), Some(libc::EISDIR | libc::ENOTEMPTY))
+}
+
+/// Every name tried was taken.
+pub(crate) fn too_many_names(name: &str) -> Failure {
+    Failure::permanent(format!(
+        "{name}: {MAX_NAME_TRIES} names tried, each taken in the output directory"
+    ))
+}
+
+/// Whether the environment names a proxy for http or https URLs, as
+/// libcurl reads it (`http_proxy` only in lower case).
+fn proxy_in_environment() -> bool {
+    [
+        "http_proxy",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ]
+    .iter()
+    .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
 /// A failed file operation.
 fn io_failure(path: &std::path::Path, error: std::io::Error) -> Failure {
     Failure::permanent(format!("{}: {error}", path.display()))
@@ -409,9 +519,9 @@ fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
 pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
     let (url, resume_from) = {
         let a = attempt.borrow();
-        (a.job.url.to_string(), a.resume_from)
+        (a.job.url.as_str().to_owned(), a.resume_from)
     };
-    let mut request = base_request(&url, &ctx.settings, ctx.settings.max_speed);
+    let mut request = base_request(&url, ctx, ctx.settings.max_speed);
     if resume_from > 0 {
         request = request.header("Range", &format!("bytes={resume_from}-"));
     }
@@ -424,7 +534,8 @@ pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
 
 /// A GET of `url` with every option of `settings` (headers, timeouts, TLS,
 /// proxy, HTTP version) and a receive-rate cap of `max_speed`, no callbacks.
-pub fn base_request(url: &str, settings: &Settings, max_speed: Option<u64>) -> Request {
+pub fn base_request(url: &str, ctx: &Context, max_speed: Option<u64>) -> Request {
+    let settings = &ctx.settings;
     let mut request = Request::get(url)
         .user_agent(&settings.user_agent)
         .follow_redirects(true)
@@ -450,6 +561,9 @@ pub fn base_request(url: &str, settings: &Settings, max_speed: Option<u64>) -> R
     }
     if let Some(proxy) = &settings.proxy {
         request = request.proxy(proxy);
+    } else if ctx.direct {
+        // libcurl: an empty proxy means none, the environment unread.
+        request = request.proxy("");
     }
     request
 }

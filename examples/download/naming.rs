@@ -2,7 +2,7 @@
 //! safe so that nothing can land outside the output directory, and made
 //! unique within the run and against files already on disk.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +50,9 @@ pub fn name_from_content_disposition(value: &str) -> Option<String> {
 /// [`MAX_NAME_BYTES`] (keeping a short extension). `None` if nothing usable
 /// is left.
 pub fn sanitize(raw: &str) -> Option<String> {
+    if is_plain(raw) {
+        return Some(raw.to_owned());
+    }
     let cleaned: String = raw
         .chars()
         .filter(|c| !c.is_control())
@@ -67,15 +70,35 @@ pub fn sanitize(raw: &str) -> Option<String> {
     Some(cap_length(last))
 }
 
+/// Whether `name` is already safe as it is, as most names are: short,
+/// only ASCII letters, digits, `-`, `_` and `.`, not starting with a dot
+/// (so neither `.` nor `..`), and no device name.
+fn is_plain(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_NAME_BYTES
+        && bytes[0] != b'.'
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !is_device_name(name)
+}
+
 /// Whether `name` is one Windows reserves for a device, with or without an
 /// extension, in any case: CON, PRN, AUX, NUL, COM0-9, LPT0-9.
 fn is_device_name(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or_default().trim_end();
-    let upper = stem.to_ascii_uppercase();
-    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
-            && upper.len() == 4
-            && upper.as_bytes()[3].is_ascii_digit())
+    let bytes = stem.as_bytes();
+    match bytes.len() {
+        3 => ["CON", "PRN", "AUX", "NUL"]
+            .iter()
+            .any(|device| stem.eq_ignore_ascii_case(device)),
+        4 => {
+            (bytes[..3].eq_ignore_ascii_case(b"COM") || bytes[..3].eq_ignore_ascii_case(b"LPT"))
+                && bytes[3].is_ascii_digit()
+        }
+        _ => false,
+    }
 }
 
 /// Shortens `name` to at most [`MAX_NAME_BYTES`], keeping an extension of up
@@ -154,21 +177,32 @@ fn decode_extended_value(value: &str) -> Option<String> {
 
 /// The `.part` file name that goes with a final name.
 pub fn part_name(name: &str) -> String {
-    format!("{name}{PART_SUFFIX}")
+    let mut part = String::with_capacity(name.len() + PART_SUFFIX.len());
+    part.push_str(name);
+    part.push_str(PART_SUFFIX);
+    part
 }
 
 /// Hands out unique names in one output directory.
 ///
-/// A name is free when neither it nor its `.part` is claimed in this run, no
-/// file of that name exists (unless overwriting, or resuming: an earlier
-/// run's file is then checked, see `Attempt::new`) and no `.part` of it
-/// exists (unless resuming or overwriting). Taken names get `.1`, `.2`, ...
+/// A name is free when neither it nor its `.part` is claimed in this run.
+/// Only with `--continue` is the disk probed up front (the `.part` to resume
+/// must be found): then a name is also taken by a directory or other
+/// non-file of that name (unless overwriting; an earlier run's regular file
+/// is checked instead, see `Attempt::new`) or a `.part` of it that is not a
+/// regular file. Otherwise the disk decides later, at no extra cost: the
+/// `.part` is created with `O_EXCL` and the final name taken with a rename
+/// that does not replace, and a clash there asks for [`Names::claim_next`].
+/// Taken names get `.1`, `.2`, ...
 #[derive(Debug)]
 pub struct Names {
     dir: PathBuf,
     overwrite: bool,
-    resume: bool,
+    /// Whether to look at the disk up front (`--continue`).
+    probe: bool,
     claimed: HashSet<String>,
+    /// The name asked for, for each claimed name that got a `.N` suffix.
+    wanted: HashMap<String, String>,
 }
 
 impl Names {
@@ -177,43 +211,66 @@ impl Names {
         Names {
             dir: dir.to_owned(),
             overwrite,
-            resume,
+            probe: resume,
             claimed: HashSet::new(),
+            wanted: HashMap::new(),
         }
     }
 
     /// Claims `wanted`, or the first free `wanted.N`, and returns it.
     pub fn claim(&mut self, wanted: &str) -> String {
-        let name = (0u64..)
-            .map(|n| match n {
-                0 => wanted.to_owned(),
-                n => format!("{wanted}.{n}"),
-            })
+        if self.is_free(wanted) {
+            self.claimed.insert(wanted.to_owned());
+            return wanted.to_owned();
+        }
+        let name = (1u64..)
+            .map(|n| format!("{wanted}.{n}"))
             .find(|candidate| self.is_free(candidate))
             .unwrap_or_else(|| wanted.to_owned());
-        self.claimed.insert(part_name(&name));
         self.claimed.insert(name.clone());
+        self.wanted.insert(name.clone(), wanted.to_owned());
         name
+    }
+
+    /// Claims the next free name after `taken`, a claimed name found taken
+    /// on disk: `a` gives `a.1`, and `a.1` then `a.2`. `taken` stays
+    /// claimed (something else is there).
+    pub fn claim_next(&mut self, taken: &str) -> String {
+        let wanted = self
+            .wanted
+            .get(taken)
+            .cloned()
+            .unwrap_or_else(|| taken.to_owned());
+        self.claim(&wanted)
     }
 
     /// Gives a claimed name back.
     pub fn release(&mut self, name: &str) {
         self.claimed.remove(name);
-        self.claimed.remove(&part_name(name));
+        self.wanted.remove(name);
     }
 
-    /// Whether `candidate` may be used now.
+    /// Whether `candidate` may be used now: neither it nor its `.part` is
+    /// claimed, and it is not the `.part` of a claimed name.
     fn is_free(&self, candidate: &str) -> bool {
-        let part = part_name(candidate);
-        if self.claimed.contains(candidate) || self.claimed.contains(&part) {
-            return false;
-        }
+        let clash = self.claimed.contains(candidate)
+            || self.claimed.contains(&part_name(candidate))
+            || candidate
+                .strip_suffix(PART_SUFFIX)
+                .is_some_and(|stem| self.claimed.contains(stem));
+        !clash && (!self.probe || self.free_on_disk(candidate))
+    }
+
+    /// With `--continue`: nothing of that name but a regular file (which is
+    /// checked, not replaced) unless overwriting, and any `.part` of it a
+    /// regular file (to resume).
+    fn free_on_disk(&self, candidate: &str) -> bool {
         let final_ok = match fs::symlink_metadata(self.dir.join(candidate)) {
-            Ok(meta) => (self.overwrite && !meta.is_dir()) || (self.resume && meta.is_file()),
+            Ok(meta) => (self.overwrite && !meta.is_dir()) || meta.is_file(),
             Err(_) => true,
         };
-        let part_ok = match fs::symlink_metadata(self.dir.join(&part)) {
-            Ok(meta) => meta.is_file() && (self.resume || self.overwrite),
+        let part_ok = match fs::symlink_metadata(self.dir.join(part_name(candidate))) {
+            Ok(meta) => meta.is_file(),
             Err(_) => true,
         };
         final_ok && part_ok
@@ -243,6 +300,25 @@ mod tests {
         let capped = sanitize(&long).unwrap();
         assert_eq!(capped.len(), MAX_NAME_BYTES);
         assert!(capped.ends_with(".gz"));
+    }
+
+    #[test]
+    fn names_are_unique_in_a_run_and_clashes_take_the_next() {
+        let mut names = Names::new(Path::new("/nonexistent-dir"), false, false);
+        assert_eq!(names.claim("a"), "a");
+        assert_eq!(names.claim("a"), "a.1");
+        // Neither the part file of a claimed name nor a name whose part
+        // file would be a claimed name.
+        assert_eq!(names.claim("a.part"), "a.part.1");
+        assert_eq!(names.claim("b.part"), "b.part");
+        assert_eq!(names.claim("b"), "b.1");
+        // Taken on disk: `a.1` was claimed from `a`, so its successor is `a.2`.
+        assert_eq!(names.claim_next("a.1"), "a.2");
+        assert_eq!(names.claim_next("a.2"), "a.3");
+        assert_eq!(names.claim("c"), "c");
+        assert_eq!(names.claim_next("c"), "c.1");
+        names.release("a.3");
+        assert_eq!(names.claim("a"), "a.3");
     }
 
     #[test]

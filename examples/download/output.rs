@@ -1,27 +1,28 @@
 //! Files on disk: a download is written to `NAME.part` and becomes `NAME`
 //! only once it is complete, so a final name never holds a partial file.
 
+use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// Write buffer of a part file: transfers deliver 16–128 KiB chunks, so this
-/// mostly saves system calls for the small ones.
-const WRITE_BUFFER: usize = 64 * 1024;
-
-/// A `.part` file open for writing.
+/// A `.part` file open for writing. Body chunks go straight to the file:
+/// libcurl hands over up to its receive buffer at once, and a small file is
+/// one chunk, so a buffer in between would only copy.
 #[derive(Debug)]
 pub struct PartFile {
     path: PathBuf,
-    writer: BufWriter<File>,
+    file: File,
     len: u64,
 }
 
 impl PartFile {
-    /// Starts an empty part file at `path`. Whatever was there (a stale part
-    /// file, or a symbolic link) is removed first, never written through.
+    /// Creates an empty part file at `path`, failing with
+    /// [`io::ErrorKind::AlreadyExists`] if anything is there (a file, a
+    /// symbolic link, a directory): `O_CREAT | O_EXCL` never writes through
+    /// a link nor into another download's part file.
     pub fn create(path: &Path) -> io::Result<PartFile> {
-        discard(path)?;
         let file = OpenOptions::new().write(true).create_new(true).open(path)?;
         Ok(PartFile::wrap(path, file, 0))
     }
@@ -43,14 +44,14 @@ impl PartFile {
     fn wrap(path: &Path, file: File, len: u64) -> PartFile {
         PartFile {
             path: path.to_owned(),
-            writer: BufWriter::with_capacity(WRITE_BUFFER, file),
+            file,
             len,
         }
     }
 
     /// Appends `chunk`.
     pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.writer.write_all(chunk)?;
+        self.file.write_all(chunk)?;
         self.len += chunk.len() as u64;
         Ok(())
     }
@@ -65,10 +66,9 @@ impl PartFile {
         &self.path
     }
 
-    /// Flushes and closes the file; returns its length.
+    /// Closes the file; returns its length.
     pub fn close(self) -> io::Result<u64> {
-        let file = self.writer.into_inner().map_err(|e| e.into_error())?;
-        drop(file);
+        drop(self.file);
         Ok(self.len)
     }
 }
@@ -81,7 +81,7 @@ pub fn existing_len(path: &Path) -> u64 {
     }
 }
 
-/// Removes `path` if it exists.
+/// Removes `path` if it exists (a symbolic link itself, never its target).
 pub fn discard(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -89,9 +89,53 @@ pub fn discard(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Gives a finished part file its final name.
-pub fn promote(part: &Path, dest: &Path) -> io::Result<()> {
-    fs::rename(part, dest)
+/// Gives a finished part file its final name. Unless `replace`, fails
+/// with [`io::ErrorKind::AlreadyExists`] if anything has that name: the
+/// check and the rename are one atomic step, so nothing that appeared
+/// meanwhile is ever replaced.
+pub fn promote(part: &Path, dest: &Path, replace: bool) -> io::Result<()> {
+    if replace {
+        return fs::rename(part, dest);
+    }
+    match rename_noreplace(part, dest) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            // A filesystem without RENAME_NOREPLACE (NFS, some FUSE): a hard
+            // link fails as atomically on an existing name.
+            match fs::hard_link(part, dest) {
+                Ok(()) => fs::remove_file(part),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+                // Nor hard links (FAT): look, then rename (not atomic).
+                Err(_) if fs::symlink_metadata(dest).is_ok() => {
+                    Err(io::ErrorKind::AlreadyExists.into())
+                }
+                Err(_) => fs::rename(part, dest),
+            }
+        }
+        other => other,
+    }
+}
+
+/// `renameat2(part, dest, RENAME_NOREPLACE)`.
+fn rename_noreplace(part: &Path, dest: &Path) -> io::Result<()> {
+    let c_path = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::other("NUL in a path"))
+    };
+    let (from, to) = (c_path(part)?, c_path(dest)?);
+    // SAFETY: two NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Creates the output directory if it is missing.

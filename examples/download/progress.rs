@@ -2,6 +2,7 @@
 //! finished file otherwise, never both. The scheduler refreshes it from a
 //! libuv timer, so all drawing happens on the loop thread.
 
+use std::fmt;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -77,11 +78,11 @@ impl Progress {
         }
     }
 
-    /// A file was saved.
-    pub fn saved(&self, text: &str) {
+    /// A file was saved (formatted only if shown: most runs save many).
+    pub fn saved(&self, text: fmt::Arguments) {
         match self {
             Progress::Lines { .. } => eprintln!("{text}"),
-            Progress::Bars(bars) if bars.verbose => bars.println(text),
+            Progress::Bars(bars) if bars.verbose => bars.println(&text.to_string()),
             _ => {}
         }
     }

@@ -341,7 +341,7 @@ impl Scheduler {
     /// Records a saved file, or retries a failed one, or gives up on it.
     fn conclude(&self, job: Job, outcome: Outcome) {
         match outcome {
-            Outcome::Saved { path, bytes } => self.saved(job, path, bytes),
+            Outcome::Saved { path, bytes } => self.saved(&job, path, bytes),
             Outcome::Failed(failure) => {
                 let retries_left = job.tries <= self.ctx.settings.retries;
                 let interrupted = self.state.borrow().interrupted;
@@ -355,8 +355,8 @@ impl Scheduler {
     }
 
     /// Records a saved file.
-    fn saved(&self, job: Job, path: std::path::PathBuf, bytes: u64) {
-        self.progress.borrow().saved(&format!(
+    fn saved(&self, job: &Job, path: std::path::PathBuf, bytes: u64) {
+        self.progress.borrow().saved(format_args!(
             "saved {} ({}) <- {}",
             path.display(),
             HumanBytes(bytes),
@@ -364,7 +364,7 @@ impl Scheduler {
         ));
         self.state.borrow_mut().report.saved.push(SavedFile {
             id: job.id,
-            url: job.url.to_string(),
+            url: job.url.as_str().to_owned(),
             path,
             bytes,
         });

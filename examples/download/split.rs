@@ -416,8 +416,8 @@ impl Download {
             segment.asked_end.set(segment.end.get());
             *segment.problem.borrow_mut() = None;
             let range = format!("bytes={}-{}", segment.done.get(), segment.end.get() - 1);
-            let request = attempt::base_request(&segments.url, &self.ctx.settings, rate)
-                .header("Range", &range);
+            let request =
+                attempt::base_request(&segments.url, &self.ctx, rate).header("Range", &range);
             (request, segment)
         };
         let (head_segment, data_segment) = (Rc::clone(&segment), segment);
@@ -711,18 +711,24 @@ impl Download {
                 Err(e) => return self.fail_now(io_failure(&part, e)),
             }
         }
-        let mut dest = self.ctx.final_path(&job.name);
-        if !self.ctx.settings.overwrite && dest.symlink_metadata().is_ok() {
-            let name = self.ctx.names.borrow_mut().claim(&job.name);
-            dest = self.ctx.final_path(&name);
-        }
-        match output::promote(&part, &dest) {
-            Ok(()) => {
-                let _ = SplitState::remove(&state);
-                self.finish(Outcome::Saved { path: dest, bytes });
+        // As a single download saves: the rename never replaces (unless
+        // overwriting), and a name taken on disk makes it `NAME.1`, ...
+        let overwrite = self.ctx.settings.overwrite;
+        let mut name = job.name.clone();
+        for _ in 0..attempt::MAX_NAME_TRIES {
+            let dest = self.ctx.final_path(&name);
+            match output::promote(&part, &dest, overwrite) {
+                Ok(()) => {
+                    let _ = SplitState::remove(&state);
+                    return self.finish(Outcome::Saved { path: dest, bytes });
+                }
+                Err(e) if attempt::name_taken(&e) => {
+                    name = self.ctx.names.borrow_mut().claim_next(&name);
+                }
+                Err(e) => return self.fail_now(io_failure(&dest, e)),
             }
-            Err(e) => self.fail_now(io_failure(&dest, e)),
         }
+        self.fail_now(attempt::too_many_names(&job.name))
     }
 
     /// Fails the download when nothing runs any more (after the last segment).

@@ -625,6 +625,81 @@ fn hostile_names_stay_inside_the_output_directory() {
     }
 }
 
+/// What is on disk before a run is never replaced or written through
+/// without `--overwrite`: an existing file keeps its name (the download
+/// takes `NAME.1`, then `NAME.2`), another `.part` file is left alone, a
+/// `.part` that is a symbolic link is never followed, and a directory is
+/// never a target. With `--overwrite` files are replaced, and a `.part`
+/// link is removed, not followed.
+#[test]
+fn existing_files_are_never_replaced_or_written_through() {
+    let _fds = shared();
+    let bodies: Vec<Vec<u8>> = (0..4)
+        .map(|i| body_bytes(3000 + i, 90 + i as u64))
+        .collect();
+    let names = ["a.bin", "b.bin", "c.bin", "d.bin"];
+    let routes: Vec<(String, &[u8])> = names
+        .iter()
+        .zip(&bodies)
+        .map(|(name, body)| (format!("/n/{name}"), body.as_slice()))
+        .collect();
+    let routes: Vec<(&str, &[u8])> = routes.iter().map(|(p, b)| (p.as_str(), *b)).collect();
+    let server = serve(&routes);
+    let work = TempDir::new("uvcurl-download-existing");
+    let out = work.join("out");
+    fs::create_dir_all(out.join("d.bin")).expect("mkdir d.bin");
+    fs::write(out.join("a.bin"), b"old a").expect("write a.bin");
+    fs::write(out.join("b.bin.part"), b"someone else's part").expect("write b.bin.part");
+    let victim = work.join("victim");
+    fs::write(&victim, b"victim").expect("write victim");
+    std::os::unix::fs::symlink(&victim, out.join("c.bin.part")).expect("symlink");
+    let urls: Vec<String> = names
+        .iter()
+        .map(|n| server.url(&format!("/n/{n}")))
+        .collect();
+    let out_str = out.to_str().expect("UTF-8");
+    let mut args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    args.extend(["-o", out_str, "-q"]);
+
+    let result = run(&args);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    let read = |name: &str| fs::read(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(read("a.bin"), b"old a");
+    assert_eq!(read("b.bin.part"), b"someone else's part");
+    assert_eq!(fs::read(&victim).expect("victim"), b"victim");
+    assert!(out.join("c.bin.part").is_symlink(), "the link was replaced");
+    assert!(out.join("d.bin").is_dir());
+    for (name, body) in names.iter().zip(&bodies) {
+        assert!(read(&format!("{name}.1")) == *body, "{name}.1");
+    }
+    // Again: the next free names.
+    let result = run(&args);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    for (name, body) in names.iter().zip(&bodies) {
+        assert!(read(&format!("{name}.2")) == *body, "{name}.2");
+    }
+    assert_eq!(read("a.bin"), b"old a");
+    assert_eq!(fs::read(&victim).expect("victim"), b"victim");
+
+    // --overwrite replaces files, and removes another part file and the
+    // link (not its target); a directory still is not a target.
+    args.push("--overwrite");
+    let result = run(&args);
+    assert_eq!(result.code, Some(0), "{result:#?}");
+    assert!(read("a.bin") == bodies[0]);
+    assert!(read("b.bin") == bodies[1]);
+    assert!(read("c.bin") == bodies[2]);
+    assert!(out.join("d.bin").is_dir());
+    assert!(read("d.bin.1") == bodies[3]);
+    assert_eq!(fs::read(&victim).expect("victim"), b"victim");
+    assert!(!out.join("c.bin.part").exists() && !out.join("c.bin.part").is_symlink());
+    let parts: Vec<PathBuf> = files_under(&out)
+        .into_iter()
+        .filter(|f| f.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(parts.is_empty(), "{parts:?}");
+}
+
 #[test]
 fn an_invalid_url_in_the_input_file_is_a_usage_error_naming_its_line() {
     let _fds = shared();

@@ -17,7 +17,7 @@ impl Download {
     /// Sends `Range: bytes=0-0` for the job's URL.
     pub(super) fn send_probe(&self) {
         let url = self.inner.borrow().job.url.to_string();
-        let request = attempt::base_request(&url, &self.ctx.settings, self.ctx.settings.max_speed)
+        let request = attempt::base_request(&url, &self.ctx, self.ctx.settings.max_speed)
             .header("Range", "bytes=0-0");
         self.start_whole(request);
     }
@@ -31,7 +31,7 @@ impl Download {
             inner.fallback = true;
             inner.job.url.to_string()
         };
-        let request = attempt::base_request(&url, &self.ctx.settings, self.ctx.settings.max_speed);
+        let request = attempt::base_request(&url, &self.ctx, self.ctx.settings.max_speed);
         self.start_whole(request);
     }
 
