@@ -36,8 +36,13 @@
 //! sequences. Nodes are only ever taken all at once, never popped one by
 //! one, so a recycled node address (ABA) cannot corrupt the list: a post's
 //! compare-and-swap only checks that `next` is still the current head.
+//!
+//! Valgrind's race detectors do not see atomics: each post announces its
+//! release to them, and each take and close its acquire
+//! ([`annotate`](crate::sync::annotate)), tagged with `head`'s address.
 
 use super::Command;
+use crate::sync::annotate;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -91,6 +96,7 @@ impl Mailbox {
             }
             // SAFETY: not yet published: this thread owns the node.
             unsafe { (*node).next = head };
+            annotate::before(&self.head);
             match self
                 .head
                 .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
@@ -114,8 +120,11 @@ impl Mailbox {
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                // SAFETY: the list is now ours alone (swapped out).
-                Ok(_) => return unsafe { drain(head) },
+                Ok(_) => {
+                    annotate::after(&self.head);
+                    // SAFETY: the list is now ours alone (swapped out).
+                    return unsafe { drain(head) };
+                }
                 Err(now) => head = now,
             }
         }
@@ -125,6 +134,7 @@ impl Mailbox {
     /// posts are refused.
     pub fn close(&self) -> Vec<Command> {
         let head = self.head.swap(closed(), Ordering::Acquire);
+        annotate::after(&self.head);
         if head == closed() {
             return Vec::new();
         }
