@@ -513,7 +513,10 @@ fn c_threads_submit_has_no_race_under_drd_and_helgrind() {
         let lines = stdout_lines(&output);
         let done = lines.iter().filter(|l| *l == "done 0 3000").count();
         assert_eq!(done, 80, "{tool}: {lines:?}");
-        assert!(lines.contains(&"completed 80".to_owned()), "{tool}: {lines:?}");
+        assert!(
+            lines.contains(&"completed 80".to_owned()),
+            "{tool}: {lines:?}"
+        );
     }
 }
 

@@ -37,13 +37,20 @@
 //! one, so a recycled node address (ABA) cannot corrupt the list: a post's
 //! compare-and-swap only checks that `next` is still the current head.
 //!
+//! The tests below race real threads on it; with `--cfg uvcurl_loom` (see
+//! the README's "Reliability") loom checks every interleaving of a few posts,
+//! takes, wake-ups and a close, under the C11 memory model.
+//!
 //! Valgrind's race detectors do not see atomics: each post announces its
 //! release to them, and each take and close its acquire
 //! ([`annotate`](crate::sync::annotate)), tagged with `head`'s address.
 
 use super::Command;
 use crate::sync::annotate;
+#[cfg(all(test, uvcurl_loom))]
+use loom::sync::atomic::{AtomicPtr, Ordering};
 use std::ptr;
+#[cfg(not(all(test, uvcurl_loom)))]
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 struct Node {
@@ -269,5 +276,108 @@ mod tests {
         }
         drop(mailbox);
         assert_eq!(dropped.load(Ordering::Relaxed), 3);
+    }
+}
+
+/// Model checks with loom: every interleaving (and every outcome the memory
+/// orderings allow) of two posting threads against the loop thread.
+/// `RUSTFLAGS="--cfg uvcurl_loom" cargo test --lib mailbox`.
+#[cfg(all(test, uvcurl_loom))]
+mod loom_model {
+    use super::{Command, Mailbox};
+    use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use loom::sync::Arc;
+
+    fn id(command: Command) -> u64 {
+        match command {
+            Command::Cancel(id) => id,
+            _ => unreachable!("only Cancel commands are posted here"),
+        }
+    }
+
+    /// Posts `ids`; for each that found the mailbox empty, wakes the loop as
+    /// `uv_async_send` does (a sequentially consistent store of its pending
+    /// flag). Returns the ids refused.
+    fn post_all(mailbox: &Mailbox, pending: &AtomicBool, ids: &[u64]) -> Vec<u64> {
+        let mut refused = Vec::new();
+        for &id in ids {
+            match mailbox.push(Command::Cancel(id)) {
+                Ok(true) => pending.store(true, SeqCst),
+                Ok(false) => {}
+                Err(command) => refused.push(id(command)),
+            }
+        }
+        refused
+    }
+
+    /// Two threads post two commands each while the loop thread runs its
+    /// async callback once (if woken: clear the flag, then take until
+    /// empty). Afterwards every command not taken has a wake-up pending, so
+    /// the loop runs again and takes it: none is stranded, none taken twice.
+    #[test]
+    fn no_command_is_stranded_without_a_wake_up() {
+        loom::model(|| {
+            let mailbox = Arc::new(Mailbox::default());
+            let pending = Arc::new(AtomicBool::new(false));
+            let posters: Vec<_> = [[1, 2], [3, 4]]
+                .into_iter()
+                .map(|ids| {
+                    let (mailbox, pending) = (mailbox.clone(), pending.clone());
+                    loom::thread::spawn(move || post_all(&mailbox, &pending, &ids))
+                })
+                .collect();
+            let mut taken = Vec::new();
+            if pending.swap(false, SeqCst) {
+                loop {
+                    let batch = mailbox.take();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    taken.extend(batch.into_iter().map(id));
+                }
+            }
+            for poster in posters {
+                assert!(poster.join().unwrap().is_empty());
+            }
+            let rest: Vec<u64> = mailbox.take().into_iter().map(id).collect();
+            assert!(
+                rest.is_empty() || pending.load(SeqCst),
+                "stranded without a wake-up: {rest:?}"
+            );
+            taken.extend(rest);
+            taken.sort_unstable();
+            assert_eq!(taken, [1, 2, 3, 4]);
+        });
+    }
+
+    /// A close racing with two posting threads and a take: each command is
+    /// taken, handed back by the close, or refused to its poster — exactly
+    /// one of the three; each thread's taken commands keep their order.
+    #[test]
+    fn a_racing_close_neither_loses_nor_duplicates() {
+        loom::model(|| {
+            let mailbox = Arc::new(Mailbox::default());
+            let pending = Arc::new(AtomicBool::new(false));
+            let posters: Vec<_> = [[1, 2], [3, 4]]
+                .into_iter()
+                .map(|ids| {
+                    let (mailbox, pending) = (mailbox.clone(), pending.clone());
+                    loom::thread::spawn(move || post_all(&mailbox, &pending, &ids))
+                })
+                .collect();
+            let mut seen: Vec<u64> = mailbox.take().into_iter().map(id).collect();
+            seen.extend(mailbox.close().into_iter().map(id));
+            for pair in [[1, 2], [3, 4]] {
+                let order: Vec<u64> = seen.iter().copied().filter(|i| pair.contains(i)).collect();
+                assert!(order.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+            }
+            for poster in posters {
+                seen.extend(poster.join().unwrap());
+            }
+            assert!(mailbox.is_closed());
+            assert!(mailbox.push(Command::Cancel(5)).is_err());
+            seen.sort_unstable();
+            assert_eq!(seen, [1, 2, 3, 4]);
+        });
     }
 }
