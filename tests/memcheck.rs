@@ -217,3 +217,13 @@ fn client_drop_races_have_no_race_under_drd() {
 fn client_drop_races_have_no_race_under_helgrind() {
     race_check("helgrind", "client_with_two_loops_and_drop_races");
 }
+
+#[test]
+fn remote_close_racing_submissions_has_no_race_under_drd() {
+    race_check("drd", "remote_close_races_with_submissions");
+}
+
+#[test]
+fn remote_close_racing_submissions_has_no_race_under_helgrind() {
+    race_check("helgrind", "remote_close_races_with_submissions");
+}

@@ -150,10 +150,73 @@ fn remote_from_eight_threads() {
     uv.close().unwrap();
 }
 
+/// A close from one thread races with submissions from 4 others: each
+/// submission is accepted (its callback then runs once, done, cancelled or
+/// closed) or refused with `Closed`; none is lost.
+#[test]
+fn remote_close_races_with_submissions() {
+    const THREADS: usize = 4;
+    const EACH: usize = 12;
+    let (base, _server) = server();
+    let uv = Loop::new().unwrap();
+    let multi = Multi::new(&uv).unwrap();
+    let remote = multi.remote().unwrap();
+    // Touched only on this (the loop) thread, by the callbacks.
+    let called = Arc::new(AtomicUsize::new(0));
+    let submitters: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (remote, base, called) = (remote.clone(), base.clone(), called.clone());
+            std::thread::spawn(move || {
+                let mut accepted = 0;
+                for i in 0..EACH {
+                    let (url, ..) = bytes_url(&base, t, i);
+                    let called = called.clone();
+                    let submitted = remote.submit_with(
+                        move || Request::get(url),
+                        move |result| {
+                            if let Err(error) = result {
+                                let kind = error.kind();
+                                assert!(
+                                    matches!(kind, ErrorKind::Cancelled | ErrorKind::Closed),
+                                    "{error}"
+                                );
+                            }
+                            called.fetch_add(1, Ordering::Relaxed);
+                        },
+                    );
+                    match submitted {
+                        Ok(_) => accepted += 1,
+                        Err(error) => assert_eq!(error.kind(), ErrorKind::Closed),
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    let closer = {
+        let remote = remote.clone();
+        std::thread::spawn(move || {
+            std::thread::yield_now();
+            remote.close()
+        })
+    };
+    let closed = remote.clone();
+    run_until(&uv, multi, Duration::from_secs(120), move || {
+        closed.is_closed()
+    });
+    let accepted: usize = submitters.into_iter().map(|s| s.join().unwrap()).sum();
+    assert!(closer.join().unwrap(), "the close was refused");
+    // Completions of the cancelled transfers run as the loop winds down.
+    uv.run().unwrap();
+    assert_eq!(called.load(Ordering::Relaxed), accepted);
+    uv.close().unwrap();
+}
+
 /// A `Client` with 2 loops: 4 threads submit and wait. Then the drop races:
 /// the last clone dropped on another thread while this one waits on pending
-/// futures, and dropped here while another thread waits on them. Every
-/// future resolves: done, or `Cancelled`/`Closed`.
+/// futures, dropped here while another thread waits on them, and dropped
+/// inside a completion on one of its own loop threads. Every future
+/// resolves: done, or `Cancelled`/`Closed`.
 #[test]
 fn client_with_two_loops_and_drop_races() {
     let (base, _server) = server();
@@ -211,6 +274,34 @@ fn client_with_two_loops_and_drop_races() {
         assert!(
             matches!(result, Err(ErrorKind::Cancelled | ErrorKind::Closed)),
             "{result:?}"
+        );
+    }
+
+    // The last clone dropped on a loop thread, inside a completion: that
+    // loop finishes on its own, the other is joined from it.
+    let client = Client::builder().loops(2).build().unwrap();
+    let pending = slow(&client);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let remote = client.remote_of_least_busy_loop();
+    let (url, size, seed) = bytes_url(&base, 9, 0);
+    remote
+        .submit_with(
+            move || Request::get(url),
+            move |result| {
+                assert_eq!(result.unwrap().body(), body_bytes(size, seed));
+                drop(client);
+                let _ = tx.send(());
+            },
+        )
+        .unwrap();
+    drop(remote);
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("the completion that drops the client ran");
+    for future in pending {
+        let error = future.wait().expect_err("dropping the client ends it");
+        assert!(
+            matches!(error.kind(), ErrorKind::Cancelled | ErrorKind::Closed),
+            "{error}"
         );
     }
 }
