@@ -365,8 +365,8 @@ mod loom_model {
     /// flag). Returns the ids refused.
     fn post_all(mailbox: &Mailbox, pending: &AtomicBool, ids: &[u64]) -> Vec<u64> {
         let mut refused = Vec::new();
-        for &id in ids {
-            match mailbox.push(Command::Cancel(id)) {
+        for &n in ids {
+            match mailbox.push(Command::Cancel(n)) {
                 Ok(true) => pending.store(true, SeqCst),
                 Ok(false) => {}
                 Err(command) => refused.push(id(command)),
