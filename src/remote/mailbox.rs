@@ -290,7 +290,7 @@ mod tests {
                 })
                 .collect();
             let mut taken = Vec::new();
-            let mut take_all = |taken: &mut Vec<u64>| loop {
+            let take_all = |taken: &mut Vec<u64>| loop {
                 let batch = mailbox.take();
                 if batch.is_empty() {
                     break;
