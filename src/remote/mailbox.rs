@@ -178,7 +178,7 @@ unsafe fn drain(mut head: *mut Node) -> Vec<Command> {
     commands
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(uvcurl_loom)))]
 mod tests {
     use super::{Command, Mailbox};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -280,7 +280,7 @@ mod tests {
                         for i in 0..EACH {
                             let id = (t * EACH + i) as u64;
                             if mailbox.push(Command::Cancel(id)).ok() == Some(true) {
-                                pending.store(true, Ordering::SeqCst);
+                                pending.swap(true, Ordering::SeqCst);
                             }
                             if (i + round) % 7 == 0 {
                                 std::thread::yield_now();
@@ -361,13 +361,16 @@ mod loom_model {
     }
 
     /// Posts `ids`; for each that found the mailbox empty, wakes the loop as
-    /// `uv_async_send` does (a sequentially consistent store of its pending
-    /// flag). Returns the ids refused.
+    /// `uv_async_send` does: a sequentially consistent read-modify-write of
+    /// its pending flag (libuv's compare-and-swap from 0 to 1). Returns the
+    /// ids refused.
     fn post_all(mailbox: &Mailbox, pending: &AtomicBool, ids: &[u64]) -> Vec<u64> {
         let mut refused = Vec::new();
         for &n in ids {
             match mailbox.push(Command::Cancel(n)) {
-                Ok(true) => pending.store(true, SeqCst),
+                Ok(true) => {
+                    pending.swap(true, SeqCst);
+                }
                 Ok(false) => {}
                 Err(command) => refused.push(id(command)),
             }
@@ -392,7 +395,8 @@ mod loom_model {
                 })
                 .collect();
             let mut taken = Vec::new();
-            if pending.swap(false, SeqCst) {
+            let woken = pending.swap(false, SeqCst);
+            if woken {
                 loop {
                     let batch = mailbox.take();
                     if batch.is_empty() {
@@ -407,7 +411,7 @@ mod loom_model {
             let rest: Vec<u64> = mailbox.take().into_iter().map(id).collect();
             assert!(
                 rest.is_empty() || pending.load(SeqCst),
-                "stranded without a wake-up: {rest:?}"
+                "stranded without a wake-up: {rest:?} (woken {woken}, took {taken:?})"
             );
             taken.extend(rest);
             taken.sort_unstable();
