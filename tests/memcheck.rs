@@ -11,11 +11,15 @@
 //! inside ring — false positives in test-only code, not in uvcurl.
 //!
 //! Race detection: the cross-thread workloads of `races` (a `Remote` shared
-//! by 8 threads, a 2-loop `Client` and the races of dropping it) run again
-//! under valgrind's DRD and helgrind, and any report fails the test. The
-//! C ABI's `uvcurl_multi_submit` from pthreads runs under both in
-//! tests/c_api.rs, which builds the C programs. tests/races.supp lists the
-//! few suppressions, each with its reason.
+//! by 8 threads, a close racing submissions, a 2-loop `Client` and the races
+//! of dropping it) run again under valgrind's DRD and helgrind, this binary
+//! re-running itself with `--exact races::NAME` against a server started
+//! outside valgrind; any report fails the test. They live here, beside the
+//! memcheck runs, because they are valgrind runs too and need none of the
+//! `it` binary's support. The C ABI's `uvcurl_multi_submit` from pthreads
+//! runs under both in tests/c_api.rs, which builds the C programs.
+//! tests/races.supp lists the few suppressions, each with its reason;
+//! `UVCURL_VALGRIND_ARGS=--gen-suppressions=all` shows a new report's.
 //!
 //! valgrind comes from vendor/bootstrap (`vendor/cargo test` runs it); this
 //! test does not install anything and fails when valgrind is missing.
@@ -135,7 +139,7 @@ fn transfer_suite_is_clean_under_memcheck() {
 /// `tool` (`drd` or `helgrind`), against a server started here, outside
 /// valgrind; fails on any reported race (or lock-order violation).
 fn race_check(tool: &str, name: &str) {
-    // Not while the native workloads run: only the detector's own threads.
+    // One valgrind run at a time (as for memcheck): they are slow enough.
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     ensure_valgrind();
     let server = support::HttpServer::start();
