@@ -167,6 +167,9 @@ fn race_check(tool: &str, name: &str) {
         stdout.contains("test result: ok. 1 passed"),
         "{test} did not run:\n{stdout}"
     );
+    if !extra_valgrind_args().is_empty() {
+        println!("{stderr}");
+    }
     println!("{test} under {tool}: no race reported");
 }
 
