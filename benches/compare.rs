@@ -6,8 +6,9 @@
 //! `vendor/cargo build --release --example download && vendor/cargo bench --bench compare`
 //! runs every workload; `-- --quick` runs one small smoke workload;
 //! `-- --workload NAME` (repeatable) picks workloads; `-- --strace` counts
-//! syscalls per request for the 10k x 1 KiB HTTP/1.1 workload; `-- --help`
-//! lists the options.
+//! syscalls per request for the 10k x 1 KiB HTTP/1.1 workload; `-- --million`
+//! runs the leak check of compare/million.rs instead; `-- --help` lists the
+//! options.
 //!
 //! The parent process starts nginx (its own config, prefix and pid file in a
 //! temporary directory, `daemon off`, killed on drop), generates the files,
