@@ -6,8 +6,9 @@
 //! `vendor/cargo build --release --example download && vendor/cargo bench --bench compare`
 //! runs every workload; `-- --quick` runs one small smoke workload;
 //! `-- --workload NAME` (repeatable) picks workloads; `-- --strace` counts
-//! syscalls per request for the 10k x 1 KiB HTTP/1.1 workload; `-- --help`
-//! lists the options.
+//! syscalls per request for the 10k x 1 KiB HTTP/1.1 workload; `-- --million`
+//! runs the leak check of compare/million.rs instead; `-- --help` lists the
+//! options.
 //!
 //! The parent process starts nginx (its own config, prefix and pid file in a
 //! temporary directory, `daemon off`, killed on drop), generates the files,
@@ -24,6 +25,8 @@
 
 #[path = "compare/child.rs"]
 mod child;
+#[path = "compare/million.rs"]
+mod million;
 #[path = "compare/split.rs"]
 mod split;
 #[path = "compare/tools.rs"]
@@ -239,6 +242,10 @@ usage: vendor/cargo bench --bench compare -- [OPTIONS]
                        limit_rate 20m: the downloader, --split 8, curl, aria2c)
   --download-bin PATH  the downloader binary (default: target/<profile>/examples/download)
   --keep               keep the temporary directory (nginx config, logs, files)
+  --million            instead of the workloads: 1,000,000 x 1 KiB, 200 in flight,
+                       through one Multi and a 2-loop Client, sampling RSS and open
+                       descriptors every 10,000 (a leak check; minutes)
+  --million-count N    the same with N transfers (e.g. 200000 for a quick check)
 
 Build the downloader first: vendor/cargo build --release --example download";
 
@@ -253,11 +260,16 @@ struct Options {
     split: bool,
     /// Run the files-1k workload (the downloader against the tools).
     tools: bool,
+    /// `--million`: the long leak run instead of the workloads (its count).
+    million: Option<usize>,
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--client") {
+        if let Some(client) = args.get(1).filter(|c| c.starts_with("million-")) {
+            return million::child(client, &args[2..]);
+        }
         return child::main(&args[1..]);
     }
     // `cargo test --benches` runs this binary without `--bench`: do nothing
@@ -296,6 +308,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
         keep: false,
         split: false,
         tools: false,
+        million: None,
     };
     let mut quick = false;
     let mut rounds = None;
@@ -314,6 +327,13 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             "--strace" => options.strace = true,
             "--keep" => options.keep = true,
             "--split" => options.split = true,
+            "--million" => options.million = Some(1_000_000),
+            "--million-count" => {
+                let n: usize = value("--million-count")?
+                    .parse()
+                    .map_err(|_| "--million-count needs a number".to_string())?;
+                options.million = Some(n.max(1));
+            }
             "--workload" => {
                 let name = value("--workload")?;
                 if name == tools::NAME {
@@ -373,6 +393,9 @@ fn workload(name: &str) -> Workload {
 
 fn run(options: &Options) -> Result<(), String> {
     raise_nofile_limit();
+    if let Some(count) = options.million {
+        return run_million(options, count);
+    }
     if options.split {
         let bin = find_downloader(options.download_bin.as_deref())?;
         let scratch = Scratch::new(options.keep)?;
@@ -463,6 +486,19 @@ fn run(options: &Options) -> Result<(), String> {
     if let Some(strace) = strace {
         print!("{}", runner.strace_report(&strace, &options.clients)?);
     }
+    Ok(())
+}
+
+/// `--million`: nginx with one 1 KiB file, then the leak run of million.rs.
+fn run_million(options: &Options, count: usize) -> Result<(), String> {
+    let nginx = find_tool("nginx", &["/usr/sbin/nginx"])?;
+    let scratch = Scratch::new(options.keep)?;
+    generate(&scratch.path.join("www"), SMALL, 1)?;
+    let server = Nginx::start(&nginx, &scratch.path)?;
+    let me = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    println!("{}", machine_line());
+    let report = million::run(&me, &server.url(false, SMALL, 0), count)?;
+    print!("{report}");
     Ok(())
 }
 

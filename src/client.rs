@@ -6,6 +6,7 @@ use crate::multi::Multi;
 use crate::remote::{BodyStream, Remote, ResponseFuture};
 use crate::request::Request;
 use crate::share::Share;
+use crate::sync::annotate;
 use crate::uv::Loop;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -205,6 +206,11 @@ impl ClientBuilder {
 
 fn spawn_worker(index: usize, options: &ClientBuilder, share: &Share) -> Result<Worker, Error> {
     let (ready_tx, ready_rx) = mpsc::channel::<Result<Remote, Error>>();
+    // The loop's state (its Remote, the Multi behind it) is built on the
+    // loop thread and handed over through the channel, which the race
+    // detectors cannot see (std's channels are built on atomics): announced.
+    let handoff = Arc::new(0u8);
+    let loop_handoff = handoff.clone();
     let builder = Multi::builder()
         .max_host_connections(options.max_host_connections)
         .share(share);
@@ -223,6 +229,7 @@ fn spawn_worker(index: usize, options: &ClientBuilder, share: &Share) -> Result<
                     return;
                 }
             };
+            annotate::before(Arc::as_ptr(&loop_handoff));
             let _ = ready_tx.send(Ok(remote));
             // Runs until the Multi is closed (its async handle keeps it alive).
             // `Loop::run` resumes a user callback's panic (a `submit_with`
@@ -252,7 +259,9 @@ fn spawn_worker(index: usize, options: &ClientBuilder, share: &Share) -> Result<
             )
         })?;
     let thread_id = thread.thread().id();
-    match ready_rx.recv() {
+    let ready = ready_rx.recv();
+    annotate::after(Arc::as_ptr(&handoff));
+    match ready {
         Ok(Ok(remote)) => Ok(Worker {
             remote,
             load: Arc::new(AtomicUsize::new(0)),

@@ -152,6 +152,7 @@ mod request;
 mod response;
 mod send_request;
 mod share;
+mod sync;
 mod transfer;
 pub mod uv;
 

@@ -9,12 +9,12 @@
 //! This table is the C API's only global state besides libcurl's global init.
 
 use super::codes::{UVCURL_ECLOSED, UVCURL_EPANIC, UVCURL_EWRONGTHREAD};
+use crate::sync::{Mutex, MutexGuard};
 use crate::Multi;
 use libc::c_int;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::thread::{self, ThreadId};
 
 /// What the C wrapper keeps per multi. Lives in a `Box` owned by [`TABLE`]
@@ -39,10 +39,8 @@ struct Entry {
 static TABLE: Mutex<BTreeMap<usize, Entry>> = Mutex::new(BTreeMap::new());
 static NEXT_HANDLE: AtomicUsize = AtomicUsize::new(1);
 
-fn table() -> std::sync::MutexGuard<'static, BTreeMap<usize, Entry>> {
-    TABLE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn table() -> MutexGuard<'static, BTreeMap<usize, Entry>> {
+    TABLE.lock()
 }
 
 /// Registers a new multi created on this thread; returns its handle value.

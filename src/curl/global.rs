@@ -2,28 +2,51 @@
 //! static texts of its error codes.
 
 use super::sys;
+use crate::sync::annotate;
 use curl_sys as curl;
-use once_cell::sync::Lazy;
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::Once;
 
-static CURL_INIT: Lazy<curl::CURLcode> =
-    // SAFETY: runs once, before any other libcurl call of this crate, as
-    // curl_global_init requires.
-    Lazy::new(|| unsafe { curl::curl_global_init(curl::CURL_GLOBAL_ALL) });
+/// libcurl's one-time setup: `curl_global_init`, then `curl_version_info`.
+/// The version data is fetched here once and kept: `curl_version_info`
+/// rewrites its static struct on every call, so two threads calling it at
+/// once (two loops of a `Client` starting) would race on it.
+static SETUP: Once = Once::new();
+static INIT_CODE: AtomicI32 = AtomicI32::new(curl::CURLE_OK as i32);
+static VERSION: AtomicPtr<curl::curl_version_info_data> = AtomicPtr::new(std::ptr::null_mut());
+
+fn setup() {
+    SETUP.call_once(|| {
+        // SAFETY: runs once, before any other libcurl call of this crate, as
+        // curl_global_init requires.
+        let code = unsafe { curl::curl_global_init(curl::CURL_GLOBAL_ALL) };
+        // SAFETY: after the global init; returns a pointer to static data.
+        let version = unsafe { curl::curl_version_info(curl::CURLVERSION_NOW) };
+        INIT_CODE.store(code as i32, Ordering::Relaxed);
+        VERSION.store(version, Ordering::Relaxed);
+        // `Once` orders this before every caller's return; the race
+        // detectors cannot see that (std's Once is built on atomics).
+        annotate::before(&SETUP);
+    });
+    annotate::after(&SETUP);
+}
 
 /// Makes sure `curl_global_init` has run (once per process).
 pub(crate) fn init() {
-    let rc = *CURL_INIT;
-    if rc != curl::CURLE_OK {
+    setup();
+    let rc = INIT_CODE.load(Ordering::Relaxed);
+    if rc != curl::CURLE_OK as i32 {
         log::error!("uvcurl: curl_global_init failed with code {rc}");
     }
 }
 
-/// libcurl's version data (`curl_version_info(CURLVERSION_NOW)`).
+/// libcurl's version data (`curl_version_info(CURLVERSION_NOW)`, fetched once).
 pub(crate) fn version_info() -> &'static curl::curl_version_info_data {
     init();
-    // SAFETY: curl_version_info returns a pointer to static data.
-    unsafe { &*curl::curl_version_info(curl::CURLVERSION_NOW) }
+    // SAFETY: set in `setup` (which `init` completed) to the pointer
+    // curl_version_info returned: libcurl's static data, never null.
+    unsafe { &*VERSION.load(Ordering::Relaxed) }
 }
 
 /// The text of a static C string libcurl returned (empty if null).

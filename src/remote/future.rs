@@ -5,9 +5,10 @@ use super::{Remote, Token};
 use crate::error::Error;
 use crate::request::Request;
 use crate::response::Response;
+use crate::sync::{Mutex, MutexGuard};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
@@ -31,7 +32,7 @@ pub(super) struct Slot {
 
 impl Slot {
     fn lock(&self) -> MutexGuard<'_, SlotState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// Stores the result and hands back the waker to wake (the caller may

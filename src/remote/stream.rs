@@ -4,9 +4,10 @@ use super::{Remote, Token};
 use crate::error::Error;
 use crate::request::{Flow, Request};
 use crate::response::Head;
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 /// Bytes buffered before the transfer is paused, and the level below which a
@@ -160,6 +161,6 @@ impl futures_core::Stream for BodyStream {
     }
 }
 
-fn lock(state: &Mutex<StreamState>) -> std::sync::MutexGuard<'_, StreamState> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(state: &Mutex<StreamState>) -> MutexGuard<'_, StreamState> {
+    state.lock()
 }

@@ -280,7 +280,5 @@ fn default_buffer_size() -> Option<usize> {
     const SHARED_BUFFER_SINCE: u32 = 0x08_0A_00; // 8.10.0
     /// The default with such a libcurl.
     const LARGE_BUFFER: usize = 512 << 10;
-    static LARGE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let large = *LARGE.get_or_init(|| crate::global::version_number() >= SHARED_BUFFER_SINCE);
-    large.then_some(LARGE_BUFFER)
+    (crate::global::version_number() >= SHARED_BUFFER_SINCE).then_some(LARGE_BUFFER)
 }

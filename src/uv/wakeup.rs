@@ -4,10 +4,11 @@
 use super::handle::HandleBox;
 use super::{check, Loop};
 use crate::error::Error;
+use crate::sync::Mutex;
 use libuv_sys2 as uv;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 type AsyncCallback = dyn FnMut();
 type AsyncBox = HandleBox<uv::uv_async_t, AsyncCallback>;
@@ -90,7 +91,7 @@ impl Drop for Async {
     fn drop(&mut self) {
         // No sender can be inside uv_async_send once we hold the lock and the
         // target is gone.
-        let mut target = self.target.lock().unwrap_or_else(|e| e.into_inner());
+        let mut target = self.target.lock();
         *target = None;
         drop(target);
         // SAFETY: closed exactly once, here; freed in on_close.
@@ -101,7 +102,7 @@ impl Drop for Async {
 impl AsyncSender {
     /// Wakes the loop; returns false if the handle is closed.
     pub fn send(&self) -> bool {
-        let target = self.target.lock().unwrap_or_else(|e| e.into_inner());
+        let target = self.target.lock();
         match target.as_ref() {
             // SAFETY: the handle is open while the target is set (see Drop).
             Some(t) => unsafe { uv::uv_async_send(t.0) == 0 },
