@@ -12,6 +12,7 @@ mod readback;
 mod trampolines;
 
 pub(crate) use options::OptionSet;
+pub(crate) use trampolines::state as state_of_slot;
 
 use crate::curl::{check_url_for_transfer, Easy, EasyPool, Slist, Url};
 use crate::error::Error;
@@ -129,6 +130,9 @@ impl Default for RunFlags {
 
 impl Drop for TransferState {
     fn drop(&mut self) {
+        // No callback may reach this state any more (none can: the handle is
+        // out of the multi).
+        self.easy.set_user(std::ptr::null());
         // Runs before the fields drop (`easy` first, back to the pool).
         if self.may_keep_options && self.flags.ended_cleanly.get() && !self.flags.was_paused.get() {
             if let Some(options) = self.options.take() {
@@ -194,6 +198,7 @@ impl TransferState {
             options: Some(options),
             may_keep_options,
         });
+        state.easy.set_user(Rc::as_ptr(&state).cast());
         // On error `state` is dropped here, which returns the easy handle
         // (reset: the transfer did not end cleanly).
         if let Some(options) = &state.options {

@@ -97,8 +97,8 @@ impl OptionSet {
 
 /// Sets the easy handle's options from `r`. On a handle the pool handed out
 /// still configured with an equal option set (`reused`), only the
-/// per-transfer pointers are set: the URL, the callbacks' data and the
-/// header list (the error buffer is the handle's own).
+/// per-transfer pointers are set: the URL and the header list (the error
+/// buffer and the callbacks' data slot are the handle's own).
 pub(super) fn configure(
     state: &TransferState,
     r: &OptionSet,
@@ -106,7 +106,9 @@ pub(super) fn configure(
     url_text: &str,
 ) -> Result<(), Error> {
     let easy = &state.easy;
-    let me = state as *const TransferState as *mut c_void;
+    // The callbacks' user data: the handle's slot, which names this state
+    // (see `Easy::set_user`); a reused handle has it set already.
+    let me = easy.user_slot();
     let write: curl::curl_write_callback = on_write;
     let header: curl::curl_write_callback = on_header;
     let read: curl::curl_read_callback = on_read;
@@ -132,9 +134,9 @@ pub(super) fn configure(
         if !reused {
             easy.set_ptr(curl::CURLOPT_WRITEFUNCTION, write as *mut c_void)?;
             easy.set_ptr(curl::CURLOPT_HEADERFUNCTION, header as *mut c_void)?;
+            easy.set_ptr(curl::CURLOPT_WRITEDATA, me)?;
+            easy.set_ptr(curl::CURLOPT_HEADERDATA, me)?;
         }
-        easy.set_ptr(curl::CURLOPT_WRITEDATA, me)?;
-        easy.set_ptr(curl::CURLOPT_HEADERDATA, me)?;
     }
     if reused {
         // Equal option sets: every other option already has its value (a
