@@ -491,6 +491,10 @@ fn run_reqwest(job: &Job, multi_thread: bool) -> Outcome {
     })
 }
 
+/// Bodies larger than this are streamed by the `Client` clients when the
+/// workload streams.
+const STREAM_ABOVE: u64 = 1 << 20;
+
 /// uvcurl's background `Client` with `loops` loop threads, its futures
 /// awaited on a current-thread tokio runtime: what an async Rust program
 /// without a libuv loop of its own would use.
@@ -500,10 +504,10 @@ fn run_client(job: &Job, loops: usize) -> Outcome {
         .max_host_connections(job.inflight.div_ceil(loops))
         .build()
         .map_err(|e| e.to_string())?;
-    let (size, h2c, buffer, close) = (job.size, job.h2c, job.buffer, job.close);
+    let (size, h2c, buffer, close, stream) = (job.size, job.h2c, job.buffer, job.close, job.stream);
     run_async_workers(job, false, move |url: String| {
         let shown = url.clone();
-        let response = client.submit(move || {
+        let make = move || {
             let version = if h2c {
                 uvcurl::HttpVersionPref::Http2PriorKnowledge
             } else {
@@ -519,11 +523,33 @@ fn run_client(job: &Job, loops: usize) -> Outcome {
                 Some(bytes) => request.buffer_size(bytes),
                 None => request,
             }
-        });
+        };
+        // A streamed workload's large bodies are counted chunk by chunk (a
+        // 1 GiB body is never held whole); small ones are collected in the
+        // `Response` (one hand-over per transfer, as an async caller would).
+        let (response, body) = if stream && size > STREAM_ABOVE {
+            (None, Some(client.stream(make)))
+        } else {
+            (Some(client.submit(make)), None)
+        };
         async move {
-            let response = response.await.map_err(|e| format!("{shown}: {e}"))?;
-            let len = response.body().len() as u64;
-            check(&shown, i64::from(response.status()), len, size)?;
+            let (status, len) = match (response, body) {
+                (Some(response), _) => {
+                    let response = response.await.map_err(|e| format!("{shown}: {e}"))?;
+                    (response.status(), response.body().len() as u64)
+                }
+                (None, Some(mut body)) => {
+                    let mut len = 0u64;
+                    while let Some(chunk) =
+                        body.chunk().await.map_err(|e| format!("{shown}: {e}"))?
+                    {
+                        len += chunk.len() as u64;
+                    }
+                    (body.head().map_or(0, |head| head.status()), len)
+                }
+                (None, None) => unreachable!("one of the two is made above"),
+            };
+            check(&shown, i64::from(status), len, size)?;
             Ok(len)
         }
     })
