@@ -34,33 +34,32 @@ struct Job {
 type Outcome = Result<(usize, u64), String>;
 
 pub fn main(args: &[String]) -> ExitCode {
-    let (client, job) = match parse(args) {
+    let (client, mut job) = match parse(args) {
         Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("compare --client: {message}");
             return ExitCode::from(2);
         }
     };
+    let expected = job.urls.len();
     let outcome = match client.as_str() {
-        "uvcurl" => run_uvcurl(&job),
+        // (Takes the URL list over: no second copy of it in memory.)
+        "uvcurl" => run_uvcurl(&mut job),
         "libcurl-fresh" => run_libcurl(&job),
-        "reqwest" => run_reqwest(&job, false),
-        "reqwest-mt" => run_reqwest(&job, true),
-        "client1" => run_client(&job, 1),
-        "client2" => run_client(&job, 2),
-        "client4" => run_client(&job, 4),
+        "reqwest" => run_reqwest(&mut job, false),
+        "reqwest-mt" => run_reqwest(&mut job, true),
+        "client1" => run_client(&mut job, 1),
+        "client2" => run_client(&mut job, 2),
+        "client4" => run_client(&mut job, 4),
         other => Err(format!("unknown client {other}")),
     };
     match outcome {
-        Ok((done, bytes)) if done == job.urls.len() && bytes == done as u64 * job.size => {
+        Ok((done, bytes)) if done == expected && bytes == done as u64 * job.size => {
             println!("ok {done} {bytes}");
             ExitCode::SUCCESS
         }
         Ok((done, bytes)) => {
-            eprintln!(
-                "{client}: {done} of {} transfers, {bytes} bytes: incomplete",
-                job.urls.len()
-            );
+            eprintln!("{client}: {done} of {expected} transfers, {bytes} bytes: incomplete");
             ExitCode::FAILURE
         }
         Err(message) => {
@@ -125,7 +124,7 @@ struct UvState {
     deadline: Instant,
 }
 
-fn run_uvcurl(job: &Job) -> Outcome {
+fn run_uvcurl(job: &mut Job) -> Outcome {
     let uv = uvcurl::Loop::new().map_err(|e| e.to_string())?;
     let multi = uvcurl::Multi::builder()
         .max_host_connections(job.inflight)
@@ -134,7 +133,7 @@ fn run_uvcurl(job: &Job) -> Outcome {
         .map_err(|e| e.to_string())?;
     let state = Rc::new(UvState {
         job: Job {
-            urls: job.urls.clone(),
+            urls: std::mem::take(&mut job.urls),
             ..*job
         },
         next: Cell::new(0),
@@ -144,7 +143,7 @@ fn run_uvcurl(job: &Job) -> Outcome {
         deadline: Instant::now() + DEADLINE,
     });
     let handle = multi.handle();
-    for _ in 0..job.inflight.min(job.urls.len()) {
+    for _ in 0..state.job.inflight.min(state.job.urls.len()) {
         uv_start_next(&handle, &state);
     }
     uv.run().map_err(|e| e.to_string())?;
@@ -454,7 +453,7 @@ fn run_libcurl(job: &Job) -> Outcome {
 /// reqwest on a current-thread tokio runtime (one thread, as the other
 /// clients), or on a multi-thread one (`reqwest-mt`, one worker per CPU);
 /// N worker tasks taking URLs from a shared counter.
-fn run_reqwest(job: &Job, multi_thread: bool) -> Outcome {
+fn run_reqwest(job: &mut Job, multi_thread: bool) -> Outcome {
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .timeout(TRANSFER_TIMEOUT)
@@ -498,7 +497,7 @@ const STREAM_ABOVE: u64 = 1 << 20;
 /// uvcurl's background `Client` with `loops` loop threads, its futures
 /// awaited on a current-thread tokio runtime: what an async Rust program
 /// without a libuv loop of its own would use.
-fn run_client(job: &Job, loops: usize) -> Outcome {
+fn run_client(job: &mut Job, loops: usize) -> Outcome {
     let client = uvcurl::Client::builder()
         .loops(loops)
         .max_host_connections(job.inflight.div_ceil(loops))
@@ -558,7 +557,7 @@ fn run_client(job: &Job, loops: usize) -> Outcome {
 /// Fetches every URL of `job` with `fetch` (which checks the response and
 /// returns the body length) from `job.inflight` tasks on a current-thread
 /// tokio runtime, or a multi-thread one.
-fn run_async_workers<F, Fut>(job: &Job, multi_thread: bool, fetch: F) -> Outcome
+fn run_async_workers<F, Fut>(job: &mut Job, multi_thread: bool, fetch: F) -> Outcome
 where
     F: Fn(String) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<u64, String>> + Send + 'static,
@@ -572,11 +571,11 @@ where
         tokio::runtime::Builder::new_current_thread()
     };
     let runtime = builder.enable_all().build().map_err(|e| e.to_string())?;
-    let urls = Arc::new(job.urls.clone());
+    let urls = Arc::new(std::mem::take(&mut job.urls));
     let next = Arc::new(AtomicUsize::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicUsize::new(0));
-    let workers = job.inflight.min(job.urls.len());
+    let workers = job.inflight.min(urls.len());
     runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers {
