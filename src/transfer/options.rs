@@ -150,11 +150,11 @@ pub(super) fn configure(
     easy.set_long(curl::CURLOPT_MAXREDIRS, r.max_redirects as c_long)?;
 
     let method = &*r.method;
-    if let Some(bytes) = &state.post_body {
+    if let Some(bytes) = state.post_body() {
         easy.set_off_t(curl::CURLOPT_POSTFIELDSIZE_LARGE, bytes.len() as i64)?;
         // SAFETY: the body is owned by `state` (see above); libcurl only reads it.
         unsafe { easy.set_ptr(curl::CURLOPT_POSTFIELDS, bytes.as_ptr() as *mut c_void)? };
-    } else if state.upload.borrow().is_some() {
+    } else if state.has_upload() {
         let len = upload_len.map_or(-1, |n| n as i64);
         easy.set_long(curl::CURLOPT_POST, 1)?;
         // SAFETY: the read callback and its data, `state` (see above).
@@ -196,7 +196,7 @@ pub(super) fn configure(
     if let Some(size) = r.buffer_size.or_else(default_buffer_size) {
         easy.set_long(curl::CURLOPT_BUFFERSIZE, size as c_long)?;
     }
-    if let Some(share) = &state.share {
+    if let Some(share) = state.share() {
         // SAFETY: the share handle is kept alive by `state` (see above).
         unsafe { easy.set_ptr(curl::CURLOPT_SHARE, share.raw().cast())? };
     }

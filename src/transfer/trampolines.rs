@@ -27,7 +27,10 @@ impl TransferState {
         if self.head_delivered.replace(true) {
             return true;
         }
-        let Some(mut callback) = self.on_head.borrow_mut().take() else {
+        let Some(extras) = &self.extras else {
+            return true;
+        };
+        let Some(mut callback) = extras.on_head.borrow_mut().take() else {
             return true;
         };
         let mut head = self.head.borrow().clone();
@@ -58,12 +61,10 @@ impl TransferState {
         if self.deliver_head() {
             return Ok(());
         }
-        Err(self
-            .flags
-            .failure
-            .borrow_mut()
-            .take()
-            .unwrap_or_else(|| Error::new(ErrorKind::Aborted, "aborted by the head callback")))
+        Err(self.flags.failure.borrow_mut().take().map_or_else(
+            || Error::new(ErrorKind::Aborted, "aborted by the head callback"),
+            |error| *error,
+        ))
     }
 
     fn header(&self, line: &[u8]) -> size_t {
@@ -128,7 +129,10 @@ impl TransferState {
         if self.is_stopped() {
             return sys::CURL_READFUNC_ABORT;
         }
-        let mut upload = self.upload.borrow_mut();
+        let Some(extras) = &self.extras else {
+            return 0;
+        };
+        let mut upload = extras.upload.borrow_mut();
         let Some(reader) = upload.as_mut() else {
             return 0;
         };
