@@ -20,7 +20,7 @@ const DEADLINE: Duration = Duration::from_secs(240);
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Job {
-    urls: Vec<String>,
+    urls: UrlList,
     size: u64,
     inflight: usize,
     h2c: bool,
@@ -30,10 +30,81 @@ struct Job {
     close: bool,
 }
 
+/// The URL list as the C clients keep theirs: the file's text and where each
+/// line ends (not one allocation per URL, which at 10k URLs would be a
+/// quarter MiB of peak RSS the C clients do not have).
+#[derive(Default)]
+struct UrlList {
+    text: String,
+    /// Each line's start and end in `text`.
+    lines: Vec<(u32, u32)>,
+}
+
+impl UrlList {
+    fn new(text: String) -> UrlList {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for line in text.split_inclusive('\n') {
+            let url = line.trim_end_matches(['\n', '\r']);
+            lines.push((start as u32, (start + url.len()) as u32));
+            start += line.len();
+        }
+        UrlList { text, lines }
+    }
+
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn get(&self, index: usize) -> Option<&str> {
+        let &(start, end) = self.lines.get(index)?;
+        Some(&self.text[start as usize..end as usize])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+impl std::ops::Index<usize> for UrlList {
+    type Output = str;
+
+    fn index(&self, index: usize) -> &str {
+        self.get(index).expect("a URL index in range")
+    }
+}
+
 /// Transfers done and body bytes seen.
 type Outcome = Result<(usize, u64), String>;
 
 pub fn main(args: &[String]) -> ExitCode {
+    run(args, |client, job| match client {
+        // (Takes the URL list over: no second copy of it in memory.)
+        "uvcurl" => run_uvcurl(job),
+        "libcurl-fresh" => run_libcurl(job),
+        "reqwest" => run_reqwest(job, false),
+        "reqwest-mt" => run_reqwest(job, true),
+        "client1" => run_client(job, 1),
+        "client2" => run_client(job, 2),
+        "client4" => run_client(job, 4),
+        other => Err(format!("unknown client {other}")),
+    })
+}
+
+/// [`main`] with only the `uvcurl` client: what `examples/bench_multi.rs`
+/// runs, so that uvcurl's `Multi` is measured in a binary of its own (none of
+/// the other clients' code is linked in, as with the C clients).
+#[allow(dead_code)] // (used by the example, not by `compare` itself)
+pub fn main_multi_only(args: &[String]) -> ExitCode {
+    run(args, |client, job| match client {
+        "uvcurl" => run_uvcurl(job),
+        other => Err(format!("unknown client {other} (only uvcurl here)")),
+    })
+}
+
+/// Parses `args`, runs the client `clients` picks by name, and checks and
+/// prints its outcome.
+fn run(args: &[String], clients: impl FnOnce(&str, &mut Job) -> Outcome) -> ExitCode {
     let (client, mut job) = match parse(args) {
         Ok(parsed) => parsed,
         Err(message) => {
@@ -42,17 +113,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     };
     let expected = job.urls.len();
-    let outcome = match client.as_str() {
-        // (Takes the URL list over: no second copy of it in memory.)
-        "uvcurl" => run_uvcurl(&mut job),
-        "libcurl-fresh" => run_libcurl(&job),
-        "reqwest" => run_reqwest(&mut job, false),
-        "reqwest-mt" => run_reqwest(&mut job, true),
-        "client1" => run_client(&mut job, 1),
-        "client2" => run_client(&mut job, 2),
-        "client4" => run_client(&mut job, 4),
-        other => Err(format!("unknown client {other}")),
-    };
+    let outcome = clients(&client, &mut job);
     match outcome {
         Ok((done, bytes)) if done == expected && bytes == done as u64 * job.size => {
             println!("ok {done} {bytes}");
@@ -72,7 +133,7 @@ pub fn main(args: &[String]) -> ExitCode {
 fn parse(args: &[String]) -> Result<(String, Job), String> {
     let client = args.first().cloned().ok_or("--client needs a name")?;
     let mut job = Job {
-        urls: Vec::new(),
+        urls: UrlList::default(),
         size: 0,
         inflight: 1,
         h2c: false,
@@ -88,7 +149,7 @@ fn parse(args: &[String]) -> Result<(String, Job), String> {
             "--urls" => {
                 let path = value()?;
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-                job.urls = text.lines().map(str::to_string).collect();
+                job.urls = UrlList::new(text);
             }
             "--size" => job.size = number(value()?)?,
             "--inflight" => job.inflight = number(value()?)?.max(1) as usize,
@@ -172,7 +233,7 @@ fn uv_start_next(handle: &uvcurl::MultiHandle, state: &Rc<UvState>) {
     } else {
         uvcurl::HttpVersionPref::Http1_1
     };
-    let mut request = uvcurl::Request::get(url.as_str())
+    let mut request = uvcurl::Request::get(url)
         .http_version(version)
         .timeout(TRANSFER_TIMEOUT);
     if let Some(buffer) = state.job.buffer {
@@ -273,7 +334,7 @@ fn run_libcurl(job: &Job) -> Outcome {
     let cstrings: Vec<std::ffi::CString> = job
         .urls
         .iter()
-        .map(|u| std::ffi::CString::new(u.as_str()).map_err(|e| e.to_string()))
+        .map(|u| std::ffi::CString::new(u).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
     let protocols = c"http,https";
     let close_header = c"Connection: close";
@@ -582,7 +643,10 @@ where
             let (fetch, urls, next) = (fetch.clone(), Arc::clone(&urls), Arc::clone(&next));
             let (bytes, done) = (Arc::clone(&bytes), Arc::clone(&done));
             tasks.spawn(async move {
-                while let Some(url) = urls.get(next.fetch_add(1, Ordering::Relaxed)).cloned() {
+                while let Some(url) = urls
+                    .get(next.fetch_add(1, Ordering::Relaxed))
+                    .map(str::to_string)
+                {
                     let len = fetch(url).await?;
                     bytes.fetch_add(len, Ordering::Relaxed);
                     done.fetch_add(1, Ordering::Relaxed);
