@@ -309,46 +309,51 @@ impl<C: PartialEq> EasyPool<C> {
     /// An easy handle, which goes back here when dropped: still configured
     /// exactly as `wanted` describes ([`Easy::reused`]), or with libcurl's
     /// default options (reset or new). `None` asks for a reset handle.
+    /// With a handle still configured comes the description it was kept
+    /// with (equal to `wanted`; it may own what the options point at, such
+    /// as a header list, which the new owner then keeps).
     ///
     /// A handle kept configured still holds its previous owner's
-    /// per-transfer pointers (callback data, URL handle, header list).
+    /// per-transfer pointers (callback data slot, URL handle).
     /// libcurl reads those only while a transfer runs, never while the
     /// handle is idle, reset or cleaned up (`curl_easy_reset` and `Curl_close`
     /// do not touch them), and the new owner sets its own before the handle
     /// is added to a multi. (The error buffer travels with the handle.)
-    pub fn take(self: &Rc<Self>, wanted: Option<&C>) -> Result<Easy<C>, Error> {
+    pub fn take(self: &Rc<Self>, wanted: Option<&C>) -> Result<(Easy<C>, Option<C>), Error> {
         let idle = self.free.borrow_mut().pop();
-        let (raw, errbuf, reused) = match idle {
+        let (raw, errbuf, kept) = match idle {
             Some(Idle {
                 raw,
                 errbuf,
                 kept: Some(kept),
-            }) if wanted == Some(&kept) => (raw, errbuf, true),
+            }) if wanted == Some(&kept) => (raw, errbuf, Some(kept)),
             Some(Idle { raw, errbuf, kept }) => {
                 if kept.is_some() {
                     // SAFETY: an idle handle of ours; reset drops every option.
                     unsafe { curl::curl_easy_reset(raw.as_ptr()) };
                 }
-                (raw, errbuf, false)
+                (raw, errbuf, None)
             }
             None => {
                 super::global::init();
                 // SAFETY: global init done; no other preconditions.
                 let raw = NonNull::new(unsafe { curl::curl_easy_init() })
                     .ok_or_else(|| Error::new(ErrorKind::Other, "curl_easy_init failed"))?;
-                (raw, None, false)
+                (raw, None, None)
             }
         };
+        let reused = kept.is_some();
         let mut errbuf = errbuf.unwrap_or_else(HandleBox::new);
         // No text of an earlier transfer (libcurl 7.60+ empties it too).
         errbuf.errbuf.get_mut()[0] = 0;
         errbuf.user.set(std::ptr::null());
-        Ok(Easy {
+        let easy = Easy {
             raw,
             errbuf: Some(errbuf),
             pool: Some(self.clone()),
             reused,
-        })
+        };
+        Ok((easy, kept))
     }
 }
 

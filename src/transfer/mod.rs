@@ -14,7 +14,7 @@ mod trampolines;
 pub(crate) use options::OptionSet;
 pub(crate) use trampolines::state as state_of_slot;
 
-use crate::curl::{check_url_for_transfer, Easy, EasyPool, Slist, Url};
+use crate::curl::{check_url_for_transfer, Easy, EasyPool, Url};
 use crate::error::Error;
 use crate::request::{Body, DataCallback, HeadCallback, Request};
 use crate::response::{Head, Response};
@@ -51,13 +51,15 @@ pub(crate) enum Completion {
 }
 
 /// Everything libcurl's callbacks for one easy handle need. Lives in an `Rc`
-/// owned by the driver; its address is the callbacks' user data.
+/// owned by the driver; its address is in the easy handle's slot, which the
+/// callbacks' user data point at.
 ///
 /// Fields drop in declaration order, and that order matters: `easy` goes
 /// first (back to the pool, reset or kept configured, or left to its external
-/// owner), so that nothing it points at (URL, header list, POST body, share
-/// handle, this state's callbacks) is freed while a transfer can still use
-/// it. (The error buffer belongs to the easy handle.)
+/// owner), so that nothing it points at (URL, POST body, share handle, this
+/// state) is freed while a transfer can still use it. (The error buffer and
+/// the user-data slot belong to the easy handle; the header list to the
+/// option set, which goes to the pool with a handle kept configured.)
 pub(crate) struct TransferState {
     easy: Easy<OptionSet>,
     pub id: u64,
@@ -66,8 +68,6 @@ pub(crate) struct TransferState {
     sink: Sink,
     head: RefCell<Head>,
     head_delivered: Cell<bool>,
-    /// `CURLOPT_HTTPHEADER`, which libcurl does not copy.
-    header_list: RefCell<Option<Slist>>,
     /// `CURLOPT_CURLU`, read by the handle (`None`: a plain URL, set as a
     /// string, which libcurl copies).
     url: Option<Url>,
@@ -177,7 +177,10 @@ impl TransferState {
         let url = check_url_for_transfer(&request.url, &request.protocols)?;
         let options = OptionSet::take_from(&mut request, url.https, url.parsed.is_some());
         let may_keep_options = matches!(request.body, Body::Empty) && share.is_none();
-        let easy = pool.take(may_keep_options.then_some(&options))?;
+        let (easy, kept) = pool.take(may_keep_options.then_some(&options))?;
+        // A handle kept configured comes with the option set it was kept
+        // with (equal to this one), and what that set owns (its header list).
+        let options = kept.unwrap_or(options);
         let (upload, upload_len, post_body) =
             match std::mem::replace(&mut request.body, Body::Empty) {
                 Body::Empty => (None, None, None),
@@ -207,7 +210,6 @@ impl TransferState {
             sink,
             head: RefCell::new(Head::default()),
             head_delivered: Cell::new(false),
-            header_list: RefCell::new(None),
             url: url.parsed,
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
@@ -245,7 +247,6 @@ impl TransferState {
             sink: Sink::External,
             head: RefCell::new(Head::default()),
             head_delivered: Cell::new(true),
-            header_list: RefCell::new(None),
             url: None,
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
@@ -299,11 +300,12 @@ mod tests {
     /// uvcurl's memory per transfer in flight beyond libcurl's own is to stay
     /// under 1 KiB: the state, its error buffer (256 bytes) and the socket
     /// watch. (It was 936 bytes with the option set stored twice, and every
-    /// rare part inline; 392 now.)
+    /// rare part inline; 384 now.)
     #[test]
     fn transfer_state_stays_small() {
         let size = std::mem::size_of::<super::TransferState>();
         assert!(size <= 400, "TransferState is {size} bytes");
-        assert!(std::mem::size_of::<super::OptionSet>() <= 128);
+        let options = std::mem::size_of::<super::OptionSet>();
+        assert!(options <= 144, "OptionSet is {options} bytes");
     }
 }

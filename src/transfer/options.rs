@@ -9,6 +9,7 @@ use crate::request::{HttpVersionPref, Request};
 use curl_sys as curl;
 use libc::{c_long, c_void};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,6 +44,28 @@ pub(crate) struct OptionSet {
     /// The options few requests set, boxed (`None` when none is): an option
     /// set lives in every running transfer and every idle pooled handle.
     rare: Option<Box<RareOptions>>,
+    /// `CURLOPT_HTTPHEADER`, built from `headers` when set on a handle
+    /// (libcurl does not copy it). It goes wherever the option set goes: to
+    /// the pool with a handle kept configured, and back to the next
+    /// transfer that reuses that handle, which so needs neither a new list
+    /// nor a `curl_easy_setopt`. Not compared: it follows from `headers`.
+    header_list: HeaderList,
+}
+
+/// The built header list of an [`OptionSet`]; equal to any other.
+#[derive(Default)]
+struct HeaderList(Cell<Option<Slist>>);
+
+impl PartialEq for HeaderList {
+    fn eq(&self, _: &HeaderList) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for HeaderList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeaderList")
+    }
 }
 
 /// The options of an [`OptionSet`] that few requests set.
@@ -90,6 +113,7 @@ impl OptionSet {
             tls,
             buffer_size: r.buffer_size,
             parsed_url,
+            header_list: HeaderList::default(),
             rare: (rare != none).then(|| Box::new(rare)),
         }
     }
@@ -140,8 +164,9 @@ pub(super) fn configure(
     }
     if reused {
         // Equal option sets: every other option already has its value (a
-        // transfer with a body or a share is never kept configured).
-        return set_headers(state, &r.headers);
+        // transfer with a body or a share is never kept configured), the
+        // header list included (`r` is the set the handle was kept with).
+        return Ok(());
     }
     easy.set_long(curl::CURLOPT_NOSIGNAL, 1)?;
     easy.set_str(sys::CURLOPT_PROTOCOLS_STR, &r.protocols)?;
@@ -172,7 +197,7 @@ pub(super) fn configure(
     if !matches!(method, "GET" | "HEAD" | "POST") {
         easy.set_str(curl::CURLOPT_CUSTOMREQUEST, method)?;
     }
-    set_headers(state, &r.headers)?;
+    set_headers(state, r)?;
     if let Some(t) = r.timeout {
         easy.set_long(curl::CURLOPT_TIMEOUT_MS, millis(t))?;
     }
@@ -234,20 +259,23 @@ fn set_rare(state: &TransferState, r: &RareOptions) -> Result<(), Error> {
     Ok(())
 }
 
-/// `CURLOPT_HTTPHEADER`; the list is kept in `state`, since libcurl does not copy it.
-fn set_headers(state: &TransferState, lines: &[String]) -> Result<(), Error> {
-    if lines.is_empty() {
+/// `CURLOPT_HTTPHEADER`; the list is kept in the option set `r` (see
+/// [`OptionSet::header_list`]), since libcurl does not copy it.
+fn set_headers(state: &TransferState, r: &OptionSet) -> Result<(), Error> {
+    if r.headers.is_empty() {
         return Ok(());
     }
-    let list = Slist::new(lines.iter().map(String::as_str))?;
-    // SAFETY: the list is stored in `state` right below, which drops the easy
-    // handle before it.
+    let list = Slist::new(r.headers.iter().map(String::as_str))?;
+    // SAFETY: the list is stored in `r` right below; `r` is the state's
+    // option set, which drops after the easy handle (or goes to the pool
+    // with it, kept configured, and is freed only after that handle is
+    // reset or cleaned up).
     unsafe {
         state
             .easy
             .set_ptr(curl::CURLOPT_HTTPHEADER, list.raw().cast())?
     };
-    *state.header_list.borrow_mut() = Some(list);
+    r.header_list.0.set(Some(list));
     Ok(())
 }
 
