@@ -3,7 +3,8 @@
 //! of uvcurl's C ABI, reqwest and the downloader example, all fetching from
 //! one nginx on 127.0.0.1.
 //!
-//! `vendor/cargo build --release --example download && vendor/cargo bench --bench compare`
+//! `vendor/cargo build --release --example download --example bench_multi &&
+//! vendor/cargo bench --bench compare`
 //! runs every workload; `-- --quick` runs one small smoke workload;
 //! `-- --workload NAME` (repeatable) picks workloads; `-- --strace` counts
 //! syscalls per request for the 10k x 1 KiB HTTP/1.1 workload; `-- --million`
@@ -46,10 +47,11 @@ use std::time::{Duration, Instant};
 
 /// The clients, in the order the tables list them; [`BASELINE`] is the one
 /// the ratio columns divide by.
-const CLIENTS: [&str; 11] = [
+const CLIENTS: [&str; 12] = [
     "c-glue",
     "libcurl",
     "uvcurl",
+    "uvcurl-own",
     "capi",
     "client1",
     "client2",
@@ -65,10 +67,11 @@ const CLIENTS: [&str; 11] = [
 const BASELINE: &str = "c-glue";
 
 /// What each client is, printed under the first table.
-const LEGEND: [(&str, &str); 11] = [
+const LEGEND: [(&str, &str); 12] = [
     ("c-glue", "hand-written libuv glue in C (c/uv_glue.c): lazy REMOVE, uv_poll_start on change, pool of easy handles re-armed with CURLOPT_URL"),
     ("libcurl", "libcurl's own loop in C (c/curl_poll.c): curl_multi_poll + curl_multi_perform, same easy pool"),
     ("uvcurl", "uvcurl `Multi` (Rust, one Request per transfer)"),
+    ("uvcurl-own", "the same uvcurl `Multi` client in a binary of its own (examples/bench_multi.rs), as the C clients are: its peak RSS carries no reqwest/tokio code"),
     ("capi", "C host of uvcurl's C ABI (c/uvcurl_capi.c): uvcurl_multi_add, same easy pool, own uv_loop_t"),
     ("client1", "uvcurl `Client`, one loop thread, futures on a current-thread tokio runtime"),
     ("client2", "uvcurl `Client`, two loop threads, futures on a current-thread tokio runtime"),
@@ -234,20 +237,23 @@ usage: vendor/cargo bench --bench compare -- [OPTIONS]
                        against curl --parallel, wget2 and aria2c writing 10k files)
   --rounds N           rounds per workload (default 3)
   --clients A,B        only these clients (default: all of c-glue libcurl uvcurl
-                       capi client1 client2 client4 reqwest reqwest-mt libcurl-fresh download);
+                       uvcurl-own capi client1 client2 client4 reqwest reqwest-mt
+                       libcurl-fresh download);
                        the ratio columns divide by c-glue (else the first client)
   --strace             also count syscalls per request (strace -c -f) for h1-1k,
                        every chosen client but download
   --split              the --split benchmark instead (one 100 MiB file, nginx
                        limit_rate 20m: the downloader, --split 8, curl, aria2c)
   --download-bin PATH  the downloader binary (default: target/<profile>/examples/download)
+  --multi-bin PATH     the uvcurl-own binary (default: target/<profile>/examples/bench_multi)
   --keep               keep the temporary directory (nginx config, logs, files)
   --million            instead of the workloads: 1,000,000 x 1 KiB, 200 in flight,
                        through one Multi and a 2-loop Client, sampling RSS and open
                        descriptors every 10,000 (a leak check; minutes)
   --million-count N    the same with N transfers (e.g. 200000 for a quick check)
 
-Build the downloader first: vendor/cargo build --release --example download";
+Build the downloader and uvcurl-own first:
+  vendor/cargo build --release --example download --example bench_multi";
 
 struct Options {
     workloads: Vec<Workload>,
@@ -255,6 +261,7 @@ struct Options {
     clients: Vec<&'static str>,
     strace: bool,
     download_bin: Option<PathBuf>,
+    multi_bin: Option<PathBuf>,
     keep: bool,
     /// Run the `--split` benchmark (benches/compare/split.rs).
     split: bool,
@@ -305,6 +312,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
         clients: CLIENTS.to_vec(),
         strace: false,
         download_bin: None,
+        multi_bin: None,
         keep: false,
         split: false,
         tools: false,
@@ -364,6 +372,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
                 }
             }
             "--download-bin" => options.download_bin = Some(value("--download-bin")?.into()),
+            "--multi-bin" => options.multi_bin = Some(value("--multi-bin")?.into()),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -410,6 +419,16 @@ fn run(options: &Options) -> Result<(), String> {
     } else {
         None
     };
+    let multi_bin = if options.clients.contains(&"uvcurl-own") {
+        Some(find_example(
+            "bench_multi",
+            "the uvcurl-own client",
+            "--multi-bin",
+            options.multi_bin.as_deref(),
+        )?)
+    } else {
+        None
+    };
     let nginx = find_tool("nginx", &["/usr/sbin/nginx"])?;
     let strace = if options.strace {
         Some(find_tool("strace", &["/usr/bin/strace"])?)
@@ -447,6 +466,7 @@ fn run(options: &Options) -> Result<(), String> {
         me,
         c_bins,
         download_bin,
+        multi_bin,
         server: &server,
         scratch: &scratch.path,
     };
@@ -529,7 +549,18 @@ fn nofile_limit() -> u64 {
     limit.rlim_cur
 }
 
+/// The downloader's binary, or `explicit`.
 fn find_downloader(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    find_example("download", "the downloader", "--download-bin", explicit)
+}
+
+/// The binary of example `name` (`what` in messages), or `explicit`.
+fn find_example(
+    name: &str,
+    what: &str,
+    option: &str,
+    explicit: Option<&Path>,
+) -> Result<PathBuf, String> {
     let path = match explicit {
         Some(path) => path.to_path_buf(),
         None => {
@@ -539,16 +570,16 @@ fn find_downloader(explicit: Option<&Path>) -> Result<PathBuf, String> {
                 .parent()
                 .and_then(Path::parent)
                 .ok_or("cannot locate the target directory")?;
-            profile_dir.join("examples").join("download")
+            profile_dir.join("examples").join(name)
         }
     };
     if path.is_file() {
         Ok(path)
     } else {
         Err(format!(
-            "the downloader {} is missing: build it first with \
-             `vendor/cargo build --release --example download`, or pass --download-bin \
-             (or leave it out with --clients libcurl,uvcurl,reqwest)",
+            "{what} {} is missing: build it first with \
+             `vendor/cargo build --release --example {name}`, or pass {option} \
+             (or leave it out with --clients c-glue,uvcurl,reqwest)",
             path.display()
         ))
     }
@@ -870,6 +901,8 @@ struct Runner<'a> {
     /// The compiled C clients, by name.
     c_bins: Vec<(&'static str, PathBuf)>,
     download_bin: Option<PathBuf>,
+    /// `examples/bench_multi`, for `uvcurl-own`.
+    multi_bin: Option<PathBuf>,
     server: &'a Nginx,
     scratch: &'a Path,
 }
@@ -921,6 +954,12 @@ impl Runner<'_> {
         } else {
             let mut command = match self.c_bins.iter().find(|(name, _)| *name == client) {
                 Some((_, bin)) => Command::new(bin),
+                None if client == "uvcurl-own" => {
+                    let mut command =
+                        Command::new(self.multi_bin.as_ref().expect("checked in run()"));
+                    command.arg("uvcurl");
+                    command
+                }
                 None => {
                     let mut command = Command::new(&self.me);
                     command.arg("--client").arg(client);
@@ -940,7 +979,10 @@ impl Runner<'_> {
             // uvcurl's Rust clients run with their default options (their
             // receive buffer follows the libcurl version); the C clients
             // and the fresh-handle libcurl client set the workload's.
-            let uvcurl_defaults = matches!(client, "uvcurl" | "client1" | "client2" | "client4");
+            let uvcurl_defaults = matches!(
+                client,
+                "uvcurl" | "uvcurl-own" | "client1" | "client2" | "client4"
+            );
             if let (Some(buffer), false) = (workload.buffer, uvcurl_defaults) {
                 command.arg("--buffer").arg(buffer.to_string());
             }
@@ -1333,13 +1375,34 @@ fn render(workload: &Workload, options: &Options, levels: &[(usize, Vec<Vec<Meas
                 }
             }
         }
+        let prefix = if scale {
+            format!("{inflight} in flight: ")
+        } else {
+            String::new()
+        };
         if !targets.is_empty() {
-            let prefix = if scale {
-                format!("{inflight} in flight: ")
-            } else {
-                String::new()
-            };
             notes.push(format!("{prefix}CPU targets: {}", targets.join("; ")));
+        }
+        // And the memory target at 1,000 in flight, on peak RSS.
+        let rss_of = |name: &str| {
+            options
+                .clients
+                .iter()
+                .position(|c| *c == name)
+                .map(|i| summaries[i].rss as f64)
+        };
+        if *inflight == 1_000 {
+            let mut rss = Vec::new();
+            for over in ["uvcurl-own", "uvcurl"] {
+                if let (Some(a), Some(b)) = (rss_of(over), rss_of("c-glue")) {
+                    let r = a / b;
+                    let verdict = if r <= 1.10 { "met" } else { "MISSED" };
+                    rss.push(format!("{over} / c-glue {r:.2} (<= 1.10: {verdict})"));
+                }
+            }
+            if !rss.is_empty() {
+                notes.push(format!("{prefix}peak RSS targets: {}", rss.join("; ")));
+            }
         }
     }
     for note in notes {

@@ -195,9 +195,9 @@ impl Request {
         } else if value.is_empty() {
             // libcurl: "Name:" removes its own header of that name (and sends
             // none), where "Name;" would send the header with an empty value.
-            self.headers.push(format!("{name}:"));
+            self.headers.push(field_line(name, ""));
         } else {
-            self.headers.push(format!("{name}: {value}"));
+            self.headers.push(field_line(name, value));
         }
         self
     }
@@ -377,4 +377,17 @@ impl fmt::Debug for Request {
             .field("headers", &self.headers)
             .finish_non_exhaustive()
     }
+}
+
+/// `Name: value` (or `Name:` for an empty value), built without the
+/// formatting machinery: one allocation of the exact size.
+fn field_line(name: &str, value: &str) -> String {
+    let mut line = String::with_capacity(name.len() + 2 + value.len());
+    line.push_str(name);
+    line.push(':');
+    if !value.is_empty() {
+        line.push(' ');
+        line.push_str(value);
+    }
+    line
 }

@@ -94,12 +94,14 @@ impl Head {
                 Some([b'3', b' ' | b'\r' | b'\n', _]) => 30,
                 _ => 0,
             };
-            self.status = trim(line)
-                .split(|&b| b == b' ')
-                .filter(|part| !part.is_empty())
-                .nth(1)
-                .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
-                .unwrap_or(0);
+            self.status = plain_status(line).unwrap_or_else(|| {
+                trim(line)
+                    .split(|&b| b == b' ')
+                    .filter(|part| !part.is_empty())
+                    .nth(1)
+                    .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
+                    .unwrap_or(0)
+            });
         } else {
             if self.raw.capacity() == 0 {
                 // One allocation for a typical header block, instead of
@@ -108,6 +110,25 @@ impl Head {
             }
             self.raw.extend_from_slice(line);
         }
+    }
+}
+
+/// The status of the usual status line: three digits after the first space,
+/// then a space or the line's end (`HTTP/1.1 200 OK`, `HTTP/2 404 `).
+fn plain_status(line: &[u8]) -> Option<u16> {
+    let space = line.iter().position(|&b| b == b' ')?;
+    match line.get(space + 1..)? {
+        [a, b, c, end, ..]
+            if [a, b, c].iter().all(|d| d.is_ascii_digit())
+                && matches!(end, b' ' | b'\r' | b'\n') =>
+        {
+            Some(
+                [a, b, c]
+                    .iter()
+                    .fold(0, |n, &&d| n * 10 + u16::from(d - b'0')),
+            )
+        }
+        _ => None,
     }
 }
 
@@ -315,6 +336,28 @@ mod tests {
             head.headers().collect::<Vec<_>>(),
             vec![("content-type", "text/plain")]
         );
+    }
+
+    #[test]
+    fn status_lines_of_every_shape() {
+        for (line, status, version) in [
+            ("HTTP/1.1 200 OK\r\n", 200, 11),
+            ("HTTP/1.0 404 Not Found\r\n", 404, 10),
+            ("HTTP/2 204 \r\n", 204, 20),
+            ("HTTP/3 500\r\n", 500, 30),
+            ("HTTP/1.1  301  Moved\r\n", 301, 11),
+            ("HTTP/1.1 2000 OK\r\n", 2000, 11),
+            ("HTTP/1.1 abc\r\n", 0, 11),
+            ("HTTP/9 200 OK\r\n", 200, 0),
+        ] {
+            let mut head = Head::default();
+            head.push_line(line.as_bytes());
+            assert_eq!(
+                (head.status(), head.line_version),
+                (status, version),
+                "{line:?}"
+            );
+        }
     }
 
     #[test]

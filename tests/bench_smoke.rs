@@ -1,5 +1,5 @@
-//! Smoke test of the benchmark runner (benches/compare.rs): builds it and the
-//! downloader (dev profile, reusing this test build's dependencies), runs
+//! Smoke test of the benchmark runner (benches/compare.rs): builds it, the
+//! downloader and the uvcurl-own client (dev profile, reusing this test build's dependencies), runs
 //! `compare --quick` — nginx on 127.0.0.1 (installed by vendor/bootstrap,
 //! which `vendor/cargo test` runs; without it the runner fails saying so), a
 //! few hundred 1 KiB transfers with every client — and checks that it exits
@@ -80,11 +80,14 @@ fn build_runner() -> PathBuf {
 
 #[test]
 fn quick_benchmark_runs_every_client_and_prints_a_table() {
-    let child = cargo(&["build", "--example", "download"])
+    let child = cargo(&["build", "--example", "download", "--example", "bench_multi"])
         .spawn()
         .expect("run cargo");
     let (ok, _, err) = wait_bounded(child, Duration::from_secs(900), "cargo build --example");
-    assert!(ok, "cargo build --example download failed:\n{err}");
+    assert!(
+        ok,
+        "cargo build --example download/bench_multi failed:\n{err}"
+    );
     let runner = build_runner();
     assert!(Path::new(&runner).is_file());
 
@@ -109,7 +112,7 @@ fn quick_benchmark_runs_every_client_and_prints_a_table() {
         out.contains("| client | wall s |"),
         "no table header:\n{out}"
     );
-    for client in ["libcurl", "uvcurl", "reqwest", "download"] {
+    for client in ["libcurl", "uvcurl", "uvcurl-own", "reqwest", "download"] {
         let row = out
             .lines()
             .find(|line| line.starts_with(&format!("| {client} |")))

@@ -20,7 +20,7 @@ const DEADLINE: Duration = Duration::from_secs(240);
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Job {
-    urls: Vec<String>,
+    urls: UrlList,
     size: u64,
     inflight: usize,
     h2c: bool,
@@ -30,37 +30,97 @@ struct Job {
     close: bool,
 }
 
+/// The URL list as the C clients keep theirs: the file's text and where each
+/// line ends (not one allocation per URL, which at 10k URLs would be a
+/// quarter MiB of peak RSS the C clients do not have).
+#[derive(Default)]
+struct UrlList {
+    text: String,
+    /// Each line's start and end in `text`.
+    lines: Vec<(u32, u32)>,
+}
+
+impl UrlList {
+    fn new(text: String) -> UrlList {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for line in text.split_inclusive('\n') {
+            let url = line.trim_end_matches(['\n', '\r']);
+            lines.push((start as u32, (start + url.len()) as u32));
+            start += line.len();
+        }
+        UrlList { text, lines }
+    }
+
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn get(&self, index: usize) -> Option<&str> {
+        let &(start, end) = self.lines.get(index)?;
+        Some(&self.text[start as usize..end as usize])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+impl std::ops::Index<usize> for UrlList {
+    type Output = str;
+
+    fn index(&self, index: usize) -> &str {
+        self.get(index).expect("a URL index in range")
+    }
+}
+
 /// Transfers done and body bytes seen.
 type Outcome = Result<(usize, u64), String>;
 
 pub fn main(args: &[String]) -> ExitCode {
-    let (client, job) = match parse(args) {
+    run(args, |client, job| match client {
+        // (Takes the URL list over: no second copy of it in memory.)
+        "uvcurl" => run_uvcurl(job),
+        "libcurl-fresh" => run_libcurl(job),
+        "reqwest" => run_reqwest(job, false),
+        "reqwest-mt" => run_reqwest(job, true),
+        "client1" => run_client(job, 1),
+        "client2" => run_client(job, 2),
+        "client4" => run_client(job, 4),
+        other => Err(format!("unknown client {other}")),
+    })
+}
+
+/// [`main`] with only the `uvcurl` client: what `examples/bench_multi.rs`
+/// runs, so that uvcurl's `Multi` is measured in a binary of its own (none of
+/// the other clients' code is linked in, as with the C clients).
+#[allow(dead_code)] // (used by the example, not by `compare` itself)
+pub fn main_multi_only(args: &[String]) -> ExitCode {
+    run(args, |client, job| match client {
+        "uvcurl" => run_uvcurl(job),
+        other => Err(format!("unknown client {other} (only uvcurl here)")),
+    })
+}
+
+/// Parses `args`, runs the client `clients` picks by name, and checks and
+/// prints its outcome.
+fn run(args: &[String], clients: impl FnOnce(&str, &mut Job) -> Outcome) -> ExitCode {
+    let (client, mut job) = match parse(args) {
         Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("compare --client: {message}");
             return ExitCode::from(2);
         }
     };
-    let outcome = match client.as_str() {
-        "uvcurl" => run_uvcurl(&job),
-        "libcurl-fresh" => run_libcurl(&job),
-        "reqwest" => run_reqwest(&job, false),
-        "reqwest-mt" => run_reqwest(&job, true),
-        "client1" => run_client(&job, 1),
-        "client2" => run_client(&job, 2),
-        "client4" => run_client(&job, 4),
-        other => Err(format!("unknown client {other}")),
-    };
+    let expected = job.urls.len();
+    let outcome = clients(&client, &mut job);
     match outcome {
-        Ok((done, bytes)) if done == job.urls.len() && bytes == done as u64 * job.size => {
+        Ok((done, bytes)) if done == expected && bytes == done as u64 * job.size => {
             println!("ok {done} {bytes}");
             ExitCode::SUCCESS
         }
         Ok((done, bytes)) => {
-            eprintln!(
-                "{client}: {done} of {} transfers, {bytes} bytes: incomplete",
-                job.urls.len()
-            );
+            eprintln!("{client}: {done} of {expected} transfers, {bytes} bytes: incomplete");
             ExitCode::FAILURE
         }
         Err(message) => {
@@ -73,7 +133,7 @@ pub fn main(args: &[String]) -> ExitCode {
 fn parse(args: &[String]) -> Result<(String, Job), String> {
     let client = args.first().cloned().ok_or("--client needs a name")?;
     let mut job = Job {
-        urls: Vec::new(),
+        urls: UrlList::default(),
         size: 0,
         inflight: 1,
         h2c: false,
@@ -89,7 +149,7 @@ fn parse(args: &[String]) -> Result<(String, Job), String> {
             "--urls" => {
                 let path = value()?;
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-                job.urls = text.lines().map(str::to_string).collect();
+                job.urls = UrlList::new(text);
             }
             "--size" => job.size = number(value()?)?,
             "--inflight" => job.inflight = number(value()?)?.max(1) as usize,
@@ -125,7 +185,7 @@ struct UvState {
     deadline: Instant,
 }
 
-fn run_uvcurl(job: &Job) -> Outcome {
+fn run_uvcurl(job: &mut Job) -> Outcome {
     let uv = uvcurl::Loop::new().map_err(|e| e.to_string())?;
     let multi = uvcurl::Multi::builder()
         .max_host_connections(job.inflight)
@@ -134,7 +194,7 @@ fn run_uvcurl(job: &Job) -> Outcome {
         .map_err(|e| e.to_string())?;
     let state = Rc::new(UvState {
         job: Job {
-            urls: job.urls.clone(),
+            urls: std::mem::take(&mut job.urls),
             ..*job
         },
         next: Cell::new(0),
@@ -144,7 +204,7 @@ fn run_uvcurl(job: &Job) -> Outcome {
         deadline: Instant::now() + DEADLINE,
     });
     let handle = multi.handle();
-    for _ in 0..job.inflight.min(job.urls.len()) {
+    for _ in 0..state.job.inflight.min(state.job.urls.len()) {
         uv_start_next(&handle, &state);
     }
     uv.run().map_err(|e| e.to_string())?;
@@ -173,7 +233,7 @@ fn uv_start_next(handle: &uvcurl::MultiHandle, state: &Rc<UvState>) {
     } else {
         uvcurl::HttpVersionPref::Http1_1
     };
-    let mut request = uvcurl::Request::get(url.as_str())
+    let mut request = uvcurl::Request::get(url)
         .http_version(version)
         .timeout(TRANSFER_TIMEOUT);
     if let Some(buffer) = state.job.buffer {
@@ -274,7 +334,7 @@ fn run_libcurl(job: &Job) -> Outcome {
     let cstrings: Vec<std::ffi::CString> = job
         .urls
         .iter()
-        .map(|u| std::ffi::CString::new(u.as_str()).map_err(|e| e.to_string()))
+        .map(|u| std::ffi::CString::new(u).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
     let protocols = c"http,https";
     let close_header = c"Connection: close";
@@ -454,7 +514,7 @@ fn run_libcurl(job: &Job) -> Outcome {
 /// reqwest on a current-thread tokio runtime (one thread, as the other
 /// clients), or on a multi-thread one (`reqwest-mt`, one worker per CPU);
 /// N worker tasks taking URLs from a shared counter.
-fn run_reqwest(job: &Job, multi_thread: bool) -> Outcome {
+fn run_reqwest(job: &mut Job, multi_thread: bool) -> Outcome {
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .timeout(TRANSFER_TIMEOUT)
@@ -491,19 +551,23 @@ fn run_reqwest(job: &Job, multi_thread: bool) -> Outcome {
     })
 }
 
+/// Bodies larger than this are streamed by the `Client` clients when the
+/// workload streams.
+const STREAM_ABOVE: u64 = 1 << 20;
+
 /// uvcurl's background `Client` with `loops` loop threads, its futures
 /// awaited on a current-thread tokio runtime: what an async Rust program
 /// without a libuv loop of its own would use.
-fn run_client(job: &Job, loops: usize) -> Outcome {
+fn run_client(job: &mut Job, loops: usize) -> Outcome {
     let client = uvcurl::Client::builder()
         .loops(loops)
         .max_host_connections(job.inflight.div_ceil(loops))
         .build()
         .map_err(|e| e.to_string())?;
-    let (size, h2c, buffer, close) = (job.size, job.h2c, job.buffer, job.close);
+    let (size, h2c, buffer, close, stream) = (job.size, job.h2c, job.buffer, job.close, job.stream);
     run_async_workers(job, false, move |url: String| {
         let shown = url.clone();
-        let response = client.submit(move || {
+        let make = move || {
             let version = if h2c {
                 uvcurl::HttpVersionPref::Http2PriorKnowledge
             } else {
@@ -519,11 +583,33 @@ fn run_client(job: &Job, loops: usize) -> Outcome {
                 Some(bytes) => request.buffer_size(bytes),
                 None => request,
             }
-        });
+        };
+        // A streamed workload's large bodies are counted chunk by chunk (a
+        // 1 GiB body is never held whole); small ones are collected in the
+        // `Response` (one hand-over per transfer, as an async caller would).
+        let (response, body) = if stream && size > STREAM_ABOVE {
+            (None, Some(client.stream(make)))
+        } else {
+            (Some(client.submit(make)), None)
+        };
         async move {
-            let response = response.await.map_err(|e| format!("{shown}: {e}"))?;
-            let len = response.body().len() as u64;
-            check(&shown, i64::from(response.status()), len, size)?;
+            let (status, len) = match (response, body) {
+                (Some(response), _) => {
+                    let response = response.await.map_err(|e| format!("{shown}: {e}"))?;
+                    (response.status(), response.body().len() as u64)
+                }
+                (None, Some(mut body)) => {
+                    let mut len = 0u64;
+                    while let Some(chunk) =
+                        body.chunk().await.map_err(|e| format!("{shown}: {e}"))?
+                    {
+                        len += chunk.len() as u64;
+                    }
+                    (body.head().map_or(0, |head| head.status()), len)
+                }
+                (None, None) => unreachable!("one of the two is made above"),
+            };
+            check(&shown, i64::from(status), len, size)?;
             Ok(len)
         }
     })
@@ -532,7 +618,7 @@ fn run_client(job: &Job, loops: usize) -> Outcome {
 /// Fetches every URL of `job` with `fetch` (which checks the response and
 /// returns the body length) from `job.inflight` tasks on a current-thread
 /// tokio runtime, or a multi-thread one.
-fn run_async_workers<F, Fut>(job: &Job, multi_thread: bool, fetch: F) -> Outcome
+fn run_async_workers<F, Fut>(job: &mut Job, multi_thread: bool, fetch: F) -> Outcome
 where
     F: Fn(String) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<u64, String>> + Send + 'static,
@@ -546,18 +632,21 @@ where
         tokio::runtime::Builder::new_current_thread()
     };
     let runtime = builder.enable_all().build().map_err(|e| e.to_string())?;
-    let urls = Arc::new(job.urls.clone());
+    let urls = Arc::new(std::mem::take(&mut job.urls));
     let next = Arc::new(AtomicUsize::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicUsize::new(0));
-    let workers = job.inflight.min(job.urls.len());
+    let workers = job.inflight.min(urls.len());
     runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers {
             let (fetch, urls, next) = (fetch.clone(), Arc::clone(&urls), Arc::clone(&next));
             let (bytes, done) = (Arc::clone(&bytes), Arc::clone(&done));
             tasks.spawn(async move {
-                while let Some(url) = urls.get(next.fetch_add(1, Ordering::Relaxed)).cloned() {
+                while let Some(url) = urls
+                    .get(next.fetch_add(1, Ordering::Relaxed))
+                    .map(str::to_string)
+                {
                     let len = fetch(url).await?;
                     bytes.fetch_add(len, Ordering::Relaxed);
                     done.fetch_add(1, Ordering::Relaxed);

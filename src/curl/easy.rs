@@ -10,13 +10,39 @@ use super::{check_easy, sys};
 use crate::error::{Error, ErrorKind};
 use curl_sys::{self as curl, CURL};
 use libc::{c_char, c_long, c_void};
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ffi::{CStr, CString};
 use std::ptr::NonNull;
 use std::rc::Rc;
 
 /// `CURLOPT_ERRORBUFFER`: libcurl writes the text of a failure there.
-type ErrorBuffer = UnsafeCell<[u8; curl::CURL_ERROR_SIZE]>;
+/// What stays with a handle (in the pool too), at an address that never
+/// changes while the handle lives: its error buffer, and the slot its
+/// callbacks' user data point at.
+pub(crate) struct HandleBox {
+    errbuf: UnsafeCell<[u8; curl::CURL_ERROR_SIZE]>,
+    /// The transfer running on the handle (null between transfers). The
+    /// write, header, read and open-socket options point here, once per
+    /// handle, so a reused handle needs no `curl_easy_setopt` for them: each
+    /// transfer only stores its own address.
+    user: Cell<*const c_void>,
+}
+
+impl HandleBox {
+    fn new() -> Box<HandleBox> {
+        Box::new(HandleBox {
+            errbuf: UnsafeCell::new([0; curl::CURL_ERROR_SIZE]),
+            user: Cell::new(std::ptr::null()),
+        })
+    }
+
+    /// The transfer running on the handle, null between transfers.
+    pub fn user(&self) -> *const c_void {
+        self.user.get()
+    }
+}
+
+type ErrorBuffer = HandleBox;
 
 /// String options shorter than this are passed from a stack buffer.
 const STACK_STRING: usize = 512;
@@ -24,9 +50,11 @@ const STACK_STRING: usize = 512;
 /// An easy handle.
 pub(crate) struct Easy<C = ()> {
     raw: NonNull<CURL>,
-    /// An owned handle's error buffer, which stays with the handle (in the
-    /// pool too), so the option's pointer stays valid as long as the handle;
-    /// `None` for an external handle.
+    /// The handle's box (error buffer, user-data slot), which stays with an
+    /// owned handle (in the pool too), so the options' pointers stay valid as
+    /// long as the handle; an external handle gets one for the transfer
+    /// (libcurl is never told about its error buffer). `None` only once given
+    /// back to the pool.
     errbuf: Option<Box<ErrorBuffer>>,
     /// Where an owned handle goes when dropped; `None`: an external handle.
     pool: Option<Rc<EasyPool<C>>>,
@@ -42,19 +70,18 @@ impl<C> Easy<C> {
     pub unsafe fn external(raw: NonNull<CURL>) -> Easy<C> {
         Easy {
             raw,
-            errbuf: None,
+            errbuf: Some(HandleBox::new()),
             pool: None,
             reused: false,
         }
     }
 
-    /// The error buffer for `CURLOPT_ERRORBUFFER` (null for an external
-    /// handle): valid while the handle is, emptied when the pool hands the
-    /// handle out.
+    /// The error buffer for `CURLOPT_ERRORBUFFER`: valid while the handle
+    /// is, emptied when the pool hands the handle out.
     pub fn error_buffer(&self) -> *mut c_char {
         self.errbuf
             .as_ref()
-            .map_or(std::ptr::null_mut(), |buffer| buffer.get().cast())
+            .map_or(std::ptr::null_mut(), |buffer| buffer.errbuf.get().cast())
     }
 
     /// The text libcurl left in the error buffer (empty if none, or for an
@@ -65,13 +92,28 @@ impl<C> Easy<C> {
         };
         // SAFETY: libcurl writes a NUL-terminated string (or nothing: emptied)
         // into the buffer, and is not running this handle (see above).
-        let bytes = unsafe { &*buffer.get() };
+        let bytes = unsafe { &*buffer.errbuf.get() };
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         String::from_utf8_lossy(&bytes[..end]).trim_end().to_owned()
     }
 
     /// Whether the pool handed this handle out still configured with the
     /// option set [`EasyPool::take`] was asked for (nothing was reset).
+    /// The slot the callbacks' user data options point at (set with
+    /// [`set_user`](Easy::set_user)); stable while the handle lives.
+    pub fn user_slot(&self) -> *mut c_void {
+        self.errbuf.as_deref().map_or(std::ptr::null_mut(), |b| {
+            b as *const HandleBox as *mut c_void
+        })
+    }
+
+    /// Names the transfer now running on the handle (null: none).
+    pub fn set_user(&self, user: *const c_void) {
+        if let Some(b) = &self.errbuf {
+            b.user.set(user);
+        }
+    }
+
     pub fn reused(&self) -> bool {
         self.reused
     }
@@ -175,9 +217,12 @@ impl<C> Easy<C> {
             return String::new();
         }
         // SAFETY: a NUL-terminated string owned by the handle, copied at once.
-        unsafe { CStr::from_ptr(value) }
-            .to_string_lossy()
-            .into_owned()
+        let value = unsafe { CStr::from_ptr(value) };
+        // (UTF-8 checked first: faster than the lossy conversion's chunks.)
+        match value.to_str() {
+            Ok(text) => text.to_owned(),
+            Err(_) => value.to_string_lossy().into_owned(),
+        }
     }
 
     /// `curl_easy_pause`. Allowed inside this handle's read/write callbacks,
@@ -264,47 +309,52 @@ impl<C: PartialEq> EasyPool<C> {
     /// An easy handle, which goes back here when dropped: still configured
     /// exactly as `wanted` describes ([`Easy::reused`]), or with libcurl's
     /// default options (reset or new). `None` asks for a reset handle.
+    /// With a handle still configured comes the description it was kept
+    /// with (equal to `wanted`; it may own what the options point at, such
+    /// as a header list, which the new owner then keeps).
     ///
     /// A handle kept configured still holds its previous owner's
-    /// per-transfer pointers (callback data, URL handle, header list).
+    /// per-transfer pointers (callback data slot, URL handle).
     /// libcurl reads those only while a transfer runs, never while the
     /// handle is idle, reset or cleaned up (`curl_easy_reset` and `Curl_close`
     /// do not touch them), and the new owner sets its own before the handle
     /// is added to a multi. (The error buffer travels with the handle.)
-    pub fn take(self: &Rc<Self>, wanted: Option<&C>) -> Result<Easy<C>, Error> {
+    pub fn take(self: &Rc<Self>, wanted: Option<&C>) -> Result<(Easy<C>, Option<C>), Error> {
         let idle = self.free.borrow_mut().pop();
-        let (raw, errbuf, reused) = match idle {
+        let (raw, errbuf, kept) = match idle {
             Some(Idle {
                 raw,
                 errbuf,
                 kept: Some(kept),
-            }) if wanted == Some(&kept) => (raw, errbuf, true),
+            }) if wanted == Some(&kept) => (raw, errbuf, Some(kept)),
             Some(Idle { raw, errbuf, kept }) => {
                 if kept.is_some() {
                     // SAFETY: an idle handle of ours, reset before `kept`
                     // (which may hold its share handle) drops.
                     unsafe { reset(raw) };
                 }
-                (raw, errbuf, false)
+                (raw, errbuf, None)
             }
             None => {
                 super::global::init();
                 // SAFETY: global init done; no other preconditions.
                 let raw = NonNull::new(unsafe { curl::curl_easy_init() })
                     .ok_or_else(|| Error::new(ErrorKind::Other, "curl_easy_init failed"))?;
-                (raw, None, false)
+                (raw, None, None)
             }
         };
-        let mut errbuf =
-            errbuf.unwrap_or_else(|| Box::new(UnsafeCell::new([0; curl::CURL_ERROR_SIZE])));
+        let reused = kept.is_some();
+        let mut errbuf = errbuf.unwrap_or_else(HandleBox::new);
         // No text of an earlier transfer (libcurl 7.60+ empties it too).
-        errbuf.get_mut()[0] = 0;
-        Ok(Easy {
+        errbuf.errbuf.get_mut()[0] = 0;
+        errbuf.user.set(std::ptr::null());
+        let easy = Easy {
             raw,
             errbuf: Some(errbuf),
             pool: Some(self.clone()),
             reused,
-        })
+        };
+        Ok((easy, kept))
     }
 }
 
@@ -315,6 +365,9 @@ impl<C> EasyPool<C> {
     /// # Safety
     /// `easy` is a valid easy handle nobody else uses.
     unsafe fn give(&self, easy: NonNull<CURL>, errbuf: Option<Box<ErrorBuffer>>, kept: Option<C>) {
+        if let Some(b) = &errbuf {
+            b.user.set(std::ptr::null());
+        }
         let mut free = self.free.borrow_mut();
         if free.len() < EASY_POOL_MAX {
             if kept.is_none() {

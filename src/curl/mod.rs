@@ -20,7 +20,7 @@ mod slist;
 pub(crate) mod sys;
 mod url;
 
-pub(crate) use easy::{Easy, EasyPool};
+pub(crate) use easy::{Easy, EasyPool, HandleBox};
 pub(crate) use multi::{Multi, MultiCallbacks, MultiRef};
 pub(crate) use share::ShareHandle;
 pub(crate) use slist::Slist;

@@ -6,7 +6,6 @@
 
 use super::driver::Callbacks;
 use crate::panic::trampoline;
-use crate::transfer::TransferState;
 use curl_sys::{self as curl, curl_socket_t, CURL, CURLM};
 use libc::{c_int, c_long, c_void};
 
@@ -61,9 +60,12 @@ pub(crate) extern "C" fn on_open_socket(
     _purpose: curl::curlsocktype,
     address: *mut curl::curl_sockaddr,
 ) -> curl_socket_t {
-    // SAFETY: OPENSOCKETDATA is the transfer's state, which the driver keeps
-    // while libcurl runs the transfer (sockets are opened only then).
-    let state = unsafe { &*(clientp as *const TransferState) };
+    // SAFETY: OPENSOCKETDATA is the easy handle's slot, which names the
+    // transfer's state, kept by the driver while libcurl runs the transfer
+    // (sockets are opened only then).
+    let Some(state) = (unsafe { crate::transfer::state_of_slot(clientp) }) else {
+        return curl::CURL_SOCKET_BAD;
+    };
     // SAFETY: its socket context is the driver's Callbacks (set with
     // OPENSOCKETDATA), alive while libcurl has connections.
     let callbacks = unsafe { callbacks(state.flags.socket_context.get() as *mut c_void) };

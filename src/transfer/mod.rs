@@ -12,8 +12,9 @@ mod readback;
 mod trampolines;
 
 pub(crate) use options::OptionSet;
+pub(crate) use trampolines::state as state_of_slot;
 
-use crate::curl::{check_url_for_transfer, Easy, EasyPool, Slist, Url};
+use crate::curl::{check_url_for_transfer, Easy, EasyPool, Url};
 use crate::error::Error;
 use crate::request::{Body, DataCallback, HeadCallback, Request};
 use crate::response::{Head, Response};
@@ -50,13 +51,15 @@ pub(crate) enum Completion {
 }
 
 /// Everything libcurl's callbacks for one easy handle need. Lives in an `Rc`
-/// owned by the driver; its address is the callbacks' user data.
+/// owned by the driver; its address is in the easy handle's slot, which the
+/// callbacks' user data point at.
 ///
 /// Fields drop in declaration order, and that order matters: `easy` goes
 /// first (back to the pool, reset or kept configured, or left to its external
-/// owner), so that nothing it points at (URL, header list, POST body, share
-/// handle, this state's callbacks) is freed while a transfer can still use
-/// it. (The error buffer belongs to the easy handle.)
+/// owner), so that nothing it points at (URL, POST body, share handle, this
+/// state) is freed while a transfer can still use it. (The error buffer and
+/// the user-data slot belong to the easy handle; the header list to the
+/// option set, which goes to the pool with a handle kept configured.)
 pub(crate) struct TransferState {
     easy: Easy<OptionSet>,
     pub id: u64,
@@ -64,26 +67,32 @@ pub(crate) struct TransferState {
     uv: Loop,
     sink: Sink,
     head: RefCell<Head>,
-    on_head: RefCell<Option<HeadCallback>>,
     head_delivered: Cell<bool>,
-    upload: RefCell<Option<Box<dyn Read>>>,
-    /// `CURLOPT_POSTFIELDS`, which libcurl does not copy.
-    post_body: Option<Vec<u8>>,
-    /// `CURLOPT_HTTPHEADER`, which libcurl does not copy.
-    header_list: RefCell<Option<Slist>>,
     /// `CURLOPT_CURLU`, read by the handle (`None`: a plain URL, set as a
     /// string, which libcurl copies).
     url: Option<Url>,
     pub completion: RefCell<Option<Completion>>,
     /// How the run is going: cancels, failures, pauses, refused sockets.
     pub flags: RunFlags,
-    /// Values the request asked to keep alive until the transfer is gone.
-    _keep_alive: Vec<Box<dyn std::any::Any>>,
+    /// What few transfers have (a body, a head callback, a share handle,
+    /// values kept alive), boxed: `None` for a plain `GET`, so a transfer in
+    /// flight costs less memory.
+    extras: Option<Box<Extras>>,
     /// The options set on `easy` (`None`: an external handle).
     options: Option<OptionSet>,
     /// Whether `easy` may go back to the pool still configured: no body
     /// (whose pointer would outlive the transfer).
     may_keep_options: bool,
+}
+
+/// The parts of a [`TransferState`] that few transfers have.
+struct Extras {
+    on_head: RefCell<Option<HeadCallback>>,
+    upload: RefCell<Option<Box<dyn Read>>>,
+    /// `CURLOPT_POSTFIELDS`, which libcurl does not copy.
+    post_body: Option<Vec<u8>>,
+    /// Values the request asked to keep alive until the transfer is gone.
+    _keep_alive: Vec<Box<dyn std::any::Any>>,
 }
 
 /// What a transfer's callbacks and the driver learn while it runs; every
@@ -99,8 +108,9 @@ pub(crate) struct RunFlags {
     /// A socket numbered 1024 or above that the open-socket callback refused
     /// because the linked libcurl can only `select()`.
     pub refused_high_socket: Cell<Option<i32>>,
-    /// Set by a callback that stopped the transfer (panic, abort, upload error).
-    pub failure: RefCell<Option<Error>>,
+    /// Set by a callback that stopped the transfer (panic, abort, upload
+    /// error); boxed, as it is rare.
+    pub failure: RefCell<Option<Box<Error>>>,
     pub paused: Cell<bool>,
     /// Set when the transfer ended cleanly (libcurl's `CURLE_OK`, no cancel,
     /// no callback failure, never paused): only then is `easy` kept
@@ -127,6 +137,9 @@ impl Default for RunFlags {
 
 impl Drop for TransferState {
     fn drop(&mut self) {
+        // No callback may reach this state any more (none can: the handle is
+        // out of the multi).
+        self.easy.set_user(std::ptr::null());
         // Runs before the fields drop (`easy` first, back to the pool).
         if self.may_keep_options && self.flags.ended_cleanly.get() && !self.flags.was_paused.get() {
             if let Some(options) = self.options.take() {
@@ -162,7 +175,11 @@ impl TransferState {
         let url = check_url_for_transfer(&request.url, &request.protocols)?;
         let options = OptionSet::take_from(&mut request, url.https, url.parsed.is_some(), share);
         let may_keep_options = matches!(request.body, Body::Empty);
-        let easy = pool.take(may_keep_options.then_some(&options))?;
+        let (easy, kept) = pool.take(may_keep_options.then_some(&options))?;
+        // A handle kept configured comes with the option set it was kept
+        // with (equal to this one: the same share handle too), and what that
+        // set owns (its header list).
+        let options = kept.unwrap_or(options);
         let (upload, upload_len, post_body) =
             match std::mem::replace(&mut request.body, Body::Empty) {
                 Body::Empty => (None, None, None),
@@ -173,24 +190,31 @@ impl TransferState {
             Some(callback) => Sink::Stream(RefCell::new(callback)),
             None => Sink::Collect(RefCell::new(Vec::new())),
         };
+        let extras = Extras {
+            on_head: RefCell::new(request.on_head.take()),
+            upload: RefCell::new(upload),
+            post_body,
+            _keep_alive: std::mem::take(&mut request.keep_alive),
+        };
+        let has_extras = extras.on_head.borrow().is_some()
+            || extras.upload.borrow().is_some()
+            || extras.post_body.is_some()
+            || !extras._keep_alive.is_empty();
         let state = Rc::new(TransferState {
             easy,
             id,
             uv: uv.clone(),
             sink,
             head: RefCell::new(Head::default()),
-            on_head: RefCell::new(request.on_head.take()),
             head_delivered: Cell::new(false),
-            upload: RefCell::new(upload),
-            post_body,
-            header_list: RefCell::new(None),
             url: url.parsed,
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
-            _keep_alive: std::mem::take(&mut request.keep_alive),
+            extras: has_extras.then(|| Box::new(extras)),
             options: Some(options),
             may_keep_options,
         });
+        state.easy.set_user(Rc::as_ptr(&state).cast());
         // On error `state` is dropped here, which returns the easy handle
         // (reset: the transfer did not end cleanly).
         if let Some(options) = &state.options {
@@ -219,15 +243,11 @@ impl TransferState {
             uv: uv.clone(),
             sink: Sink::External,
             head: RefCell::new(Head::default()),
-            on_head: RefCell::new(None),
             head_delivered: Cell::new(true),
-            upload: RefCell::new(None),
-            post_body: None,
-            header_list: RefCell::new(None),
             url: None,
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
-            _keep_alive: Vec::new(),
+            extras: None,
             options: None,
             may_keep_options: false,
         }
@@ -250,8 +270,20 @@ impl TransferState {
     fn fail(&self, error: Error) {
         let mut failure = self.flags.failure.borrow_mut();
         if failure.is_none() {
-            *failure = Some(error);
+            *failure = Some(Box::new(error));
         }
+    }
+
+    /// The request body given as bytes, if any.
+    fn post_body(&self) -> Option<&Vec<u8>> {
+        self.extras.as_ref()?.post_body.as_ref()
+    }
+
+    /// Whether the request body comes from a reader.
+    fn has_upload(&self) -> bool {
+        self.extras
+            .as_ref()
+            .is_some_and(|extras| extras.upload.borrow().is_some())
     }
 }
 
@@ -259,13 +291,14 @@ impl TransferState {
 mod tests {
     /// uvcurl's memory per transfer in flight beyond libcurl's own is to stay
     /// under 1 KiB: the state, its error buffer (256 bytes) and the socket
-    /// watch. (It was 936 bytes with the option set stored twice.)
+    /// watch. (It was 936 bytes with the option set stored twice, and every
+    /// rare part inline; 384 now.)
     #[test]
     fn transfer_state_stays_small() {
         let size = std::mem::size_of::<super::TransferState>();
-        assert!(size <= 560, "TransferState is {size} bytes");
+        assert!(size <= 400, "TransferState is {size} bytes");
         let options = std::mem::size_of::<super::OptionSet>();
         // (8 of them hold the share handle, which a Client's transfers set.)
-        assert!(options <= 136, "OptionSet is {options} bytes");
+        assert!(options <= 152, "OptionSet is {options} bytes");
     }
 }

@@ -9,6 +9,7 @@ use crate::request::{HttpVersionPref, Request};
 use curl_sys as curl;
 use libc::{c_long, c_void};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +49,28 @@ pub(crate) struct OptionSet {
     /// runs, and while the handle waits in the pool still configured (the
     /// pool unlinks a handle before it drops these options).
     share: Option<crate::Share>,
+    /// `CURLOPT_HTTPHEADER`, built from `headers` when set on a handle
+    /// (libcurl does not copy it). It goes wherever the option set goes: to
+    /// the pool with a handle kept configured, and back to the next
+    /// transfer that reuses that handle, which so needs neither a new list
+    /// nor a `curl_easy_setopt`. Not compared: it follows from `headers`.
+    header_list: HeaderList,
+}
+
+/// The built header list of an [`OptionSet`]; equal to any other.
+#[derive(Default)]
+struct HeaderList(Cell<Option<Slist>>);
+
+impl PartialEq for HeaderList {
+    fn eq(&self, _: &HeaderList) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for HeaderList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeaderList")
+    }
 }
 
 /// The options of an [`OptionSet`] that few requests set.
@@ -100,6 +123,7 @@ impl OptionSet {
             tls,
             buffer_size: r.buffer_size,
             parsed_url,
+            header_list: HeaderList::default(),
             rare: (rare != none).then(|| Box::new(rare)),
             share: share.cloned(),
         }
@@ -108,8 +132,8 @@ impl OptionSet {
 
 /// Sets the easy handle's options from `r`. On a handle the pool handed out
 /// still configured with an equal option set (`reused`), only the
-/// per-transfer pointers are set: the URL, the callbacks' data and the
-/// header list (the error buffer is the handle's own).
+/// per-transfer pointers are set: the URL and the header list (the error
+/// buffer and the callbacks' data slot are the handle's own).
 pub(super) fn configure(
     state: &TransferState,
     r: &OptionSet,
@@ -117,7 +141,9 @@ pub(super) fn configure(
     url_text: &str,
 ) -> Result<(), Error> {
     let easy = &state.easy;
-    let me = state as *const TransferState as *mut c_void;
+    // The callbacks' user data: the handle's slot, which names this state
+    // (see `Easy::set_user`); a reused handle has it set already.
+    let me = easy.user_slot();
     let write: curl::curl_write_callback = on_write;
     let header: curl::curl_write_callback = on_header;
     let read: curl::curl_read_callback = on_read;
@@ -143,14 +169,15 @@ pub(super) fn configure(
         if !reused {
             easy.set_ptr(curl::CURLOPT_WRITEFUNCTION, write as *mut c_void)?;
             easy.set_ptr(curl::CURLOPT_HEADERFUNCTION, header as *mut c_void)?;
+            easy.set_ptr(curl::CURLOPT_WRITEDATA, me)?;
+            easy.set_ptr(curl::CURLOPT_HEADERDATA, me)?;
         }
-        easy.set_ptr(curl::CURLOPT_WRITEDATA, me)?;
-        easy.set_ptr(curl::CURLOPT_HEADERDATA, me)?;
     }
     if reused {
         // Equal option sets: every other option already has its value (a
-        // transfer with a body is never kept configured).
-        return set_headers(state, &r.headers);
+        // transfer with a body is never kept configured), the header list
+        // included (`r` is the set the handle was kept with).
+        return Ok(());
     }
     easy.set_long(curl::CURLOPT_NOSIGNAL, 1)?;
     easy.set_str(sys::CURLOPT_PROTOCOLS_STR, &r.protocols)?;
@@ -159,11 +186,11 @@ pub(super) fn configure(
     easy.set_long(curl::CURLOPT_MAXREDIRS, r.max_redirects as c_long)?;
 
     let method = &*r.method;
-    if let Some(bytes) = &state.post_body {
+    if let Some(bytes) = state.post_body() {
         easy.set_off_t(curl::CURLOPT_POSTFIELDSIZE_LARGE, bytes.len() as i64)?;
         // SAFETY: the body is owned by `state` (see above); libcurl only reads it.
         unsafe { easy.set_ptr(curl::CURLOPT_POSTFIELDS, bytes.as_ptr() as *mut c_void)? };
-    } else if state.upload.borrow().is_some() {
+    } else if state.has_upload() {
         let len = upload_len.map_or(-1, |n| n as i64);
         easy.set_long(curl::CURLOPT_POST, 1)?;
         // SAFETY: the read callback and its data, `state` (see above).
@@ -181,7 +208,7 @@ pub(super) fn configure(
     if !matches!(method, "GET" | "HEAD" | "POST") {
         easy.set_str(curl::CURLOPT_CUSTOMREQUEST, method)?;
     }
-    set_headers(state, &r.headers)?;
+    set_headers(state, r)?;
     if let Some(t) = r.timeout {
         easy.set_long(curl::CURLOPT_TIMEOUT_MS, millis(t))?;
     }
@@ -244,20 +271,23 @@ fn set_rare(state: &TransferState, r: &RareOptions) -> Result<(), Error> {
     Ok(())
 }
 
-/// `CURLOPT_HTTPHEADER`; the list is kept in `state`, since libcurl does not copy it.
-fn set_headers(state: &TransferState, lines: &[String]) -> Result<(), Error> {
-    if lines.is_empty() {
+/// `CURLOPT_HTTPHEADER`; the list is kept in the option set `r` (see
+/// [`OptionSet::header_list`]), since libcurl does not copy it.
+fn set_headers(state: &TransferState, r: &OptionSet) -> Result<(), Error> {
+    if r.headers.is_empty() {
         return Ok(());
     }
-    let list = Slist::new(lines.iter().map(String::as_str))?;
-    // SAFETY: the list is stored in `state` right below, which drops the easy
-    // handle before it.
+    let list = Slist::new(r.headers.iter().map(String::as_str))?;
+    // SAFETY: the list is stored in `r` right below; `r` is the state's
+    // option set, which drops after the easy handle (or goes to the pool
+    // with it, kept configured, and is freed only after that handle is
+    // reset or cleaned up).
     unsafe {
         state
             .easy
             .set_ptr(curl::CURLOPT_HTTPHEADER, list.raw().cast())?
     };
-    *state.header_list.borrow_mut() = Some(list);
+    r.header_list.0.set(Some(list));
     Ok(())
 }
 

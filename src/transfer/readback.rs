@@ -19,7 +19,7 @@ impl TransferState {
             return Err(Error::multi_closed());
         }
         if let Some(error) = self.flags.failure.borrow_mut().take() {
-            return Err(error);
+            return Err(*error);
         }
         if let Some(socket) = self.flags.refused_high_socket.get() {
             return Err(Error::socket_limit(socket));
@@ -67,7 +67,7 @@ impl TransferState {
             _ => HttpVersion::Unknown,
         };
         // Nothing is sent without a request body.
-        let sends_body = self.post_body.is_some() || self.upload.borrow().is_some();
+        let sends_body = self.post_body().is_some() || self.has_upload();
         let bytes_sent = if sends_body {
             easy.info_off_t(sys::CURLINFO_SIZE_UPLOAD_T).max(0) as u64
         } else {

@@ -27,7 +27,10 @@ impl TransferState {
         if self.head_delivered.replace(true) {
             return true;
         }
-        let Some(mut callback) = self.on_head.borrow_mut().take() else {
+        let Some(extras) = &self.extras else {
+            return true;
+        };
+        let Some(mut callback) = extras.on_head.borrow_mut().take() else {
             return true;
         };
         let mut head = self.head.borrow().clone();
@@ -58,12 +61,10 @@ impl TransferState {
         if self.deliver_head() {
             return Ok(());
         }
-        Err(self
-            .flags
-            .failure
-            .borrow_mut()
-            .take()
-            .unwrap_or_else(|| Error::new(ErrorKind::Aborted, "aborted by the head callback")))
+        Err(self.flags.failure.borrow_mut().take().map_or_else(
+            || Error::new(ErrorKind::Aborted, "aborted by the head callback"),
+            |error| *error,
+        ))
     }
 
     fn header(&self, line: &[u8]) -> size_t {
@@ -128,7 +129,10 @@ impl TransferState {
         if self.is_stopped() {
             return sys::CURL_READFUNC_ABORT;
         }
-        let mut upload = self.upload.borrow_mut();
+        let Some(extras) = &self.extras else {
+            return 0;
+        };
+        let mut upload = extras.upload.borrow_mut();
         let Some(reader) = upload.as_mut() else {
             return 0;
         };
@@ -151,13 +155,18 @@ impl TransferState {
     }
 }
 
-/// Recovers the transfer state from a callback's user data.
+/// Recovers the transfer state from a callback's user data: the easy
+/// handle's slot, which names the running transfer.
 ///
 /// # Safety
-/// `data` is the address of a live `TransferState` (set by `options::configure`).
-unsafe fn state<'a>(data: *mut c_void) -> &'a TransferState {
+/// `data` is an easy handle's `HandleBox` (set by `options::configure`) whose
+/// transfer, if any, is alive (the slot is set when the state is made and
+/// cleared before it is freed).
+pub(crate) unsafe fn state<'a>(data: *mut c_void) -> Option<&'a TransferState> {
     // SAFETY: per the contract.
-    unsafe { &*(data as *const TransferState) }
+    let user = unsafe { &*(data as *const crate::curl::HandleBox) }.user();
+    // SAFETY: per the contract, null or a live state.
+    unsafe { (user as *const TransferState).as_ref() }
 }
 
 /// The bytes libcurl hands to a write or header callback.
@@ -176,7 +185,7 @@ pub(super) extern "C" fn on_write(
     nmemb: size_t,
     data: *mut c_void,
 ) -> size_t {
-    // SAFETY: libcurl's write-callback arguments; WRITEDATA is our state.
+    // SAFETY: libcurl's write-callback arguments; WRITEDATA is the handle's slot.
     unsafe {
         deliver(
             ptr,
@@ -195,7 +204,7 @@ pub(super) extern "C" fn on_header(
     nmemb: size_t,
     data: *mut c_void,
 ) -> size_t {
-    // SAFETY: libcurl's header-callback arguments; HEADERDATA is our state.
+    // SAFETY: libcurl's header-callback arguments; HEADERDATA is the handle's slot.
     unsafe {
         deliver(
             ptr,
@@ -212,8 +221,9 @@ pub(super) extern "C" fn on_header(
 /// `take` inside the panic boundary.
 ///
 /// # Safety
-/// `ptr` holds `size * nmemb` readable bytes for the call, and `data` is a
-/// live `TransferState` (the callback's user data).
+/// `ptr` holds `size * nmemb` readable bytes for the call, and `data` is
+/// the easy handle's slot naming a live `TransferState` (the callback's user
+/// data).
 unsafe fn deliver(
     ptr: *mut c_char,
     size: size_t,
@@ -223,7 +233,9 @@ unsafe fn deliver(
     take: fn(&TransferState, &[u8]) -> size_t,
 ) -> size_t {
     // SAFETY: per the contract, our state, alive while the handle is in use.
-    let state = unsafe { state(data) };
+    let Some(state) = (unsafe { state(data) }) else {
+        return 0; // no transfer (cannot happen: libcurl runs none)
+    };
     crate::panic::trampoline(state.uv.inner(), place, 0, || {
         // SAFETY: per the contract, libcurl passes bytes of that size.
         take(state, unsafe { incoming(ptr, size, nmemb) })
@@ -236,9 +248,11 @@ pub(super) extern "C" fn on_read(
     nmemb: size_t,
     data: *mut c_void,
 ) -> size_t {
-    // SAFETY: READDATA is our state, alive while the handle is in use.
-    let state = unsafe { state(data) };
     let abort = sys::CURL_READFUNC_ABORT;
+    // SAFETY: READDATA is the handle's slot, naming our live state.
+    let Some(state) = (unsafe { state(data) }) else {
+        return abort;
+    };
     crate::panic::trampoline(state.uv.inner(), "the read callback", abort, || {
         let len = size.saturating_mul(nmemb);
         // SAFETY: libcurl hands `len` writable bytes at `ptr`, valid for the call.

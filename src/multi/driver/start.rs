@@ -60,6 +60,7 @@ impl Driver {
         // SAFETY: forwarded contract.
         let state = unsafe { TransferState::external(easy, self.next_id(), on_done, &self.uv) };
         let state = Rc::new(state);
+        state.easy().set_user(Rc::as_ptr(&state).cast());
         // The caller's handle gets the same pooled-socket treatment as ours:
         // its sockets are opened and closed through us while we drive it (a
         // caller's own open/close-socket callbacks are replaced), and the
@@ -84,7 +85,8 @@ impl Driver {
     fn announce_sockets(&self, state: &Rc<TransferState>) -> Result<(), Error> {
         let callbacks = &*self.callbacks as *const super::Callbacks as *mut c_void;
         state.flags.socket_context.set(callbacks);
-        let this_transfer = Rc::as_ptr(state) as *mut c_void;
+        // The handle's slot, which names the running transfer.
+        let this_transfer = state.easy().user_slot();
         let open: curl::curl_opensocket_callback = on_open_socket;
         let close: CloseSocketCallback = on_close_socket;
         let easy = state.easy();
@@ -95,12 +97,13 @@ impl Driver {
         // outlives the multi handle and so every connection (libcurl closes
         // the last ones in curl_multi_cleanup).
         unsafe {
-            easy.set_ptr(curl::CURLOPT_OPENSOCKETDATA, this_transfer)?;
             if easy.reused() {
-                // Kept configured by this driver's own pool: the functions
-                // and the close-socket data are already ours.
+                // Kept configured by this driver's own pool: the functions,
+                // the open-socket data (the handle's slot) and the
+                // close-socket data are already ours.
                 return Ok(());
             }
+            easy.set_ptr(curl::CURLOPT_OPENSOCKETDATA, this_transfer)?;
             easy.set_ptr(curl::CURLOPT_OPENSOCKETFUNCTION, open as *mut c_void)?;
             easy.set_ptr(curl::CURLOPT_CLOSESOCKETFUNCTION, close as *mut c_void)?;
             easy.set_ptr(curl::CURLOPT_CLOSESOCKETDATA, callbacks)
