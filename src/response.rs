@@ -116,13 +116,27 @@ const HEAD_CAPACITY: usize = 512;
 
 /// The `(name, value)` pairs of CRLF-terminated header lines; lines that are
 /// not valid UTF-8 or have no colon are skipped.
+///
+/// A block that is valid UTF-8 as a whole (every block in practice) is
+/// checked once and split as text; only a block with an invalid byte
+/// somewhere is checked line by line.
 fn fields(raw: &[u8]) -> impl Iterator<Item = (&str, &str)> + '_ {
-    raw.split(|&b| b == b'\n').filter_map(|line| {
+    let (text, bytes) = match std::str::from_utf8(raw) {
+        Ok(text) => (text, &raw[..0]),
+        Err(_) => ("", raw),
+    };
+    let from_text = text.split('\n').filter_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        let is_space = |c: char| c.is_ascii_whitespace();
+        Some((name.trim_matches(is_space), value.trim_matches(is_space)))
+    });
+    let from_bytes = bytes.split(|&b| b == b'\n').filter_map(|line| {
         let colon = line.iter().position(|&b| b == b':')?;
         let name = std::str::from_utf8(trim(&line[..colon])).ok()?;
         let value = std::str::from_utf8(trim(&line[colon + 1..])).ok()?;
         Some((name, value))
-    })
+    });
+    from_text.chain(from_bytes)
 }
 
 /// The first value of field `name` (case-insensitive).
@@ -315,6 +329,38 @@ mod tests {
             head.headers().collect::<Vec<_>>(),
             vec![("content-type", "text/plain")]
         );
+    }
+
+    #[test]
+    fn fields_of_a_block_with_an_invalid_byte_are_read_line_by_line() {
+        let block = |lines: &[&[u8]]| {
+            let mut head = Head::default();
+            head.push_line(b"HTTP/1.1 200 OK\r\n");
+            for line in lines {
+                head.push_line(line);
+            }
+            head
+        };
+        let lines: [&[u8]; 5] = [
+            b"Server:  nginx \r\n",
+            b"X-Bad: caf\xe9\r\n",
+            b"no colon here\r\n",
+            b"\tX-Empty:\r\n",
+            b"Content-Length: 5\r\n",
+        ];
+        let invalid = block(&lines);
+        let expected = vec![("Server", "nginx"), ("X-Empty", ""), ("Content-Length", "5")];
+        assert_eq!(invalid.headers().collect::<Vec<_>>(), expected);
+        assert_eq!(invalid.header("content-length"), Some("5"));
+        assert_eq!(invalid.header("x-bad"), None);
+        // The same block without the invalid byte, read as text at once.
+        let mut valid_lines = lines;
+        valid_lines[1] = b"X-Bad: cafe\r\n";
+        let valid = block(&valid_lines);
+        let mut with_bad = expected.clone();
+        with_bad.insert(1, ("X-Bad", "cafe"));
+        assert_eq!(valid.headers().collect::<Vec<_>>(), with_bad);
+        assert_eq!(valid.header("SERVER"), Some("nginx"));
     }
 
     #[test]
