@@ -118,25 +118,64 @@ const HEAD_CAPACITY: usize = 512;
 /// not valid UTF-8 or have no colon are skipped.
 ///
 /// A block that is valid UTF-8 as a whole (every block in practice) is
-/// checked once and split as text; only a block with an invalid byte
-/// somewhere is checked line by line.
+/// checked once and scanned as text, each line in one pass; only a block
+/// with an invalid byte somewhere is checked line by line.
 fn fields(raw: &[u8]) -> impl Iterator<Item = (&str, &str)> + '_ {
     let (text, bytes) = match std::str::from_utf8(raw) {
         Ok(text) => (text, &raw[..0]),
         Err(_) => ("", raw),
     };
-    let from_text = text.split('\n').filter_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        let is_space = |c: char| c.is_ascii_whitespace();
-        Some((name.trim_matches(is_space), value.trim_matches(is_space)))
-    });
     let from_bytes = bytes.split(|&b| b == b'\n').filter_map(|line| {
         let colon = line.iter().position(|&b| b == b':')?;
         let name = std::str::from_utf8(trim(&line[..colon])).ok()?;
         let value = std::str::from_utf8(trim(&line[colon + 1..])).ok()?;
         Some((name, value))
     });
-    from_text.chain(from_bytes)
+    TextFields { rest: text }.chain(from_bytes)
+}
+
+/// The fields of a header block that is valid UTF-8, as [`fields`] reads them.
+struct TextFields<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for TextFields<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        while !self.rest.is_empty() {
+            let bytes = self.rest.as_bytes();
+            let stop = bytes.iter().position(|&b| b == b':' || b == b'\n');
+            let colon = stop.filter(|&i| bytes[i] == b':');
+            let from = colon.map_or(0, |i| i + 1);
+            let end = bytes[from..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| from + i);
+            // Both are ASCII bytes, so char boundaries.
+            let line = &self.rest[..end];
+            self.rest = self.rest.get(end + 1..).unwrap_or_default();
+            if let Some(colon) = colon {
+                return Some((trim_text(&line[..colon]), trim_text(&line[colon + 1..])));
+            }
+        }
+        None
+    }
+}
+
+/// [`trim`] for text.
+fn trim_text(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() && bytes[start].is_ascii_whitespace() {
+        start += 1;
+    }
+    let mut end = bytes.len();
+    while end > start && bytes[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    // Only ASCII white space was cut off: the ends are char boundaries.
+    &text[start..end]
 }
 
 /// The first value of field `name` (case-insensitive).
