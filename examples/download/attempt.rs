@@ -219,7 +219,10 @@ impl Attempt {
                 output::promote(&saved, &part, false).map_err(|e| io_failure(&part, e))?;
                 self.saved_before = false;
             }
-            let file = PartFile::append(&part, start).map_err(|e| io_failure(&part, e))?;
+            let file = match PartFile::append(part, start) {
+                Ok(file) => file,
+                Err(e) => return Err(io_failure(&ctx.part_path(&self.job.name), e)),
+            };
             self.file = Some(file);
             self.owns_part = true;
             return Ok(());
@@ -251,13 +254,16 @@ impl Attempt {
     fn create_part(&mut self, ctx: &Context) -> Result<PartFile, Failure> {
         let mut replaced = false;
         for _ in 0..MAX_NAME_TRIES {
-            let part = ctx.part_path(&self.job.name);
-            match PartFile::create(&part) {
+            let error = match PartFile::create(ctx.part_path(&self.job.name)) {
                 Ok(file) => return Ok(file),
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                Err(error) => error,
+            };
+            let part = ctx.part_path(&self.job.name);
+            match error {
+                e if e.kind() != std::io::ErrorKind::AlreadyExists => {
                     return Err(io_failure(&part, e))
                 }
-                Err(_) => {
+                _ => {
                     // With --overwrite, the one there is removed once (a
                     // link itself, never its target; not a directory).
                     if ctx.settings.overwrite && !replaced {
@@ -318,7 +324,7 @@ impl Attempt {
     fn drop_part(&mut self, ctx: &Context) {
         if let Some(file) = self.file.take() {
             // A close error only loses bytes that a resume would fetch again.
-            let _ = file.close();
+            file.close();
         }
         if !ctx.settings.resume && std::mem::take(&mut self.owns_part) {
             let _ = output::discard(&ctx.part_path(&self.job.name));
@@ -334,7 +340,7 @@ impl Attempt {
             if self.saved_before {
                 return self.keep_saved(ctx);
             }
-            return self.save(self.resume_from, ctx);
+            return self.save(&ctx.part_path(&self.job.name), self.resume_from, ctx);
         }
         if !(200..300).contains(&status) {
             return Outcome::Failed(Failure::from_status(status, response.header("retry-after")));
@@ -348,16 +354,12 @@ impl Attempt {
         let Some(file) = self.file.take() else {
             return Outcome::Failed(Failure::permanent("no output file"));
         };
-        let part = file.path().to_owned();
-        let len = match file.close() {
-            Ok(len) => len,
-            Err(e) => return Outcome::Failed(io_failure(&part, e)),
-        };
+        let (part, len) = file.close();
         match self.total {
             Some(total) if total != len => Outcome::Failed(Failure::transient(format!(
                 "short body: got {len} of {total} bytes"
             ))),
-            _ => self.save(len, ctx),
+            _ => self.save(&part, len, ctx),
         }
     }
 
@@ -394,16 +396,15 @@ impl Attempt {
     /// and renames it to the final name. Without `--overwrite`, a name that
     /// is taken on disk (found by the rename itself, which never replaces)
     /// makes it take the next free one; with it, only a directory does.
-    fn save(&mut self, bytes: u64, ctx: &Context) -> Outcome {
-        let part = ctx.part_path(&self.job.name);
-        if let Err(failure) = self.verify(&part) {
+    fn save(&mut self, part: &std::path::Path, bytes: u64, ctx: &Context) -> Outcome {
+        if let Err(failure) = self.verify(part) {
             return Outcome::Failed(failure);
         }
         let overwrite = ctx.settings.overwrite;
         let mut name = std::borrow::Cow::Borrowed(self.job.name.as_str());
         for _ in 0..MAX_NAME_TRIES {
             let dest = ctx.final_path(&name);
-            match output::promote(&part, &dest, overwrite) {
+            match output::promote(part, &dest, overwrite) {
                 Ok(()) => return Outcome::Saved { path: dest, bytes },
                 Err(e) if name_taken(&e) => {
                     name = ctx.names.borrow_mut().claim_next(&name).into();
@@ -521,7 +522,7 @@ pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
         let a = attempt.borrow();
         (a.job.url.as_str().to_owned(), a.resume_from)
     };
-    let mut request = base_request(&url, ctx, ctx.settings.max_speed);
+    let mut request = base_request(url, ctx, ctx.settings.max_speed);
     if resume_from > 0 {
         request = request.header("Range", &format!("bytes={resume_from}-"));
     }
@@ -534,7 +535,7 @@ pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
 
 /// A GET of `url` with every option of `settings` (headers, timeouts, TLS,
 /// proxy, HTTP version) and a receive-rate cap of `max_speed`, no callbacks.
-pub fn base_request(url: &str, ctx: &Context, max_speed: Option<u64>) -> Request {
+pub fn base_request(url: impl Into<String>, ctx: &Context, max_speed: Option<u64>) -> Request {
     let settings = &ctx.settings;
     let mut request = Request::get(url)
         .user_agent(&settings.user_agent)

@@ -203,6 +203,8 @@ pub struct Names {
     claimed: HashSet<String>,
     /// The name asked for, for each claimed name that got a `.N` suffix.
     wanted: HashMap<String, String>,
+    /// Room to spell a candidate's `.part` name in, reused.
+    scratch: String,
 }
 
 impl Names {
@@ -214,15 +216,22 @@ impl Names {
             probe: resume,
             claimed: HashSet::new(),
             wanted: HashMap::new(),
+            scratch: String::new(),
         }
     }
 
     /// Claims `wanted`, or the first free `wanted.N`, and returns it.
     pub fn claim(&mut self, wanted: &str) -> String {
-        if self.is_free(wanted) {
-            self.claimed.insert(wanted.to_owned());
-            return wanted.to_owned();
+        self.claim_owned(wanted.to_owned())
+    }
+
+    /// [`Names::claim`] of a name the caller has no more use for.
+    pub fn claim_owned(&mut self, wanted: String) -> String {
+        if self.is_free(&wanted) {
+            self.claimed.insert(wanted.clone());
+            return wanted;
         }
+        let wanted = wanted.as_str();
         let name = (1u64..)
             .map(|n| format!("{wanted}.{n}"))
             .find(|candidate| self.is_free(candidate))
@@ -252,9 +261,15 @@ impl Names {
 
     /// Whether `candidate` may be used now: neither it nor its `.part` is
     /// claimed, and it is not the `.part` of a claimed name.
-    fn is_free(&self, candidate: &str) -> bool {
+    fn is_free(&mut self, candidate: &str) -> bool {
+        let mut part = std::mem::take(&mut self.scratch);
+        part.clear();
+        part.push_str(candidate);
+        part.push_str(PART_SUFFIX);
+        let part_claimed = self.claimed.contains(&part);
+        self.scratch = part;
         let clash = self.claimed.contains(candidate)
-            || self.claimed.contains(&part_name(candidate))
+            || part_claimed
             || candidate
                 .strip_suffix(PART_SUFFIX)
                 .is_some_and(|stem| self.claimed.contains(stem));
