@@ -33,6 +33,9 @@ pub struct Context {
     /// requests then say so, which spares libcurl its look through the
     /// environment on every transfer.
     direct: bool,
+    /// The output directory as a prefix of the paths in it: with a
+    /// trailing `/` (none when it is empty), as `Path::join` would add.
+    dir_prefix: std::ffi::OsString,
 }
 
 impl Context {
@@ -40,27 +43,37 @@ impl Context {
     pub fn new(settings: Settings) -> Context {
         let names = Names::new(&settings.out_dir, settings.overwrite, settings.resume);
         let direct = settings.proxy.is_none() && !proxy_in_environment();
+        let mut dir_prefix = settings.out_dir.clone().into_os_string();
+        if !dir_prefix.is_empty() && !dir_prefix.as_encoded_bytes().ends_with(b"/") {
+            dir_prefix.push("/");
+        }
         Context {
             settings,
             names: RefCell::new(names),
             direct,
+            dir_prefix,
         }
     }
 
-    /// The final path of `name`.
+    /// The final path of `name` (a sanitized name: one path component).
     pub fn final_path(&self, name: &str) -> PathBuf {
-        self.settings.out_dir.join(name)
+        self.path_in_dir(name, "")
     }
 
     /// The `.part` path of `name`.
     pub fn part_path(&self, name: &str) -> PathBuf {
-        let dir = &self.settings.out_dir;
-        let len = dir.as_os_str().len() + 1 + name.len() + naming::PART_SUFFIX.len();
-        let mut path = PathBuf::with_capacity(len);
-        path.push(dir);
+        self.path_in_dir(name, naming::PART_SUFFIX)
+    }
+
+    /// `name` and `suffix` in the output directory, the path built in one
+    /// allocation (`Path::join` would look for separators and grow it).
+    fn path_in_dir(&self, name: &str, suffix: &str) -> PathBuf {
+        let len = self.dir_prefix.len() + name.len() + suffix.len();
+        let mut path = std::ffi::OsString::with_capacity(len);
+        path.push(&self.dir_prefix);
         path.push(name);
-        path.as_mut_os_string().push(naming::PART_SUFFIX);
-        path
+        path.push(suffix);
+        PathBuf::from(path)
     }
 }
 
@@ -70,7 +83,7 @@ pub struct Job {
     /// Identifies the job in the run (its position in the URL list).
     pub id: u64,
     /// What to download.
-    pub url: url::Url,
+    pub url: crate::link::Link,
     /// The name the input file's `out=` asked for (sanitized); it wins over
     /// the URL's and the server's.
     pub out: Option<String>,
@@ -581,5 +594,18 @@ mod tests {
         );
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
         assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn paths_in_the_output_directory_are_what_join_makes() {
+        use clap::Parser;
+        for dir in ["out", "out/", "/tmp/a b", ".", "", "/"] {
+            let cli = crate::cli::Cli::parse_from(["download", "http://h/x"]);
+            let settings = Settings::new(&cli, PathBuf::from(dir)).unwrap();
+            let ctx = Context::new(settings);
+            let dir = std::path::Path::new(dir);
+            assert_eq!(ctx.final_path("f.txt"), dir.join("f.txt"));
+            assert_eq!(ctx.part_path("f.txt"), dir.join("f.txt.part"));
+        }
     }
 }

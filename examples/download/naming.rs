@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use percent_encoding::percent_decode_str;
 
+use crate::link::Link;
+
 /// Longest file name produced, in bytes (a `.N` or `.part` suffix may follow).
 pub const MAX_NAME_BYTES: usize = 200;
 
@@ -22,7 +24,7 @@ const RESERVED: &[char] = &['<', '>', ':', '"', '|', '?', '*'];
 
 /// The name a URL suggests: its last path segment, percent-decoded and
 /// sanitized; [`FALLBACK_NAME`] when that leaves nothing.
-pub fn name_from_url(url: &url::Url) -> String {
+pub fn name_from_url(url: &Link) -> String {
     let last = url.path().rsplit('/').next().unwrap_or_default();
     let decoded = percent_decode_str(last).decode_utf8_lossy();
     sanitize(&decoded).unwrap_or_else(|| FALLBACK_NAME.to_owned())
@@ -338,7 +340,7 @@ mod tests {
 
     #[test]
     fn url_names() {
-        let url = |s| url::Url::parse(s).unwrap();
+        let url = |s| Link::parse(s).unwrap();
         assert_eq!(name_from_url(&url("http://h/a/b.txt?x=1")), "b.txt");
         assert_eq!(name_from_url(&url("http://h/")), FALLBACK_NAME);
         assert_eq!(name_from_url(&url("http://h/d/")), FALLBACK_NAME);
@@ -451,7 +453,7 @@ mod properties {
         #[test]
         fn url_names_are_always_safe_and_never_empty(segment in hostile()) {
             let text = format!("http://127.0.0.1/dir/{}", segment.replace(['#', '?'], "_"));
-            if let Ok(url) = url::Url::parse(&text) {
+            if let Ok(url) = Link::parse(&text) {
                 check_safe(&name_from_url(&url))?;
             }
         }
