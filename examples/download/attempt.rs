@@ -262,8 +262,11 @@ impl Attempt {
 
     /// Creates the `.part` file of the job's name. One that is there already
     /// belongs to something else (another download, or a stale one): it is
-    /// replaced only with `--overwrite`; otherwise the job takes the next
-    /// free name.
+    /// replaced only with `--overwrite`, or with `--continue` (which owns the
+    /// `.part` files of its names: one that is there while this attempt
+    /// starts over is empty, left by a run killed between creating it and
+    /// writing to it, or one the server would not resume); otherwise the job
+    /// takes the next free name.
     fn create_part(&mut self, ctx: &Context) -> Result<PartFile, Failure> {
         let mut replaced = false;
         for _ in 0..MAX_NAME_TRIES {
@@ -277,9 +280,11 @@ impl Attempt {
                     return Err(io_failure(&part, e))
                 }
                 _ => {
-                    // With --overwrite, the one there is removed once (a
-                    // link itself, never its target; not a directory).
-                    if ctx.settings.overwrite && !replaced {
+                    // With --overwrite or --continue, the one there is
+                    // removed once (a link itself, never its target; not a
+                    // directory).
+                    let ours = ctx.settings.overwrite || ctx.settings.resume;
+                    if ours && !replaced {
                         replaced = true;
                         if output::discard(&part).is_ok() {
                             continue;
