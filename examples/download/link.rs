@@ -54,7 +54,11 @@ impl Link {
     /// neither `?` nor `#`).
     pub fn path(&self) -> &str {
         let bytes = self.0.as_bytes();
-        let Some(authority) = self.0.find("://").map(|at| at + 3) else {
+        let authority = if bytes.starts_with(b"https://") {
+            8
+        } else if bytes.starts_with(b"http://") {
+            7
+        } else {
             return "";
         };
         let Some(start) = bytes[authority..].iter().position(|&b| b == b'/') else {

@@ -25,9 +25,14 @@ const RESERVED: &[char] = &['<', '>', ':', '"', '|', '?', '*'];
 /// The name a URL suggests: its last path segment, percent-decoded and
 /// sanitized; [`FALLBACK_NAME`] when that leaves nothing.
 pub fn name_from_url(url: &Link) -> String {
-    let last = url.path().rsplit('/').next().unwrap_or_default();
-    let decoded = percent_decode_str(last).decode_utf8_lossy();
-    sanitize(&decoded).unwrap_or_else(|| FALLBACK_NAME.to_owned())
+    let path = url.path();
+    let last = path.rfind('/').map_or(path, |slash| &path[slash + 1..]);
+    let sanitized = if last.contains('%') {
+        sanitize(&percent_decode_str(last).decode_utf8_lossy())
+    } else {
+        sanitize(last) // nothing to decode
+    };
+    sanitized.unwrap_or_else(|| FALLBACK_NAME.to_owned())
 }
 
 /// The sanitized `filename*=` (preferred) or `filename=` of a
@@ -220,6 +225,12 @@ impl Names {
             wanted: HashMap::new(),
             scratch: String::new(),
         }
+    }
+
+    /// Makes room for `names` more claims at once (growing one rehash at a
+    /// time costs more than the claims).
+    pub fn reserve(&mut self, names: usize) {
+        self.claimed.reserve(names);
     }
 
     /// Claims `wanted`, or the first free `wanted.N`, and returns it.

@@ -150,11 +150,15 @@ impl Scheduler {
     ) -> Result<Rc<Scheduler>, Error> {
         let files_total = urls.len() as u64;
         let progress = Progress::new(settings.verbosity, files_total);
+        let ctx = Context::new(settings);
+        // One name per URL, most runs (a bound keeps a huge list from
+        // reserving more than it may ever use at once).
+        ctx.names.borrow_mut().reserve(urls.len().min(1 << 20));
         let scheduler = Rc::new_cyclic(|me: &Weak<Scheduler>| Scheduler {
             me: me.clone(),
             uv: uv.clone(),
             multi: multi.handle(),
-            ctx: Rc::new(Context::new(settings)),
+            ctx: Rc::new(ctx),
             backoff: Backoff::default(),
             interrupt,
             started: Instant::now(),
