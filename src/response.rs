@@ -388,7 +388,11 @@ mod tests {
             b"Content-Length: 5\r\n",
         ];
         let invalid = block(&lines);
-        let expected = vec![("Server", "nginx"), ("X-Empty", ""), ("Content-Length", "5")];
+        let expected = vec![
+            ("Server", "nginx"),
+            ("X-Empty", ""),
+            ("Content-Length", "5"),
+        ];
         assert_eq!(invalid.headers().collect::<Vec<_>>(), expected);
         assert_eq!(invalid.header("content-length"), Some("5"));
         assert_eq!(invalid.header("x-bad"), None);

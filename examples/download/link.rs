@@ -99,8 +99,7 @@ impl From<url::Url> for Link {
 /// minus `'`); no fragment. Conservative: anything else is parsed.
 pub fn is_canonical(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let (rest, default_port): (&[u8], &[u8]) = if let Some(rest) = bytes.strip_prefix(b"http://")
-    {
+    let (rest, default_port): (&[u8], &[u8]) = if let Some(rest) = bytes.strip_prefix(b"http://") {
         (rest, b"80")
     } else if let Some(rest) = bytes.strip_prefix(b"https://") {
         (rest, b"443")
@@ -160,7 +159,11 @@ fn is_plain_path(path_and_query: &[u8]) -> bool {
 /// Printable ASCII that the `url` crate leaves as it is in an http(s) path
 /// (`\` would become `/`; `?` and `#` end the path).
 fn path_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && !matches!(b, b'"' | b'#' | b'<' | b'>' | b'?' | b'`' | b'{' | b'}' | b'\\')
+    b.is_ascii_graphic()
+        && !matches!(
+            b,
+            b'"' | b'#' | b'<' | b'>' | b'?' | b'`' | b'{' | b'}' | b'\\'
+        )
 }
 
 /// `.` or `..`.
@@ -267,12 +270,12 @@ mod tests {
     #[test]
     fn canonical_agrees_with_the_url_crate() {
         const HOST: [&str; 20] = [
-            "h", "a", "z", "0", "1", "9", "25", "255", "256", "00", "-", ".", "xn--", "A",
-            ":80", ":443", ":1", ":0", ":8080", "@",
+            "h", "a", "z", "0", "1", "9", "25", "255", "256", "00", "-", ".", "xn--", "A", ":80",
+            ":443", ":1", ":0", ":8080", "@",
         ];
         const REST: [&str; 26] = [
-            "a", "z", "0", "-", ".", "..", ":", "/", "/", "/", "?", "#", "%", "%2e", "%2E",
-            "%41", "A", "\\", " ", "'", "@", "~", "&", "=", "`", "{",
+            "a", "z", "0", "-", ".", "..", ":", "/", "/", "/", "?", "#", "%", "%2e", "%2E", "%41",
+            "A", "\\", " ", "'", "@", "~", "&", "=", "`", "{",
         ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = |bound: usize| {
@@ -300,6 +303,9 @@ mod tests {
                 assert_eq!(Link::parse(&text).unwrap().path(), path, "{text:?}");
             }
         }
-        assert!(canonical > 1_000, "only {canonical} canonical strings drawn");
+        assert!(
+            canonical > 1_000,
+            "only {canonical} canonical strings drawn"
+        );
     }
 }

@@ -23,7 +23,10 @@ impl PartFile {
     /// symbolic link, a directory): `O_CREAT | O_EXCL` never writes through
     /// a link nor into another download's part file.
     pub fn create(path: PathBuf) -> io::Result<PartFile> {
-        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         Ok(PartFile { path, file, len: 0 })
     }
 
