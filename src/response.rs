@@ -137,13 +137,66 @@ const HEAD_CAPACITY: usize = 512;
 
 /// The `(name, value)` pairs of CRLF-terminated header lines; lines that are
 /// not valid UTF-8 or have no colon are skipped.
+///
+/// A block that is valid UTF-8 as a whole (every block in practice) is
+/// checked once and scanned as text, each line in one pass; only a block
+/// with an invalid byte somewhere is checked line by line.
 fn fields(raw: &[u8]) -> impl Iterator<Item = (&str, &str)> + '_ {
-    raw.split(|&b| b == b'\n').filter_map(|line| {
+    let (text, bytes) = match std::str::from_utf8(raw) {
+        Ok(text) => (text, &raw[..0]),
+        Err(_) => ("", raw),
+    };
+    let from_bytes = bytes.split(|&b| b == b'\n').filter_map(|line| {
         let colon = line.iter().position(|&b| b == b':')?;
         let name = std::str::from_utf8(trim(&line[..colon])).ok()?;
         let value = std::str::from_utf8(trim(&line[colon + 1..])).ok()?;
         Some((name, value))
-    })
+    });
+    TextFields { rest: text }.chain(from_bytes)
+}
+
+/// The fields of a header block that is valid UTF-8, as [`fields`] reads them.
+struct TextFields<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for TextFields<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        while !self.rest.is_empty() {
+            let bytes = self.rest.as_bytes();
+            let stop = bytes.iter().position(|&b| b == b':' || b == b'\n');
+            let colon = stop.filter(|&i| bytes[i] == b':');
+            let from = colon.map_or(0, |i| i + 1);
+            let end = bytes[from..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| from + i);
+            // Both are ASCII bytes, so char boundaries.
+            let line = &self.rest[..end];
+            self.rest = self.rest.get(end + 1..).unwrap_or_default();
+            if let Some(colon) = colon {
+                return Some((trim_text(&line[..colon]), trim_text(&line[colon + 1..])));
+            }
+        }
+        None
+    }
+}
+
+/// [`trim`] for text.
+fn trim_text(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() && bytes[start].is_ascii_whitespace() {
+        start += 1;
+    }
+    let mut end = bytes.len();
+    while end > start && bytes[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    // Only ASCII white space was cut off: the ends are char boundaries.
+    &text[start..end]
 }
 
 /// The first value of field `name` (case-insensitive).
@@ -358,6 +411,42 @@ mod tests {
                 "{line:?}"
             );
         }
+    }
+
+    #[test]
+    fn fields_of_a_block_with_an_invalid_byte_are_read_line_by_line() {
+        let block = |lines: &[&[u8]]| {
+            let mut head = Head::default();
+            head.push_line(b"HTTP/1.1 200 OK\r\n");
+            for line in lines {
+                head.push_line(line);
+            }
+            head
+        };
+        let lines: [&[u8]; 5] = [
+            b"Server:  nginx \r\n",
+            b"X-Bad: caf\xe9\r\n",
+            b"no colon here\r\n",
+            b"\tX-Empty:\r\n",
+            b"Content-Length: 5\r\n",
+        ];
+        let invalid = block(&lines);
+        let expected = vec![
+            ("Server", "nginx"),
+            ("X-Empty", ""),
+            ("Content-Length", "5"),
+        ];
+        assert_eq!(invalid.headers().collect::<Vec<_>>(), expected);
+        assert_eq!(invalid.header("content-length"), Some("5"));
+        assert_eq!(invalid.header("x-bad"), None);
+        // The same block without the invalid byte, read as text at once.
+        let mut valid_lines = lines;
+        valid_lines[1] = b"X-Bad: cafe\r\n";
+        let valid = block(&valid_lines);
+        let mut with_bad = expected.clone();
+        with_bad.insert(1, ("X-Bad", "cafe"));
+        assert_eq!(valid.headers().collect::<Vec<_>>(), with_bad);
+        assert_eq!(valid.header("SERVER"), Some("nginx"));
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Context {
     /// requests then say so, which spares libcurl its look through the
     /// environment on every transfer.
     direct: bool,
+    /// The output directory as a prefix of the paths in it: with a
+    /// trailing `/` (none when it is empty), as `Path::join` would add.
+    dir_prefix: std::ffi::OsString,
 }
 
 impl Context {
@@ -40,27 +43,37 @@ impl Context {
     pub fn new(settings: Settings) -> Context {
         let names = Names::new(&settings.out_dir, settings.overwrite, settings.resume);
         let direct = settings.proxy.is_none() && !proxy_in_environment();
+        let mut dir_prefix = settings.out_dir.clone().into_os_string();
+        if !dir_prefix.is_empty() && !dir_prefix.as_encoded_bytes().ends_with(b"/") {
+            dir_prefix.push("/");
+        }
         Context {
             settings,
             names: RefCell::new(names),
             direct,
+            dir_prefix,
         }
     }
 
-    /// The final path of `name`.
+    /// The final path of `name` (a sanitized name: one path component).
     pub fn final_path(&self, name: &str) -> PathBuf {
-        self.settings.out_dir.join(name)
+        self.path_in_dir(name, "")
     }
 
     /// The `.part` path of `name`.
     pub fn part_path(&self, name: &str) -> PathBuf {
-        let dir = &self.settings.out_dir;
-        let len = dir.as_os_str().len() + 1 + name.len() + naming::PART_SUFFIX.len();
-        let mut path = PathBuf::with_capacity(len);
-        path.push(dir);
+        self.path_in_dir(name, naming::PART_SUFFIX)
+    }
+
+    /// `name` and `suffix` in the output directory, the path built in one
+    /// allocation (`Path::join` would look for separators and grow it).
+    fn path_in_dir(&self, name: &str, suffix: &str) -> PathBuf {
+        let len = self.dir_prefix.len() + name.len() + suffix.len();
+        let mut path = std::ffi::OsString::with_capacity(len);
+        path.push(&self.dir_prefix);
         path.push(name);
-        path.as_mut_os_string().push(naming::PART_SUFFIX);
-        path
+        path.push(suffix);
+        PathBuf::from(path)
     }
 }
 
@@ -70,7 +83,7 @@ pub struct Job {
     /// Identifies the job in the run (its position in the URL list).
     pub id: u64,
     /// What to download.
-    pub url: url::Url,
+    pub url: crate::link::Link,
     /// The name the input file's `out=` asked for (sanitized); it wins over
     /// the URL's and the server's.
     pub out: Option<String>,
@@ -219,7 +232,10 @@ impl Attempt {
                 output::promote(&saved, &part, false).map_err(|e| io_failure(&part, e))?;
                 self.saved_before = false;
             }
-            let file = PartFile::append(&part, start).map_err(|e| io_failure(&part, e))?;
+            let file = match PartFile::append(part, start) {
+                Ok(file) => file,
+                Err(e) => return Err(io_failure(&ctx.part_path(&self.job.name), e)),
+            };
             self.file = Some(file);
             self.owns_part = true;
             return Ok(());
@@ -246,21 +262,29 @@ impl Attempt {
 
     /// Creates the `.part` file of the job's name. One that is there already
     /// belongs to something else (another download, or a stale one): it is
-    /// replaced only with `--overwrite`; otherwise the job takes the next
-    /// free name.
+    /// replaced only with `--overwrite`, or with `--continue` (which owns the
+    /// `.part` files of its names: one that is there while this attempt
+    /// starts over is empty, left by a run killed between creating it and
+    /// writing to it, or one the server would not resume); otherwise the job
+    /// takes the next free name.
     fn create_part(&mut self, ctx: &Context) -> Result<PartFile, Failure> {
         let mut replaced = false;
         for _ in 0..MAX_NAME_TRIES {
-            let part = ctx.part_path(&self.job.name);
-            match PartFile::create(&part) {
+            let error = match PartFile::create(ctx.part_path(&self.job.name)) {
                 Ok(file) => return Ok(file),
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                Err(error) => error,
+            };
+            let part = ctx.part_path(&self.job.name);
+            match error {
+                e if e.kind() != std::io::ErrorKind::AlreadyExists => {
                     return Err(io_failure(&part, e))
                 }
-                Err(_) => {
-                    // With --overwrite, the one there is removed once (a
-                    // link itself, never its target; not a directory).
-                    if ctx.settings.overwrite && !replaced {
+                _ => {
+                    // With --overwrite or --continue, the one there is
+                    // removed once (a link itself, never its target; not a
+                    // directory).
+                    let ours = ctx.settings.overwrite || ctx.settings.resume;
+                    if ours && !replaced {
                         replaced = true;
                         if output::discard(&part).is_ok() {
                             continue;
@@ -318,7 +342,7 @@ impl Attempt {
     fn drop_part(&mut self, ctx: &Context) {
         if let Some(file) = self.file.take() {
             // A close error only loses bytes that a resume would fetch again.
-            let _ = file.close();
+            file.close();
         }
         if !ctx.settings.resume && std::mem::take(&mut self.owns_part) {
             let _ = output::discard(&ctx.part_path(&self.job.name));
@@ -334,7 +358,7 @@ impl Attempt {
             if self.saved_before {
                 return self.keep_saved(ctx);
             }
-            return self.save(self.resume_from, ctx);
+            return self.save(&ctx.part_path(&self.job.name), self.resume_from, ctx);
         }
         if !(200..300).contains(&status) {
             return Outcome::Failed(Failure::from_status(status, response.header("retry-after")));
@@ -348,16 +372,12 @@ impl Attempt {
         let Some(file) = self.file.take() else {
             return Outcome::Failed(Failure::permanent("no output file"));
         };
-        let part = file.path().to_owned();
-        let len = match file.close() {
-            Ok(len) => len,
-            Err(e) => return Outcome::Failed(io_failure(&part, e)),
-        };
+        let (part, len) = file.close();
         match self.total {
             Some(total) if total != len => Outcome::Failed(Failure::transient(format!(
                 "short body: got {len} of {total} bytes"
             ))),
-            _ => self.save(len, ctx),
+            _ => self.save(&part, len, ctx),
         }
     }
 
@@ -394,16 +414,15 @@ impl Attempt {
     /// and renames it to the final name. Without `--overwrite`, a name that
     /// is taken on disk (found by the rename itself, which never replaces)
     /// makes it take the next free one; with it, only a directory does.
-    fn save(&mut self, bytes: u64, ctx: &Context) -> Outcome {
-        let part = ctx.part_path(&self.job.name);
-        if let Err(failure) = self.verify(&part) {
+    fn save(&mut self, part: &std::path::Path, bytes: u64, ctx: &Context) -> Outcome {
+        if let Err(failure) = self.verify(part) {
             return Outcome::Failed(failure);
         }
         let overwrite = ctx.settings.overwrite;
         let mut name = std::borrow::Cow::Borrowed(self.job.name.as_str());
         for _ in 0..MAX_NAME_TRIES {
             let dest = ctx.final_path(&name);
-            match output::promote(&part, &dest, overwrite) {
+            match output::promote(part, &dest, overwrite) {
                 Ok(()) => return Outcome::Saved { path: dest, bytes },
                 Err(e) if name_taken(&e) => {
                     name = ctx.names.borrow_mut().claim_next(&name).into();
@@ -521,7 +540,7 @@ pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
         let a = attempt.borrow();
         (a.job.url.as_str().to_owned(), a.resume_from)
     };
-    let mut request = base_request(&url, ctx, ctx.settings.max_speed);
+    let mut request = base_request(url, ctx, ctx.settings.max_speed);
     if resume_from > 0 {
         request = request.header("Range", &format!("bytes={resume_from}-"));
     }
@@ -534,7 +553,7 @@ pub fn request(attempt: &Rc<RefCell<Attempt>>, ctx: &Rc<Context>) -> Request {
 
 /// A GET of `url` with every option of `settings` (headers, timeouts, TLS,
 /// proxy, HTTP version) and a receive-rate cap of `max_speed`, no callbacks.
-pub fn base_request(url: &str, ctx: &Context, max_speed: Option<u64>) -> Request {
+pub fn base_request(url: impl Into<String>, ctx: &Context, max_speed: Option<u64>) -> Request {
     let settings = &ctx.settings;
     let mut request = Request::get(url)
         .user_agent(&settings.user_agent)
@@ -580,5 +599,18 @@ mod tests {
         );
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
         assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn paths_in_the_output_directory_are_what_join_makes() {
+        use clap::Parser;
+        for dir in ["out", "out/", "/tmp/a b", ".", "", "/"] {
+            let cli = crate::cli::Cli::parse_from(["download", "http://h/x"]);
+            let settings = Settings::new(&cli, PathBuf::from(dir)).unwrap();
+            let ctx = Context::new(settings);
+            let dir = std::path::Path::new(dir);
+            assert_eq!(ctx.final_path("f.txt"), dir.join("f.txt"));
+            assert_eq!(ctx.part_path("f.txt"), dir.join("f.txt.part"));
+        }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::checksum::Checksum;
+use crate::link::Link;
 use crate::naming;
 
 /// Download many URLs concurrently with uvcurl: libcurl's multi interface
@@ -243,7 +244,7 @@ impl fmt::Display for UsageError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// What to download.
-    pub url: url::Url,
+    pub url: Link,
     /// The file name asked for (`out=`), already sanitized.
     pub out: Option<String>,
     /// The digest the file must have.
@@ -252,9 +253,9 @@ pub struct Entry {
 
 impl Entry {
     /// A URL without options.
-    pub fn plain(url: url::Url) -> Entry {
+    pub fn plain(url: impl Into<Link>) -> Entry {
         Entry {
-            url,
+            url: url.into(),
             out: None,
             checksum: None,
         }
@@ -359,20 +360,8 @@ fn open_input(path: &PathBuf) -> Result<(String, Box<dyn BufRead>), UsageError> 
 }
 
 /// Parses one URL and checks that it is an http(s) URL with a host.
-pub fn check_url(text: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
-    match url.scheme() {
-        "http" | "https" => {}
-        other => {
-            return Err(format!(
-                "unsupported scheme {other:?} in {text:?} (only http and https)"
-            ))
-        }
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("URL {text:?} has no host"));
-    }
-    Ok(url)
+pub fn check_url(text: &str) -> Result<Link, String> {
+    Link::parse(text)
 }
 
 /// Parses `--max-speed`: a byte count with an optional K/M/G suffix (powers

@@ -17,6 +17,7 @@
 //! - [`cli`]: options, URL list (with per-URL options), validation;
 //! - [`checksum`]: `--checksum` and `checksum=` digests, verified before
 //!   a file gets its final name;
+//! - [`link`]: URLs checked without a parse when they are canonical already;
 //! - [`naming`]: safe, unique output names;
 //! - [`output`]: `.part` files and their promotion;
 //! - [`attempt`]: one request and what its callbacks do with the file;
@@ -35,6 +36,7 @@ mod checksum;
 mod cli;
 mod demo;
 mod file_server;
+mod link;
 mod naming;
 mod output;
 mod progress;

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use percent_encoding::percent_decode_str;
 
+use crate::link::Link;
+
 /// Longest file name produced, in bytes (a `.N` or `.part` suffix may follow).
 pub const MAX_NAME_BYTES: usize = 200;
 
@@ -22,10 +24,15 @@ const RESERVED: &[char] = &['<', '>', ':', '"', '|', '?', '*'];
 
 /// The name a URL suggests: its last path segment, percent-decoded and
 /// sanitized; [`FALLBACK_NAME`] when that leaves nothing.
-pub fn name_from_url(url: &url::Url) -> String {
-    let last = url.path().rsplit('/').next().unwrap_or_default();
-    let decoded = percent_decode_str(last).decode_utf8_lossy();
-    sanitize(&decoded).unwrap_or_else(|| FALLBACK_NAME.to_owned())
+pub fn name_from_url(url: &Link) -> String {
+    let path = url.path();
+    let last = path.rfind('/').map_or(path, |slash| &path[slash + 1..]);
+    let sanitized = if last.contains('%') {
+        sanitize(&percent_decode_str(last).decode_utf8_lossy())
+    } else {
+        sanitize(last) // nothing to decode
+    };
+    sanitized.unwrap_or_else(|| FALLBACK_NAME.to_owned())
 }
 
 /// The sanitized `filename*=` (preferred) or `filename=` of a
@@ -203,6 +210,8 @@ pub struct Names {
     claimed: HashSet<String>,
     /// The name asked for, for each claimed name that got a `.N` suffix.
     wanted: HashMap<String, String>,
+    /// Room to spell a candidate's `.part` name in, reused.
+    scratch: String,
 }
 
 impl Names {
@@ -214,15 +223,28 @@ impl Names {
             probe: resume,
             claimed: HashSet::new(),
             wanted: HashMap::new(),
+            scratch: String::new(),
         }
+    }
+
+    /// Makes room for `names` more claims at once (growing one rehash at a
+    /// time costs more than the claims).
+    pub fn reserve(&mut self, names: usize) {
+        self.claimed.reserve(names);
     }
 
     /// Claims `wanted`, or the first free `wanted.N`, and returns it.
     pub fn claim(&mut self, wanted: &str) -> String {
-        if self.is_free(wanted) {
-            self.claimed.insert(wanted.to_owned());
-            return wanted.to_owned();
+        self.claim_owned(wanted.to_owned())
+    }
+
+    /// [`Names::claim`] of a name the caller has no more use for.
+    pub fn claim_owned(&mut self, wanted: String) -> String {
+        if self.is_free(&wanted) {
+            self.claimed.insert(wanted.clone());
+            return wanted;
         }
+        let wanted = wanted.as_str();
         let name = (1u64..)
             .map(|n| format!("{wanted}.{n}"))
             .find(|candidate| self.is_free(candidate))
@@ -252,9 +274,15 @@ impl Names {
 
     /// Whether `candidate` may be used now: neither it nor its `.part` is
     /// claimed, and it is not the `.part` of a claimed name.
-    fn is_free(&self, candidate: &str) -> bool {
+    fn is_free(&mut self, candidate: &str) -> bool {
+        let mut part = std::mem::take(&mut self.scratch);
+        part.clear();
+        part.push_str(candidate);
+        part.push_str(PART_SUFFIX);
+        let part_claimed = self.claimed.contains(&part);
+        self.scratch = part;
         let clash = self.claimed.contains(candidate)
-            || self.claimed.contains(&part_name(candidate))
+            || part_claimed
             || candidate
                 .strip_suffix(PART_SUFFIX)
                 .is_some_and(|stem| self.claimed.contains(stem));
@@ -323,7 +351,7 @@ mod tests {
 
     #[test]
     fn url_names() {
-        let url = |s| url::Url::parse(s).unwrap();
+        let url = |s| Link::parse(s).unwrap();
         assert_eq!(name_from_url(&url("http://h/a/b.txt?x=1")), "b.txt");
         assert_eq!(name_from_url(&url("http://h/")), FALLBACK_NAME);
         assert_eq!(name_from_url(&url("http://h/d/")), FALLBACK_NAME);
@@ -436,7 +464,7 @@ mod properties {
         #[test]
         fn url_names_are_always_safe_and_never_empty(segment in hostile()) {
             let text = format!("http://127.0.0.1/dir/{}", segment.replace(['#', '?'], "_"));
-            if let Ok(url) = url::Url::parse(&text) {
+            if let Ok(url) = Link::parse(&text) {
                 check_safe(&name_from_url(&url))?;
             }
         }

@@ -1,7 +1,7 @@
 //! Files on disk: a download is written to `NAME.part` and becomes `NAME`
 //! only once it is complete, so a final name never holds a partial file.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -22,15 +22,18 @@ impl PartFile {
     /// [`io::ErrorKind::AlreadyExists`] if anything is there (a file, a
     /// symbolic link, a directory): `O_CREAT | O_EXCL` never writes through
     /// a link nor into another download's part file.
-    pub fn create(path: &Path) -> io::Result<PartFile> {
-        let file = OpenOptions::new().write(true).create_new(true).open(path)?;
-        Ok(PartFile::wrap(path, file, 0))
+    pub fn create(path: PathBuf) -> io::Result<PartFile> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok(PartFile { path, file, len: 0 })
     }
 
     /// Reopens the part file at `path` to append to it; it must still hold
     /// exactly `expected_len` bytes (the offset the server resumes from).
-    pub fn append(path: &Path, expected_len: u64) -> io::Result<PartFile> {
-        let file = OpenOptions::new().append(true).open(path)?;
+    pub fn append(path: PathBuf, expected_len: u64) -> io::Result<PartFile> {
+        let file = OpenOptions::new().append(true).open(&path)?;
         let len = file.metadata()?.len();
         if len != expected_len {
             return Err(io::Error::other(format!(
@@ -38,15 +41,7 @@ impl PartFile {
                 path.display()
             )));
         }
-        Ok(PartFile::wrap(path, file, len))
-    }
-
-    fn wrap(path: &Path, file: File, len: u64) -> PartFile {
-        PartFile {
-            path: path.to_owned(),
-            file,
-            len,
-        }
+        Ok(PartFile { path, file, len })
     }
 
     /// Appends `chunk`.
@@ -66,10 +61,11 @@ impl PartFile {
         &self.path
     }
 
-    /// Closes the file; returns its length.
-    pub fn close(self) -> io::Result<u64> {
+    /// Closes the file; returns its path and length. (An error of
+    /// `close(2)` itself is not reported: the bytes were written already.)
+    pub fn close(self) -> (PathBuf, u64) {
         drop(self.file);
-        Ok(self.len)
+        (self.path, self.len)
     }
 }
 
@@ -117,25 +113,41 @@ pub fn promote(part: &Path, dest: &Path, replace: bool) -> io::Result<()> {
 
 /// `renameat2(part, dest, RENAME_NOREPLACE)`.
 fn rename_noreplace(part: &Path, dest: &Path) -> io::Result<()> {
-    let c_path = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::other("NUL in a path"))
-    };
-    let (from, to) = (c_path(part)?, c_path(dest)?);
-    // SAFETY: two NUL-terminated paths that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    with_c_path(part, |from| {
+        with_c_path(dest, |to| {
+            // SAFETY: two NUL-terminated paths that outlive the call.
+            let rc = unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    from.as_ptr(),
+                    libc::AT_FDCWD,
+                    to.as_ptr(),
+                    libc::RENAME_NOREPLACE,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+    })
+}
+
+/// Paths shorter than this are made NUL-terminated on the stack.
+const STACK_PATH: usize = 512;
+
+/// Calls `f` with `path` as a C string (on the stack when it is short, as
+/// the standard library does); a NUL byte inside `path` is an error.
+fn with_c_path<T>(path: &Path, f: impl FnOnce(&CStr) -> io::Result<T>) -> io::Result<T> {
+    let nul_inside = || io::Error::other("NUL in a path");
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= STACK_PATH {
+        return f(&CString::new(bytes).map_err(|_| nul_inside())?);
     }
+    let mut buffer = [0u8; STACK_PATH];
+    buffer[..bytes.len()].copy_from_slice(bytes);
+    f(CStr::from_bytes_with_nul(&buffer[..=bytes.len()]).map_err(|_| nul_inside())?)
 }
 
 /// Creates the output directory if it is missing.

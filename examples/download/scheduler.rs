@@ -150,11 +150,15 @@ impl Scheduler {
     ) -> Result<Rc<Scheduler>, Error> {
         let files_total = urls.len() as u64;
         let progress = Progress::new(settings.verbosity, files_total);
+        let ctx = Context::new(settings);
+        // One name per URL, most runs (a bound keeps a huge list from
+        // reserving more than it may ever use at once).
+        ctx.names.borrow_mut().reserve(urls.len().min(1 << 20));
         let scheduler = Rc::new_cyclic(|me: &Weak<Scheduler>| Scheduler {
             me: me.clone(),
             uv: uv.clone(),
             multi: multi.handle(),
-            ctx: Rc::new(Context::new(settings)),
+            ctx: Rc::new(ctx),
             backoff: Backoff::default(),
             interrupt,
             started: Instant::now(),
@@ -246,13 +250,13 @@ impl Scheduler {
                 .out
                 .clone()
                 .unwrap_or_else(|| naming::name_from_url(&job.url));
-            job.name = self.ctx.names.borrow_mut().claim(&wanted);
+            job.name = self.ctx.names.borrow_mut().claim_owned(wanted);
         }
         let id = job.id;
         if split::wanted(&self.ctx, self.ctx.settings.split, &job.name) {
             return self.launch_split(job);
         }
-        let attempt = Rc::new(RefCell::new(Attempt::new(job.clone(), &self.ctx)));
+        let attempt = Rc::new(RefCell::new(Attempt::new(job, &self.ctx)));
         let request = attempt::request(&attempt, &self.ctx);
         let running = Running {
             work: Work::Single(Rc::clone(&attempt)),
@@ -274,6 +278,7 @@ impl Scheduler {
             }
             Err(error) => {
                 self.state.borrow_mut().running.remove(&id);
+                let job = attempt.borrow().job.clone();
                 self.give_up(&job, Failure::from_error(&error).reason);
             }
         }
@@ -325,17 +330,21 @@ impl Scheduler {
         let Work::Single(attempt) = &running.work else {
             return;
         };
-        let (outcome, job, received, notes) = {
+        let (outcome, received, notes) = {
             let mut attempt = attempt.borrow_mut();
             let outcome = attempt.conclude(result, &self.ctx);
             let notes = std::mem::take(&mut attempt.notes);
-            (outcome, attempt.job.clone(), attempt.received, notes)
+            (outcome, attempt.received, notes)
         };
         self.state.borrow_mut().report.bytes += received;
         for note in notes {
             self.progress.borrow().note(&note);
         }
-        self.conclude(job, outcome);
+        match outcome {
+            // Most files: the job is only read, not copied.
+            Outcome::Saved { path, bytes } => self.saved(&attempt.borrow().job, path, bytes),
+            failed => self.conclude(attempt.borrow().job.clone(), failed),
+        }
     }
 
     /// Records a saved file, or retries a failed one, or gives up on it.

@@ -71,7 +71,7 @@ impl Download {
         let mut inner = self.inner.borrow_mut();
         let part = self.ctx.part_path(&inner.job.name);
         let _ = SplitState::remove(&SplitState::path_for(&part));
-        let created = output::discard(&part).and_then(|()| PartFile::create(&part));
+        let created = output::discard(&part).and_then(|()| PartFile::create(part.clone()));
         match created {
             Ok(file) => {
                 inner.whole_file = Some(file);
@@ -147,11 +147,7 @@ impl Download {
 
     /// The single response completed: check its length and save it.
     fn conclude_whole(&self, file: PartFile) {
-        let part = file.path().to_owned();
-        let len = match file.close() {
-            Ok(len) => len,
-            Err(e) => return self.fail(io_failure(&part, e)),
-        };
+        let (_, len) = file.close();
         let total = self.inner.borrow().whole_total;
         match total {
             Some(total) if total != len => self.fail(Failure::transient(format!(
