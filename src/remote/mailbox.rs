@@ -179,26 +179,34 @@ unsafe fn drain(mut head: *mut Node) -> Vec<Command> {
     commands
 }
 
+/// Commands that carry a number, for the tests: a cancel whose ticket holds it.
+#[cfg(test)]
+mod numbered {
+    use super::Command;
+
+    /// A command carrying the number `n`.
+    pub(super) fn numbered(n: u64) -> Command {
+        let ticket = crate::remote::ticket::Ticket::default();
+        ticket.set(crate::transfer::TransferKey { slot: 0, id: n });
+        Command::Cancel(std::sync::Arc::new(ticket))
+    }
+
+    /// The number of a command made by [`numbered`].
+    pub(super) fn number_of(command: Command) -> u64 {
+        match command {
+            Command::Cancel(ticket) => ticket.key().map_or(0, |key| key.id),
+            _ => unreachable!("only numbered cancels are posted here"),
+        }
+    }
+}
+
 #[cfg(all(test, not(uvcurl_loom)))]
 mod tests {
     use super::{Command, Mailbox};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
-    /// A command carrying the number `n` (a cancel whose ticket holds it).
-    fn numbered(n: u64) -> Command {
-        let ticket = crate::remote::ticket::Ticket::default();
-        ticket.set(crate::transfer::TransferKey { slot: 0, id: n });
-        Command::Cancel(std::sync::Arc::new(ticket))
-    }
-
-    /// The number of a command made by `numbered`.
-    fn number_of(command: Command) -> u64 {
-        match command {
-            Command::Cancel(ticket) => ticket.key().map_or(0, |key| key.id),
-            _ => unreachable!("only numbered cancels are posted here"),
-        }
-    }
+    use super::numbered::{number_of, numbered};
 
     /// Runs a taken or refused command (all are `Run` here).
     fn run(command: Command) {
@@ -366,20 +374,7 @@ mod loom_model {
     use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
     use loom::sync::Arc;
 
-    /// A command carrying the number `n` (a cancel whose ticket holds it).
-    fn numbered(n: u64) -> Command {
-        let ticket = crate::remote::ticket::Ticket::default();
-        ticket.set(crate::transfer::TransferKey { slot: 0, id: n });
-        Command::Cancel(std::sync::Arc::new(ticket))
-    }
-
-    /// The number of a command made by `numbered`.
-    fn number_of(command: Command) -> u64 {
-        match command {
-            Command::Cancel(ticket) => ticket.key().map_or(0, |key| key.id),
-            _ => unreachable!("only numbered cancels are posted here"),
-        }
-    }
+    use super::numbered::{number_of, numbered};
 
     /// Checks `f` in every interleaving with at most 3 preemptions (more
     /// with `LOOM_MAX_PREEMPTIONS`; 4 takes seconds, unbounded over a quarter
