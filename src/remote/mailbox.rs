@@ -370,7 +370,7 @@ mod tests {
 /// `RUSTFLAGS="--cfg uvcurl_loom" cargo test --lib mailbox`.
 #[cfg(all(test, uvcurl_loom))]
 mod loom_model {
-    use super::{Command, Mailbox};
+    use super::Mailbox;
     use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
     use loom::sync::Arc;
 
@@ -387,8 +387,18 @@ mod loom_model {
         builder.check(f);
     }
 
-    fn id(command: Command) -> u64 {
-        number_of(command)
+    /// Two threads posting 1, 2 and 3, 4; each returns the ids refused.
+    fn spawn_posters(
+        mailbox: &Arc<Mailbox>,
+        pending: &Arc<AtomicBool>,
+    ) -> Vec<loom::thread::JoinHandle<Vec<u64>>> {
+        [[1, 2], [3, 4]]
+            .into_iter()
+            .map(|ids| {
+                let (mailbox, pending) = (mailbox.clone(), pending.clone());
+                loom::thread::spawn(move || post_all(&mailbox, &pending, &ids))
+            })
+            .collect()
     }
 
     /// Posts `ids`; for each that found the mailbox empty, wakes the loop as
@@ -403,7 +413,7 @@ mod loom_model {
                     pending.swap(true, SeqCst);
                 }
                 Ok(false) => {}
-                Err(command) => refused.push(id(command)),
+                Err(command) => refused.push(number_of(command)),
             }
         }
         refused
@@ -418,13 +428,7 @@ mod loom_model {
         model(|| {
             let mailbox = Arc::new(Mailbox::default());
             let pending = Arc::new(AtomicBool::new(false));
-            let posters: Vec<_> = [[1, 2], [3, 4]]
-                .into_iter()
-                .map(|ids| {
-                    let (mailbox, pending) = (mailbox.clone(), pending.clone());
-                    loom::thread::spawn(move || post_all(&mailbox, &pending, &ids))
-                })
-                .collect();
+            let posters = spawn_posters(&mailbox, &pending);
             let mut taken = Vec::new();
             let woken = pending.swap(false, SeqCst);
             if woken {
@@ -433,13 +437,13 @@ mod loom_model {
                     if batch.is_empty() {
                         break;
                     }
-                    taken.extend(batch.into_iter().map(id));
+                    taken.extend(batch.into_iter().map(number_of));
                 }
             }
             for poster in posters {
                 assert!(poster.join().unwrap().is_empty());
             }
-            let rest: Vec<u64> = mailbox.take().into_iter().map(id).collect();
+            let rest: Vec<u64> = mailbox.take().into_iter().map(number_of).collect();
             assert!(
                 rest.is_empty() || pending.load(SeqCst),
                 "stranded without a wake-up: {rest:?} (woken {woken}, took {taken:?})"
@@ -458,15 +462,9 @@ mod loom_model {
         model(|| {
             let mailbox = Arc::new(Mailbox::default());
             let pending = Arc::new(AtomicBool::new(false));
-            let posters: Vec<_> = [[1, 2], [3, 4]]
-                .into_iter()
-                .map(|ids| {
-                    let (mailbox, pending) = (mailbox.clone(), pending.clone());
-                    loom::thread::spawn(move || post_all(&mailbox, &pending, &ids))
-                })
-                .collect();
-            let mut seen: Vec<u64> = mailbox.take().into_iter().map(id).collect();
-            seen.extend(mailbox.close().into_iter().map(id));
+            let posters = spawn_posters(&mailbox, &pending);
+            let mut seen: Vec<u64> = mailbox.take().into_iter().map(number_of).collect();
+            seen.extend(mailbox.close().into_iter().map(number_of));
             for pair in [[1, 2], [3, 4]] {
                 let order: Vec<u64> = seen.iter().copied().filter(|i| pair.contains(i)).collect();
                 assert!(order.windows(2).all(|w| w[0] < w[1]), "{seen:?}");

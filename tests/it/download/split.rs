@@ -180,6 +180,19 @@ fn interrupted_run(server: &FileServer, out: &TempDir, len: usize) -> u64 {
     done
 }
 
+/// Reruns `--split 4 -c -v` after an [`interrupted_run`].
+fn resumed_run(server: &FileServer, out: &TempDir) -> Run {
+    run(&[
+        &server.url("/big.bin"),
+        "-o",
+        out.str(),
+        "--split",
+        "4",
+        "-c",
+        "-v",
+    ])
+}
+
 #[test]
 fn continue_fetches_only_the_missing_bytes_of_each_segment() {
     let _fds = shared();
@@ -191,15 +204,7 @@ fn continue_fetches_only_the_missing_bytes_of_each_segment() {
     let out = TempDir::new("uvcurl-download-split-resume");
     let done = interrupted_run(&server, &out, body.len());
     let served_before = server.served();
-    let result = run(&[
-        &server.url("/big.bin"),
-        "-o",
-        out.str(),
-        "--split",
-        "4",
-        "-c",
-        "-v",
-    ]);
+    let result = resumed_run(&server, &out);
     assert_eq!(result.code, Some(0), "{result:#?}");
     assert_saved(&out, &body);
     assert!(result.stderr.contains("resumed big.bin"), "{result:#?}");
@@ -224,15 +229,7 @@ fn continue_starts_over_when_the_validator_changed() {
     route.etag = Some("\"v2\"".to_owned());
     server.set_route("/big.bin", route);
     let served_before = server.served();
-    let result = run(&[
-        &server.url("/big.bin"),
-        "-o",
-        out.str(),
-        "--split",
-        "4",
-        "-c",
-        "-v",
-    ]);
+    let result = resumed_run(&server, &out);
     assert_eq!(result.code, Some(0), "{result:#?}");
     assert!(
         result.stderr.contains("changed on the server"),
