@@ -47,6 +47,19 @@ pub(crate) enum Body {
     },
 }
 
+/// The options of a [`Request`] that few requests set.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct RareOptions {
+    pub connect_timeout: Option<Duration>,
+    pub low_speed: Option<(u32, Duration)>,
+    pub ca_file: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
+    pub proxy: Option<String>,
+    pub user_agent: Option<String>,
+    pub max_recv_speed: Option<u64>,
+    pub buffer_size: Option<usize>,
+}
+
 pub(crate) type DataCallback = Box<dyn FnMut(&[u8]) -> Flow>;
 pub(crate) type HeadCallback = Box<dyn FnMut(&Head) -> Flow>;
 
@@ -74,17 +87,13 @@ pub struct Request {
     pub(crate) follow_redirects: bool,
     pub(crate) max_redirects: u32,
     pub(crate) protocols: Cow<'static, str>,
-    pub(crate) connect_timeout: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) low_speed: Option<(u32, Duration)>,
     pub(crate) verify_tls: bool,
-    pub(crate) ca_file: Option<PathBuf>,
-    pub(crate) ca_path: Option<PathBuf>,
     pub(crate) version: HttpVersionPref,
-    pub(crate) proxy: Option<String>,
-    pub(crate) user_agent: Option<String>,
-    pub(crate) buffer_size: Option<usize>,
-    pub(crate) max_recv_speed: Option<u64>,
+    /// The options few requests set, boxed (`None` when none is), so that a
+    /// request is small to move; they go to the transfer's option set as
+    /// they are.
+    pub(crate) rare: Option<Box<RareOptions>>,
     pub(crate) on_data: Option<DataCallback>,
     pub(crate) on_head: Option<HeadCallback>,
     pub(crate) error: Option<Error>,
@@ -95,7 +104,7 @@ pub struct Request {
 impl Request {
     /// A request with `method` (e.g. `"PATCH"`) for `url`.
     pub fn new(method: &str, url: impl Into<String>) -> Request {
-        let mut request = Request {
+        let request = Request {
             method: Cow::Borrowed("GET"),
             url: url.into(),
             headers: Vec::new(),
@@ -103,25 +112,17 @@ impl Request {
             follow_redirects: true,
             max_redirects: 10,
             protocols: Cow::Borrowed("http,https"),
-            connect_timeout: None,
             timeout: None,
-            low_speed: None,
             verify_tls: true,
-            ca_file: None,
-            ca_path: None,
             version: HttpVersionPref::default(),
-            proxy: None,
-            user_agent: None,
-            buffer_size: None,
-            max_recv_speed: None,
+            rare: None,
             on_data: None,
             on_head: None,
             error: None,
             keep_alive: Vec::new(),
         };
-        if request.url.contains('\0') {
-            request.fail(Error::invalid("URL contains a NUL byte"));
-        }
+        // (A NUL byte in the URL is an error at start: the URL check there
+        // reads every byte anyway.)
         request.method(method)
     }
 
@@ -143,6 +144,11 @@ impl Request {
     /// A `PUT` request with `body`.
     pub fn put(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Request {
         Request::new("PUT", url).body(body)
+    }
+
+    /// The rare options, created on first use.
+    fn rare(&mut self) -> &mut RareOptions {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     fn fail(&mut self, error: Error) {
@@ -255,7 +261,7 @@ impl Request {
 
     /// Time allowed to connect (including TLS).
     pub fn connect_timeout(mut self, timeout: Duration) -> Request {
-        self.connect_timeout = Some(timeout);
+        self.rare().connect_timeout = Some(timeout);
         self
     }
 
@@ -267,7 +273,7 @@ impl Request {
 
     /// Fails the transfer when it runs slower than `bytes_per_sec` for `period`.
     pub fn low_speed(mut self, bytes_per_sec: u32, period: Duration) -> Request {
-        self.low_speed = Some((bytes_per_sec, period));
+        self.rare().low_speed = Some((bytes_per_sec, period));
         self
     }
 
@@ -280,13 +286,13 @@ impl Request {
 
     /// Trusts the CA certificates in this PEM file instead of the system's.
     pub fn ca_file(mut self, path: impl AsRef<Path>) -> Request {
-        self.ca_file = Some(path.as_ref().to_owned());
+        self.rare().ca_file = Some(path.as_ref().to_owned());
         self
     }
 
     /// Trusts the CA certificates in this (hashed) directory.
     pub fn ca_path(mut self, path: impl AsRef<Path>) -> Request {
-        self.ca_path = Some(path.as_ref().to_owned());
+        self.rare().ca_path = Some(path.as_ref().to_owned());
         self
     }
 
@@ -299,7 +305,7 @@ impl Request {
     /// Sends the request through this proxy (`http://host:port`, `socks5h://...`).
     pub fn proxy(mut self, proxy: &str) -> Request {
         if self.clean("proxy", proxy) {
-            self.proxy = Some(proxy.to_owned());
+            self.rare().proxy = Some(proxy.to_owned());
         }
         self
     }
@@ -307,7 +313,7 @@ impl Request {
     /// Sets the `User-Agent` header.
     pub fn user_agent(mut self, agent: &str) -> Request {
         if self.clean("user agent", agent) {
-            self.user_agent = Some(agent.to_owned());
+            self.rare().user_agent = Some(agent.to_owned());
         }
         self
     }
@@ -327,13 +333,13 @@ impl Request {
     /// that is receiving (so its size costs no memory per transfer), and
     /// libcurl's 16 KiB with older ones, which allocate it per transfer.
     pub fn buffer_size(mut self, bytes: usize) -> Request {
-        self.buffer_size = Some(bytes);
+        self.rare().buffer_size = Some(bytes);
         self
     }
 
     /// Limits the receive rate of this transfer, in bytes per second.
     pub fn max_recv_speed(mut self, bytes_per_sec: u64) -> Request {
-        self.max_recv_speed = Some(bytes_per_sec);
+        self.rare().max_recv_speed = Some(bytes_per_sec);
         self
     }
 

@@ -175,18 +175,36 @@ impl<C> Easy<C> {
         if value.as_bytes().contains(&0) {
             return Err(Error::invalid("string with a NUL byte"));
         }
-        // Short strings are NUL-terminated in a stack buffer: no allocation.
-        let mut stack = [0u8; STACK_STRING];
+        self.set_nul_free_str(option, value)
+    }
+
+    /// [`set_str`](Easy::set_str) for a string already known to hold no NUL
+    /// byte (a plain URL, see `url::is_plain`), which is not scanned again.
+    /// (A NUL would only cut the string short where libcurl reads it.)
+    pub fn set_nul_free_str(&self, option: curl::CURLoption, value: &str) -> Result<(), Error> {
+        debug_assert!(!value.as_bytes().contains(&0));
+        // Short strings are NUL-terminated in a stack buffer: no allocation,
+        // and only the bytes used are written.
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); STACK_STRING];
         let heap;
         let c_value: *const c_char = if value.len() < STACK_STRING {
-            stack[..value.len()].copy_from_slice(value.as_bytes());
+            stack[value.len()].write(0);
+            // SAFETY: `value.len()` bytes fit before the NUL just written,
+            // and the two buffers do not overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    value.as_ptr(),
+                    stack.as_mut_ptr().cast::<u8>(),
+                    value.len(),
+                )
+            };
             stack.as_ptr().cast()
         } else {
             heap = CString::new(value).map_err(|_| Error::invalid("string with a NUL byte"))?;
             heap.as_ptr()
         };
-        // SAFETY: a NUL-terminated string without other NULs; string options
-        // are copied by libcurl (since 7.17).
+        // SAFETY: a NUL-terminated string (its first NUL ends it); string
+        // options are copied by libcurl (since 7.17).
         setopt_result(option, unsafe {
             curl::curl_easy_setopt(self.raw(), option, c_value)
         })
@@ -208,16 +226,21 @@ impl<C> Easy<C> {
         value
     }
 
-    /// `curl_easy_getinfo` for a string, copied (empty if unavailable).
-    pub fn info_string(&self, info: curl::CURLINFO) -> String {
+    /// `curl_easy_getinfo` for a string (empty if unavailable), made `likely`
+    /// itself (no allocation, no UTF-8 check) when that holds the very same
+    /// text, as a transfer's effective URL usually equals the URL it was given.
+    pub fn info_string_like(&self, info: curl::CURLINFO, likely: String) -> String {
         let mut value: *const c_char = std::ptr::null();
         // SAFETY: live easy handle, string-typed info, valid out pointer.
         unsafe { curl::curl_easy_getinfo(self.raw(), info, &mut value as *mut *const c_char) };
         if value.is_null() {
             return String::new();
         }
-        // SAFETY: a NUL-terminated string owned by the handle, copied at once.
+        // SAFETY: a NUL-terminated string owned by the handle, read at once.
         let value = unsafe { CStr::from_ptr(value) };
+        if value.to_bytes() == likely.as_bytes() {
+            return likely;
+        }
         // (UTF-8 checked first: faster than the lossy conversion's chunks.)
         match value.to_str() {
             Ok(text) => text.to_owned(),

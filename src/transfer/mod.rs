@@ -4,14 +4,17 @@
 //!
 //! - this file: [`TransferState`], its key, and what owns what;
 //! - `options`: a [`Request`] turned into easy-handle options;
+//! - `proxy_env`: whether the environment names proxies;
 //! - `trampolines`: the write/header/read callbacks libcurl calls;
 //! - `readback`: the outcome and the [`Response`] read back at the end.
 
 mod options;
+mod proxy_env;
 mod readback;
 mod trampolines;
 
 pub(crate) use options::OptionSet;
+pub(crate) use proxy_env::ProxyEnv;
 pub(crate) use trampolines::state as state_of_slot;
 
 use crate::curl::{check_url_for_transfer, Easy, EasyPool, Url};
@@ -68,14 +71,14 @@ pub(crate) struct TransferState {
     sink: Sink,
     head: RefCell<Head>,
     head_delivered: Cell<bool>,
-    /// `CURLOPT_CURLU`, read by the handle (`None`: a plain URL, set as a
-    /// string, which libcurl copies).
-    url: Option<Url>,
+    /// The URL as the request gave it: the response's effective URL when
+    /// libcurl reports the same (no redirect, nothing normalized).
+    url_text: Cell<String>,
     pub completion: RefCell<Option<Completion>>,
     /// How the run is going: cancels, failures, pauses, refused sockets.
     pub flags: RunFlags,
-    /// What few transfers have (a body, a head callback, a share handle,
-    /// values kept alive), boxed: `None` for a plain `GET`, so a transfer in
+    /// What few transfers have (a body, a head callback, a URL that is not
+    /// plain, values kept alive), boxed: `None` for a plain `GET`, so a transfer in
     /// flight costs less memory.
     extras: Option<Box<Extras>>,
     /// The options set on `easy` (`None`: an external handle).
@@ -91,6 +94,9 @@ struct Extras {
     upload: RefCell<Option<Box<dyn Read>>>,
     /// `CURLOPT_POSTFIELDS`, which libcurl does not copy.
     post_body: Option<Vec<u8>>,
+    /// `CURLOPT_CURLU`, read by the handle (`None`: a plain URL, set as a
+    /// string, which libcurl copies).
+    url: Option<Url>,
     /// Values the request asked to keep alive until the transfer is gone.
     _keep_alive: Vec<Box<dyn std::any::Any>>,
 }
@@ -150,6 +156,11 @@ impl Drop for TransferState {
 }
 
 impl TransferState {
+    /// The URL as libcurl parsed it, unless it was plain.
+    fn parsed_url(&self) -> Option<&Url> {
+        self.extras.as_ref()?.url.as_ref()
+    }
+
     /// Whether the transfer was cancelled or its `Multi` closed: its
     /// callbacks then stop it at once (no further data reaches user code).
     pub fn is_stopped(&self) -> bool {
@@ -167,13 +178,20 @@ impl TransferState {
         on_done: Completion,
         uv: &Loop,
         share: Option<&crate::Share>,
+        proxy_env: ProxyEnv,
         pool: &Rc<EasyPool<OptionSet>>,
     ) -> Result<Rc<TransferState>, Error> {
         if let Some(error) = request.error.take() {
             return Err(error);
         }
         let url = check_url_for_transfer(&request.url, &request.protocols)?;
-        let options = OptionSet::take_from(&mut request, url.https, url.parsed.is_some(), share);
+        let options = OptionSet::take_from(
+            &mut request,
+            url.https,
+            url.parsed.is_some(),
+            share,
+            proxy_env,
+        );
         let may_keep_options = matches!(request.body, Body::Empty);
         let (easy, kept) = pool.take(may_keep_options.then_some(&options))?;
         // A handle kept configured comes with the option set it was kept
@@ -194,11 +212,13 @@ impl TransferState {
             on_head: RefCell::new(request.on_head.take()),
             upload: RefCell::new(upload),
             post_body,
+            url: url.parsed,
             _keep_alive: std::mem::take(&mut request.keep_alive),
         };
         let has_extras = extras.on_head.borrow().is_some()
             || extras.upload.borrow().is_some()
             || extras.post_body.is_some()
+            || extras.url.is_some()
             || !extras._keep_alive.is_empty();
         let state = Rc::new(TransferState {
             easy,
@@ -207,7 +227,7 @@ impl TransferState {
             sink,
             head: RefCell::new(Head::default()),
             head_delivered: Cell::new(false),
-            url: url.parsed,
+            url_text: Cell::new(String::new()),
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
             extras: has_extras.then(|| Box::new(extras)),
@@ -220,6 +240,7 @@ impl TransferState {
         if let Some(options) = &state.options {
             options::configure(&state, options, upload_len, &request.url)?;
         }
+        state.url_text.set(request.url);
         Ok(state)
     }
 
@@ -244,7 +265,7 @@ impl TransferState {
             sink: Sink::External,
             head: RefCell::new(Head::default()),
             head_delivered: Cell::new(true),
-            url: None,
+            url_text: Cell::new(String::new()),
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
             extras: None,
@@ -292,13 +313,13 @@ mod tests {
     /// uvcurl's memory per transfer in flight beyond libcurl's own is to stay
     /// under 1 KiB: the state, its error buffer (256 bytes) and the socket
     /// watch. (It was 936 bytes with the option set stored twice, and every
-    /// rare part inline; 384 now.)
+    /// rare part inline; 384 now, the request's URL text included.)
     #[test]
     fn transfer_state_stays_small() {
         let size = std::mem::size_of::<super::TransferState>();
-        assert!(size <= 400, "TransferState is {size} bytes");
+        assert!(size <= 384, "TransferState is {size} bytes");
         let options = std::mem::size_of::<super::OptionSet>();
         // (8 of them hold the share handle, which a Client's transfers set.)
-        assert!(options <= 152, "OptionSet is {options} bytes");
+        assert!(options <= 136, "OptionSet is {options} bytes");
     }
 }

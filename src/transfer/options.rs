@@ -2,15 +2,14 @@
 //! for, and the options set on the handle.
 
 use super::trampolines::{on_header, on_read, on_write};
-use super::TransferState;
+use super::{ProxyEnv, TransferState};
 use crate::curl::{sys, Slist};
 use crate::error::Error;
-use crate::request::{HttpVersionPref, Request};
+use crate::request::{HttpVersionPref, RareOptions, Request};
 use curl_sys as curl;
 use libc::{c_long, c_void};
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Every value [`configure`] derives an option from, except the
@@ -36,7 +35,6 @@ pub(crate) struct OptionSet {
     /// Whether the URL is https: only then can HTTP/2 be negotiated, and
     /// waiting for a connection that may multiplex pays off.
     tls: bool,
-    buffer_size: Option<usize>,
     /// Whether the URL goes to the handle as a parsed `CURLOPT_CURLU` (else
     /// as a `CURLOPT_URL` string): a handle kept configured with one never
     /// serves the other, so a string URL never meets a stale `CURLU` pointer.
@@ -49,6 +47,9 @@ pub(crate) struct OptionSet {
     /// runs, and while the handle waits in the pool still configured (the
     /// pool unlinks a handle before it drops these options).
     share: Option<crate::Share>,
+    /// Whether the environment named proxies (the same for every transfer
+    /// of a driver, so for every handle in its pool).
+    proxy_env: ProxyEnv,
     /// `CURLOPT_HTTPHEADER`, built from `headers` when set on a handle
     /// (libcurl does not copy it). It goes wherever the option set goes: to
     /// the pool with a handle kept configured, and back to the next
@@ -73,18 +74,6 @@ impl std::fmt::Debug for HeaderList {
     }
 }
 
-/// The options of an [`OptionSet`] that few requests set.
-#[derive(Debug, PartialEq)]
-struct RareOptions {
-    connect_timeout: Option<Duration>,
-    low_speed: Option<(u32, Duration)>,
-    ca_file: Option<PathBuf>,
-    ca_path: Option<PathBuf>,
-    proxy: Option<String>,
-    user_agent: Option<String>,
-    max_recv_speed: Option<u64>,
-}
-
 impl OptionSet {
     /// Moves the option fields out of `r` (its body, callbacks and URL stay).
     pub(super) fn take_from(
@@ -92,25 +81,8 @@ impl OptionSet {
         tls: bool,
         parsed_url: bool,
         share: Option<&crate::Share>,
+        proxy_env: ProxyEnv,
     ) -> OptionSet {
-        let rare = RareOptions {
-            connect_timeout: r.connect_timeout,
-            low_speed: r.low_speed,
-            ca_file: r.ca_file.take(),
-            ca_path: r.ca_path.take(),
-            proxy: r.proxy.take(),
-            user_agent: r.user_agent.take(),
-            max_recv_speed: r.max_recv_speed,
-        };
-        let none = RareOptions {
-            connect_timeout: None,
-            low_speed: None,
-            ca_file: None,
-            ca_path: None,
-            proxy: None,
-            user_agent: None,
-            max_recv_speed: None,
-        };
         OptionSet {
             method: std::mem::take(&mut r.method),
             headers: std::mem::take(&mut r.headers),
@@ -121,11 +93,11 @@ impl OptionSet {
             verify_tls: r.verify_tls,
             version: r.version,
             tls,
-            buffer_size: r.buffer_size,
             parsed_url,
             header_list: HeaderList::default(),
-            rare: (rare != none).then(|| Box::new(rare)),
+            rare: r.rare.take(),
             share: share.cloned(),
+            proxy_env,
         }
     }
 }
@@ -155,14 +127,15 @@ pub(super) fn configure(
             // The buffer lives as long as the handle (a reused one has it set).
             easy.set_ptr(curl::CURLOPT_ERRORBUFFER, easy.error_buffer().cast())?;
         }
-        if let Some(url) = &state.url {
+        if let Some(url) = state.parsed_url() {
             easy.set_ptr(sys::CURLOPT_CURLU, url.raw().cast())?;
         }
     }
-    if state.url.is_none() {
-        // A plain URL (see `check_url_for_transfer`); this handle has no
-        // `CURLU` set (fresh, reset, or kept by a transfer with a string URL).
-        easy.set_str(curl::CURLOPT_URL, url_text)?;
+    if state.parsed_url().is_none() {
+        // A plain URL (see `check_url_for_transfer`), so without NUL; this
+        // handle has no `CURLU` set (fresh, reset, or kept by a transfer with
+        // a string URL).
+        easy.set_nul_free_str(curl::CURLOPT_URL, url_text)?;
     }
     // SAFETY: as above.
     unsafe {
@@ -215,6 +188,15 @@ pub(super) fn configure(
     if let Some(rare) = &r.rare {
         set_rare(state, rare)?;
     }
+    // What unset proxy variables mean, so that libcurl does not look them
+    // up for every transfer (see `ProxyEnv`).
+    if !r.proxy_env.no_proxy {
+        easy.set_str(curl::CURLOPT_NOPROXY, "")?;
+    }
+    let proxy_set = r.rare.as_ref().is_some_and(|rare| rare.proxy.is_some());
+    if !r.proxy_env.proxy && !proxy_set {
+        easy.set_str(curl::CURLOPT_PROXY, "")?;
+    }
     if !r.verify_tls {
         // (Verification is libcurl's default: nothing to set otherwise.)
         easy.set_long(curl::CURLOPT_SSL_VERIFYPEER, 0)?;
@@ -229,7 +211,8 @@ pub(super) fn configure(
     if pipewait {
         easy.set_long(curl::CURLOPT_PIPEWAIT, 1)?;
     }
-    if let Some(size) = r.buffer_size.or_else(default_buffer_size) {
+    let buffer_size = r.rare.as_ref().and_then(|rare| rare.buffer_size);
+    if let Some(size) = buffer_size.or_else(default_buffer_size) {
         easy.set_long(curl::CURLOPT_BUFFERSIZE, size as c_long)?;
     }
     if let Some(share) = &r.share {

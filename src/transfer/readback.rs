@@ -77,7 +77,8 @@ impl TransferState {
         Response {
             head,
             body,
-            effective_url: easy.info_string(curl::CURLINFO_EFFECTIVE_URL),
+            effective_url: easy
+                .info_string_like(curl::CURLINFO_EFFECTIVE_URL, self.url_text.take()),
             version,
             bytes_received: easy.info_off_t(sys::CURLINFO_SIZE_DOWNLOAD_T).max(0) as u64,
             bytes_sent,

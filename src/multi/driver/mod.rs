@@ -25,7 +25,7 @@ pub(crate) use callbacks::Callbacks;
 use crate::curl::{self, EasyPool, MultiCallbacks};
 use crate::error::Error;
 use crate::fast_map::IntMap;
-use crate::transfer::{OptionSet, TransferKey, TransferState};
+use crate::transfer::{OptionSet, ProxyEnv, TransferKey, TransferState};
 use crate::uv::{Loop, Timer};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -112,6 +112,8 @@ pub(crate) struct Driver {
     timer_fires: Cell<u64>,
     /// Transfers started on a handle kept configured for their options.
     reused_configured: Cell<u64>,
+    /// Whether the environment named proxies when this driver was made.
+    proxy_env: ProxyEnv,
     /// Idle easy handles for the next transfers.
     easy_pool: Rc<EasyPool<OptionSet>>,
     /// Shut at teardown (the remote's mailbox, once a Remote was asked for).
@@ -155,6 +157,7 @@ impl Driver {
             timer_fires: Cell::new(0),
             reused_configured: Cell::new(0),
             share,
+            proxy_env: ProxyEnv::read(),
             easy_pool: Rc::default(),
             attachment: RefCell::new(None),
         });

@@ -25,6 +25,7 @@ impl Driver {
             on_done,
             &self.uv,
             self.share.as_ref(),
+            self.proxy_env,
             &self.easy_pool,
         )?;
         if state.easy().reused() {
