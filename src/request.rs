@@ -104,9 +104,16 @@ pub struct Request {
 impl Request {
     /// A request with `method` (e.g. `"PATCH"`) for `url`.
     pub fn new(method: &str, url: impl Into<String>) -> Request {
-        let request = Request {
-            method: Cow::Borrowed("GET"),
-            url: url.into(),
+        // (A NUL byte in the URL is an error at start: the URL check there
+        // reads every byte anyway.)
+        Request::with_method(Cow::Borrowed("GET"), url.into()).method(method)
+    }
+
+    /// A request for one of the usual methods, which needs no check.
+    fn with_method(method: Cow<'static, str>, url: String) -> Request {
+        Request {
+            method,
+            url,
             headers: Vec::new(),
             body: Body::Empty,
             follow_redirects: true,
@@ -120,30 +127,27 @@ impl Request {
             on_head: None,
             error: None,
             keep_alive: Vec::new(),
-        };
-        // (A NUL byte in the URL is an error at start: the URL check there
-        // reads every byte anyway.)
-        request.method(method)
+        }
     }
 
     /// A `GET` request.
     pub fn get(url: impl Into<String>) -> Request {
-        Request::new("GET", url)
+        Request::with_method(Cow::Borrowed("GET"), url.into())
     }
 
     /// A `HEAD` request.
     pub fn head(url: impl Into<String>) -> Request {
-        Request::new("HEAD", url)
+        Request::with_method(Cow::Borrowed("HEAD"), url.into())
     }
 
     /// A `POST` request with `body`.
     pub fn post(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Request {
-        Request::new("POST", url).body(body)
+        Request::with_method(Cow::Borrowed("POST"), url.into()).body(body)
     }
 
     /// A `PUT` request with `body`.
     pub fn put(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Request {
-        Request::new("PUT", url).body(body)
+        Request::with_method(Cow::Borrowed("PUT"), url.into()).body(body)
     }
 
     /// The rare options, created on first use.
