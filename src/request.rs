@@ -307,6 +307,10 @@ impl Request {
     }
 
     /// Sends the request through this proxy (`http://host:port`, `socks5h://...`).
+    ///
+    /// Without it, the environment's `http_proxy`, `https_proxy`,
+    /// `all_proxy` and `no_proxy` apply, as libcurl reads them, as they were
+    /// when the [`Multi`](crate::Multi) was made.
     pub fn proxy(mut self, proxy: &str) -> Request {
         if self.clean("proxy", proxy) {
             self.rare().proxy = Some(proxy.to_owned());
