@@ -65,46 +65,59 @@ pub(crate) fn is_plain(url: &[u8]) -> bool {
     else {
         return false;
     };
-    let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    let (host, port) = match authority.iter().position(|&b| b == b':') {
-        Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
-        None => (authority, None),
-    };
-    let mut previous = b'.'; // so that a leading dot counts as ".."
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host.iter().all(|&b| {
-            let ok = CLASS[usize::from(b)] & HOST != 0 && !(b == b'.' && previous == b'.');
-            previous = b;
-            ok
-        })
-        && host[0] != b'-';
-    let port_ok = port.is_none_or(|digits| {
-        !digits.is_empty()
-            && digits.len() <= 5
-            && digits[0] != b'0'
-            && digits.iter().all(u8::is_ascii_digit)
-            && digits
-                .iter()
-                .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
-                <= 65_535
-    });
+    // One pass: the host, up to the first byte that cannot be in one...
     let mut i = 0;
-    let mut path_ok = true;
-    while path_ok && i < path.len() {
+    let mut previous = b'.'; // so that a leading dot counts as ".."
+    while let Some(&b) = rest.get(i) {
+        if CLASS[usize::from(b)] & HOST == 0 {
+            break;
+        }
+        if b == b'.' && previous == b'.' {
+            return false;
+        }
+        previous = b;
+        i += 1;
+    }
+    if i == 0 || i > 253 || rest[0] == b'-' {
+        return false;
+    }
+    // ...then a port, 1-65535 without a leading zero...
+    if rest.get(i) == Some(&b':') {
+        i += 1;
+        let digits = i;
+        let mut port = 0u32;
+        while let Some(&d) = rest.get(i).filter(|d| d.is_ascii_digit()) {
+            port = port * 10 + u32::from(d - b'0');
+            if port > 65_535 {
+                return false;
+            }
+            i += 1;
+        }
+        if i == digits || rest[digits] == b'0' {
+            return false;
+        }
+    }
+    // ...then nothing, or a path and query from a '/'.
+    let path = &rest[i..];
+    if path.first().is_some_and(|&b| b != b'/') {
+        return false;
+    }
+    let mut i = 0;
+    while i < path.len() {
         let b = path[i];
         if CLASS[usize::from(b)] & PATH != 0 {
             i += 1;
-        } else {
-            path_ok = b == b'%'
-                && path
-                    .get(i + 1..i + 3)
-                    .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
+        } else if b == b'%'
+            && path
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+        {
             i += 3;
+        } else {
+            return false;
         }
     }
-    host_ok && port_ok && path_ok
+    true
 }
 
 /// [`CLASS`] bit: a byte of a plain host.
@@ -236,6 +249,12 @@ mod tests {
             "http://hö.st/",
             "ftp://host/",
             "http://host/\\x",
+            "http://host/a\0b",
+            "http://ho\0st/",
+            "http://host:8\0/",
+            "http://host?q",
+            "http://host:080/",
+            "http://host:1234567/",
         ] {
             assert!(!is_plain(url.as_bytes()), "{url}");
         }
