@@ -400,6 +400,12 @@ pub struct DriverStats {
     /// Transfers that got an easy handle still configured with their exact
     /// options by the previous transfer (no reset, only per-transfer options set).
     pub reused_configured_handles: u64,
+    /// Transfers started while the loop turn's I/O was being handled (from
+    /// completions, mostly), which wait for its end, or for a batch of 16,
+    /// and are then started together: their requests go out together.
+    pub batched_starts: u64,
+    /// How many such batches were started.
+    pub start_batches: u64,
 }
 
 fn stats_of(driver: &Driver) -> DriverStats {
@@ -409,6 +415,8 @@ fn stats_of(driver: &Driver) -> DriverStats {
         timer_fires: driver.timer_fires(),
         timer_pending: driver.timer_pending(),
         reused_configured_handles: driver.reused_configured_handles(),
+        batched_starts: driver.batched_starts().1,
+        start_batches: driver.batched_starts().0,
     }
 }
 

@@ -60,6 +60,18 @@ fn run_load(close_each: bool) {
     }
     assert_eq!(h.multi().active_transfers(), in_flight);
     h.run();
+    // The chained transfers were started from completions during the
+    // loop's I/O: held back and started together, at most 16 at a time.
+    let stats = h.multi().stats();
+    let chained = (total - in_flight) as u64;
+    assert!(
+        stats.batched_starts > 0 && stats.batched_starts <= chained,
+        "{stats:?}"
+    );
+    assert!(
+        stats.batched_starts <= 16 * stats.start_batches,
+        "{stats:?}"
+    );
     let results = results.borrow();
     assert_eq!(
         results.len(),

@@ -7,7 +7,7 @@ use super::{Deferred, Driver, Released};
 use crate::curl::MultiRef;
 use crate::error::Error;
 use crate::multi::sockets::SocketTable;
-use crate::uv::{Loop, Timer};
+use crate::uv::{Hook, Loop, Phase, Timer};
 use curl_sys::{self as curl, curl_socket_t, CURL};
 use libc::{c_int, c_long, c_void};
 use std::cell::{Cell, RefCell};
@@ -24,6 +24,9 @@ pub(crate) struct Callbacks {
     multi: Cell<Option<MultiRef>>,
     pub(in crate::multi) sockets: SocketTable,
     timer: RefCell<Option<Timer>>,
+    /// Starts the transfers batched during the loop turn's I/O (see
+    /// `Driver::start_batched`).
+    batch_hook: RefCell<Option<Hook>>,
     /// Work for the driver to do once libcurl returned.
     pub(super) deferred: RefCell<VecDeque<Deferred>>,
     /// The driver's clone of the release token, dropped at teardown.
@@ -43,6 +46,7 @@ impl Callbacks {
             multi: Cell::new(Some(multi)),
             sockets: SocketTable::new(crate::global::version_number()),
             timer: RefCell::new(None),
+            batch_hook: RefCell::new(None),
             deferred: RefCell::new(VecDeque::new()),
             released: RefCell::new(Some(released)),
         }
@@ -50,6 +54,27 @@ impl Callbacks {
 
     pub(super) fn set_timer(&self, timer: Timer) {
         *self.timer.borrow_mut() = Some(timer);
+    }
+
+    /// Opens the check hook that starts batched transfers (see
+    /// `Driver::start_batched`), on the first batch: a `Multi` that never
+    /// batches has no handle for it. Not once closed.
+    pub(super) fn open_batch_hook(&self) -> Result<(), Error> {
+        if self.batch_hook.borrow().is_some() {
+            return Ok(());
+        }
+        let Some(token) = self.release_token() else {
+            return Err(Error::closed());
+        };
+        let driver = self.driver.clone();
+        let hook = Hook::start(&self.uv, Phase::AfterPoll, move || {
+            let _released_after_me = &token;
+            if let Some(driver) = driver.upgrade() {
+                driver.start_batched();
+            }
+        })?;
+        *self.batch_hook.borrow_mut() = Some(hook);
+        Ok(())
     }
 
     pub(super) fn timer_pending(&self) -> bool {
@@ -73,6 +98,7 @@ impl Callbacks {
         self.multi.set(None);
         self.sockets.close_all();
         drop(self.timer.borrow_mut().take());
+        drop(self.batch_hook.borrow_mut().take());
         drop(self.released.borrow_mut().take());
     }
 

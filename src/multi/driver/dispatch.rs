@@ -11,6 +11,14 @@ use curl_sys::{self as curl, curl_socket_t};
 use libc::c_int;
 use std::rc::Rc;
 
+/// The most transfers [`Driver::start_batched`] holds back before starting
+/// them. (Measured, 10k × 1 KiB from nginx on loopback, CPU per request
+/// against a batch of 1: about -8 % at 50 in flight whatever the size; at
+/// 1,000 in flight -11 % with 16, -8 % with 32, -5 % with 64 and none with
+/// no limit, where the client and the server take turns instead of
+/// overlapping.)
+const BATCH_MAX: usize = 16;
+
 impl Driver {
     /// A watched socket is ready (or failed: `CURL_CSELECT_ERR`).
     pub(crate) fn on_socket_ready(
@@ -40,6 +48,9 @@ impl Driver {
             }
         };
         log::trace!("uvcurl: socket {socket} ready, mask {mask}");
+        // Transfers started from here on wait for the end of the loop turn's
+        // I/O (see `start_batched`).
+        let batching = self.batching.replace(true);
         self.socket_action(socket, mask);
         if result.is_err() {
             // libuv stopped the handle on the error; if libcurl still wants the
@@ -47,6 +58,61 @@ impl Driver {
             self.callbacks.sockets.restart(socket, generation);
         }
         self.drain();
+        if self.batched.borrow().len() >= BATCH_MAX {
+            self.start_batched();
+        }
+        self.batching.set(batching);
+    }
+
+    /// Adds the transfers started during this loop turn's I/O to the multi,
+    /// and has libcurl start them: their requests go out together, right
+    /// after the turn's I/O callbacks (libuv's check phase), or as soon as
+    /// [`BATCH_MAX`] wait. Added one by one as completions freed their
+    /// places, each would be sent by the next socket's
+    /// `curl_multi_socket_action` on its own, between the turn's other
+    /// sockets, and reach a server on another CPU alone: one wake-up of that
+    /// server, paid in the sender's system time, for each request instead of
+    /// one for a batch.
+    pub(super) fn start_batched(&self) {
+        if self.batched.borrow().is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut *self.batched.borrow_mut());
+        self.batches.set(self.batches.get() + 1);
+        self.batched_starts
+            .set(self.batched_starts.get() + batch.len() as u64);
+        for key in batch {
+            self.add_now_or_fail(key);
+        }
+        if self.multi.borrow().is_some() {
+            self.socket_action(curl::CURL_SOCKET_TIMEOUT, 0);
+        }
+        self.drain();
+    }
+
+    /// Queues a transfer started during the loop turn's I/O; a full batch
+    /// is started at once.
+    pub(super) fn batch(&self, key: crate::transfer::TransferKey) {
+        match self.callbacks.open_batch_hook() {
+            Ok(()) => self.batched.borrow_mut().push(key),
+            Err(error) => {
+                log::debug!("uvcurl: no batch hook ({error}); starting at once");
+                self.add_now_or_fail(key);
+            }
+        }
+    }
+
+    /// Adds a started transfer to the multi; one that cannot be added (or
+    /// whose driver closed) completes with the error.
+    fn add_now_or_fail(&self, key: crate::transfer::TransferKey) {
+        let Some(state) = self.lookup(key) else {
+            return;
+        };
+        if self.is_closed() {
+            self.complete(state, Err(Error::closed()));
+        } else if let Err(error) = self.add_to_multi(key) {
+            self.complete(state, Err(error));
+        }
     }
 
     /// The libuv timer fired: libcurl's timeout is due.
@@ -96,16 +162,8 @@ impl Driver {
 
     fn run_deferred(&self, work: Deferred) {
         match work {
-            Deferred::Add(key) => {
-                let Some(state) = self.lookup(key) else {
-                    return;
-                };
-                if self.is_closed() {
-                    self.complete(state, Err(Error::closed()));
-                } else if let Err(error) = self.add_to_multi(key) {
-                    self.complete(state, Err(error));
-                }
-            }
+            Deferred::Add(key) if self.batching.get() => self.batch(key),
+            Deferred::Add(key) => self.add_now_or_fail(key),
             Deferred::Cancel(key) => {
                 if let Some(state) = self.lookup(key) {
                     self.complete(state, Err(Error::cancelled()));

@@ -108,6 +108,16 @@ pub(crate) struct Driver {
     curl_depth: Cell<u32>,
     /// A drain is on the stack (not a phase: it guards against re-entry).
     draining: Cell<bool>,
+    /// Set while the driver handles a socket's event: transfers started
+    /// then (from completions, mostly) wait in `batched` for the end of the
+    /// loop turn's I/O.
+    batching: Cell<bool>,
+    /// Transfers started during this loop turn's I/O, added to the multi
+    /// together once it is over (`start_batched`).
+    batched: RefCell<Vec<TransferKey>>,
+    /// How many batches were started, and how many transfers in them.
+    batches: Cell<u64>,
+    batched_starts: Cell<u64>,
     /// uv timer firings, for tests of idle behaviour.
     timer_fires: Cell<u64>,
     /// Transfers started on a handle kept configured for their options.
@@ -154,6 +164,10 @@ impl Driver {
             next_id: Cell::new(1),
             curl_depth: Cell::new(0),
             draining: Cell::new(false),
+            batching: Cell::new(false),
+            batched: RefCell::new(Vec::new()),
+            batches: Cell::new(0),
+            batched_starts: Cell::new(0),
             timer_fires: Cell::new(0),
             reused_configured: Cell::new(0),
             share,
@@ -260,6 +274,11 @@ impl Driver {
 
     pub fn reused_configured_handles(&self) -> u64 {
         self.reused_configured.get()
+    }
+
+    /// (batches started, transfers in them): see `start_batched`.
+    pub fn batched_starts(&self) -> (u64, u64) {
+        (self.batches.get(), self.batched_starts.get())
     }
 
     pub fn timer_pending(&self) -> bool {

@@ -139,6 +139,10 @@ impl Driver {
             self.defer(Deferred::Add(key));
             return Ok(key);
         }
+        if self.batching.get() {
+            self.batch(key);
+            return Ok(key);
+        }
         if let Err(error) = self.add_to_multi(key) {
             // Not started: the caller gets the error, the callback never runs.
             let state = self.transfers.borrow_mut().remove(&key.slot);
