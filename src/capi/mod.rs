@@ -97,8 +97,8 @@ fn of_handle(multi: *const uvcurl_multi) -> usize {
 /// Creates a multi that runs its transfers on `loop`, and writes it to `*out`.
 ///
 /// - `loop`: an initialised loop, owned and run by the caller. uvcurl adds its
-///   handles to it (one timer, and one poll handle per socket libcurl uses)
-///   and never runs, closes or frees it. The loop must outlive the multi:
+///   handles to it (one timer, one poll handle per socket libcurl uses, and
+///   a check handle once transfers are started from callbacks) and never runs, closes or frees it. The loop must outlive the multi:
 ///   keep running it until the `uvcurl_closed_cb` of `uvcurl_multi_close` ran.
 /// - `out`: where the new multi is written, only on success.
 ///
