@@ -341,3 +341,54 @@ fn link_proc_fd(file: &File, dir: &OwnedFd, name: &CStr) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary one.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("download-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create the scratch directory");
+        dir
+    }
+
+    #[test]
+    fn published_files_appear_whole_and_never_replace_anything() {
+        let dir = scratch("publish");
+        let out = OutDir::open(&dir);
+        assert!(out.can_publish(), "no O_TMPFILE in {}", dir.display());
+        assert_eq!(out.publish("a", b"first").unwrap(), Published::Saved);
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"first");
+        // A name taken by a file, a link (never followed) or a directory.
+        assert_eq!(out.publish("a", b"second").unwrap(), Published::Taken);
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"first");
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join("l")).unwrap();
+        assert_eq!(out.publish("l", b"x").unwrap(), Published::Taken);
+        assert!(!dir.join("victim").exists());
+        fs::create_dir(dir.join("d")).unwrap();
+        assert_eq!(out.publish("d", b"x").unwrap(), Published::Taken);
+        // The /proc/self/fd route links as well.
+        out.link.set(Link::ProcFd);
+        assert_eq!(out.publish("b", b"").unwrap(), Published::Saved);
+        assert_eq!(fs::read(dir.join("b")).unwrap(), b"");
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", "d", "l"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_opened_publishes_nothing() {
+        let dir = scratch("publish-missing").join("missing");
+        let out = OutDir::open(&dir);
+        assert!(!out.can_publish());
+        assert_eq!(out.publish("a", b"x").unwrap(), Published::Unsupported);
+        assert!(!dir.exists());
+        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+}
