@@ -478,8 +478,10 @@ impl Scheduler {
         if self.interrupt.load(Ordering::SeqCst) && !interrupted {
             self.interrupt_now();
         }
-        let snapshot = self.snapshot();
-        self.progress.borrow_mut().refresh(&snapshot);
+        if self.progress.borrow().draws() {
+            let snapshot = self.snapshot();
+            self.progress.borrow_mut().refresh(&snapshot);
+        }
         if let Some(tick) = self.tick.borrow().as_ref() {
             tick.start(TICK.as_millis() as u64);
         }
