@@ -259,6 +259,12 @@ impl OutDir {
                     Link::EmptyPath => Link::ProcFd,
                     _ => Link::Off,
                 }),
+                // No hard links here, or not allowed (a security module):
+                // the `.part` route, whose own errors then tell.
+                Err(e) if link_unsupported(&e) => {
+                    self.link.set(Link::Off);
+                    return Ok(Published::Unsupported);
+                }
                 Err(e) => return Err(e),
             }
         })
@@ -299,6 +305,15 @@ fn unnamed_unsupported(error: &io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOSYS)
+    )
+}
+
+/// Whether linking failed because this filesystem or policy allows no
+/// hard links at all, rather than for a reason a `.part` file would share.
+fn link_unsupported(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EPERM | libc::EOPNOTSUPP | libc::EXDEV | libc::ENOSYS | libc::EMLINK)
     )
 }
 
