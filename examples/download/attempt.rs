@@ -13,11 +13,15 @@ use uvcurl::{Error, ErrorKind, Flow, Head, HttpVersionPref, Request, Response};
 use crate::checksum::Checksum;
 use crate::cli::Settings;
 use crate::naming::{self, Names};
-use crate::output::{self, PartFile};
+use crate::output::{self, OutDir, PartFile, Published};
 use crate::retry::Failure;
 
 /// libcurl's receive buffer for bulk downloads (its default is 16 KiB).
 const RECEIVE_BUFFER: usize = 128 * 1024;
+
+/// Bodies of at most this many bytes (by `Content-Length`) are kept in
+/// memory and written once complete (see [`Sink::Memory`]).
+pub(crate) const SMALL_BODY: u64 = 64 * 1024;
 
 /// Most names tried for one file when the disk has each one already.
 pub(crate) const MAX_NAME_TRIES: usize = 1000;
@@ -36,6 +40,8 @@ pub struct Context {
     /// The output directory as a prefix of the paths in it: with a
     /// trailing `/` (none when it is empty), as `Path::join` would add.
     dir_prefix: std::ffi::OsString,
+    /// The output directory, for files published whole.
+    out_dir: OutDir,
 }
 
 impl Context {
@@ -47,12 +53,27 @@ impl Context {
         if !dir_prefix.is_empty() && !dir_prefix.as_encoded_bytes().ends_with(b"/") {
             dir_prefix.push("/");
         }
+        let out_dir = OutDir::open(&settings.out_dir);
         Context {
             settings,
             names: RefCell::new(names),
             direct,
             dir_prefix,
+            out_dir,
         }
+    }
+
+    /// Whether a body of `length` bytes is kept in memory and published
+    /// whole: a small one, when no `.part` file is wanted: not with
+    /// `--continue` (a killed run must leave a `.part` to resume), nor
+    /// with `--overwrite` (a link does not replace), nor with a checksum
+    /// (verified on the `.part` file).
+    fn in_memory(&self, length: Option<u64>, job: &Job) -> bool {
+        length.is_some_and(|length| length <= SMALL_BODY)
+            && !self.settings.resume
+            && !self.settings.overwrite
+            && job.checksum.is_none()
+            && self.out_dir.can_publish()
     }
 
     /// The final path of `name` (a sanitized name: one path component).
@@ -109,6 +130,17 @@ pub enum Outcome {
     Failed(Failure),
 }
 
+/// Where an attempt's body goes.
+#[derive(Debug)]
+enum Sink {
+    /// The `.part` file.
+    Part(PartFile),
+    /// Memory, for a small body that is written once complete: nothing is
+    /// on disk before, no `.part` name is used, and a failure costs no
+    /// file operation at all.
+    Memory(Vec<u8>),
+}
+
 /// The state of one attempt, shared by its callbacks.
 #[derive(Debug)]
 pub struct Attempt {
@@ -122,8 +154,8 @@ pub struct Attempt {
     /// `Range` request asks whether it is complete (a `416` for its length
     /// says it is, with no body byte sent).
     saved_before: bool,
-    /// The `.part` file, open once a 2xx head arrived.
-    file: Option<PartFile>,
+    /// Where the body goes, once a 2xx head arrived.
+    file: Option<Sink>,
     /// Whether this attempt created or opened the `.part` file (only then
     /// may a failure remove it).
     owns_part: bool,
@@ -170,7 +202,8 @@ impl Attempt {
     /// Bytes of the file so far, resumed ones included.
     pub fn progress(&self) -> u64 {
         match &self.file {
-            Some(file) => file.len(),
+            Some(Sink::Part(file)) => file.len(),
+            Some(Sink::Memory(body)) => body.len() as u64,
             None => self.resume_from,
         }
     }
@@ -190,11 +223,22 @@ impl Attempt {
         }
     }
 
-    /// The body callback: appends to the `.part` file.
+    /// The body callback: appends to the `.part` file, or to the body in
+    /// memory.
     pub fn on_data(&mut self, chunk: &[u8]) -> Flow {
         self.received += chunk.len() as u64;
-        let Some(file) = &mut self.file else {
-            return Flow::Continue; // the body of an error response
+        let file = match &mut self.file {
+            Some(Sink::Part(file)) => file,
+            Some(Sink::Memory(body)) => {
+                if (body.len() + chunk.len()) as u64 > SMALL_BODY {
+                    // More than its Content-Length said.
+                    self.problem = Some(Failure::transient("the body is longer than announced"));
+                    return Flow::Abort;
+                }
+                body.extend_from_slice(chunk);
+                return Flow::Continue;
+            }
+            None => return Flow::Continue, // the body of an error response
         };
         match file.write(chunk) {
             Ok(()) => Flow::Continue,
@@ -236,7 +280,7 @@ impl Attempt {
                 Ok(file) => file,
                 Err(e) => return Err(io_failure(&ctx.part_path(&self.job.name), e)),
             };
-            self.file = Some(file);
+            self.file = Some(Sink::Part(file));
             self.owns_part = true;
             return Ok(());
         }
@@ -255,7 +299,12 @@ impl Attempt {
         }
         self.rename_from_disposition(fields.disposition, ctx);
         self.total = length;
-        self.file = Some(self.create_part(ctx)?);
+        if ctx.in_memory(length, &self.job) {
+            let capacity = length.unwrap_or(0) as usize;
+            self.file = Some(Sink::Memory(Vec::with_capacity(capacity)));
+            return Ok(());
+        }
+        self.file = Some(Sink::Part(self.create_part(ctx)?));
         self.owns_part = true;
         Ok(())
     }
@@ -340,7 +389,7 @@ impl Attempt {
     /// Closes the `.part` file after a failure; removes it unless resuming
     /// (and only if this attempt made it: no syscall for one never created).
     fn drop_part(&mut self, ctx: &Context) {
-        if let Some(file) = self.file.take() {
+        if let Some(Sink::Part(file)) = self.file.take() {
             // A close error only loses bytes that a resume would fetch again.
             file.close();
         }
@@ -369,16 +418,61 @@ impl Attempt {
                 return Outcome::Failed(failure);
             }
         }
-        let Some(file) = self.file.take() else {
-            return Outcome::Failed(Failure::permanent("no output file"));
+        let (part, len) = match self.file.take() {
+            Some(Sink::Part(file)) => file.close(),
+            Some(Sink::Memory(body)) => {
+                return match self.total {
+                    Some(total) if total != body.len() as u64 => short_body(body.len(), total),
+                    _ => self.publish(&body, ctx),
+                }
+            }
+            None => return Outcome::Failed(Failure::permanent("no output file")),
         };
-        let (part, len) = file.close();
         match self.total {
-            Some(total) if total != len => Outcome::Failed(Failure::transient(format!(
-                "short body: got {len} of {total} bytes"
-            ))),
+            Some(total) if total != len => short_body(len, total),
             _ => self.save(&part, len, ctx),
         }
+    }
+
+    /// Writes a complete body held in memory under the job's final name,
+    /// or the next free one (see [`OutDir::publish`]); through a `.part`
+    /// file where the directory has no unnamed files.
+    fn publish(&mut self, body: &[u8], ctx: &Context) -> Outcome {
+        let bytes = body.len() as u64;
+        let mut name = std::borrow::Cow::Borrowed(self.job.name.as_str());
+        for _ in 0..MAX_NAME_TRIES {
+            match ctx.out_dir.publish(&name, body) {
+                Ok(Published::Saved) => {
+                    let path = ctx.final_path(&name);
+                    return Outcome::Saved { path, bytes };
+                }
+                Ok(Published::Taken) => {
+                    name = ctx.names.borrow_mut().claim_next(&name).into();
+                }
+                Ok(Published::Unsupported) => {
+                    let name = name.into_owned();
+                    self.job.name = name;
+                    return self.save_through_part(body, ctx);
+                }
+                Err(e) => return Outcome::Failed(io_failure(&ctx.final_path(&name), e)),
+            }
+        }
+        Outcome::Failed(too_many_names(&self.job.name))
+    }
+
+    /// Saves a complete body held in memory as any file is saved: written
+    /// to a `.part` file, which is then renamed.
+    fn save_through_part(&mut self, body: &[u8], ctx: &Context) -> Outcome {
+        let mut file = match self.create_part(ctx) {
+            Ok(file) => file,
+            Err(failure) => return Outcome::Failed(failure),
+        };
+        self.owns_part = true;
+        if let Err(e) = file.write(body) {
+            return Outcome::Failed(io_failure(file.path(), e));
+        }
+        let (part, len) = file.close();
+        self.save(&part, len, ctx)
     }
 
     /// The file an earlier run saved is complete: it stays as it is, once
@@ -515,6 +609,13 @@ fn proxy_in_environment() -> bool {
     ]
     .iter()
     .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
+/// A body that ended before its `Content-Length` (`len` of `total` bytes).
+fn short_body(len: impl std::fmt::Display, total: u64) -> Outcome {
+    Outcome::Failed(Failure::transient(format!(
+        "short body: got {len} of {total} bytes"
+    )))
 }
 
 /// A failed file operation.

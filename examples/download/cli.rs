@@ -20,8 +20,9 @@ use crate::naming;
 /// Download many URLs concurrently with uvcurl: libcurl's multi interface
 /// driven by one libuv loop.
 ///
-/// Files are written to NAME.part and renamed to NAME once complete; nothing
-/// is ever written outside the output directory.
+/// Files are written to NAME.part and renamed to NAME once complete (one of
+/// at most 64 KiB is held in memory and written to NAME only once whole);
+/// nothing is ever written outside the output directory.
 #[derive(Debug, Parser)]
 #[command(name = "download", version)]
 pub struct Cli {

@@ -43,6 +43,9 @@ pub enum Fault {
     /// Sends the headers and half the body (of the range asked for), then
     /// closes the connection.
     DropMidBody,
+    /// Sends the headers and half the body, then nothing more for a minute
+    /// (a transfer to kill while it is under way), then closes.
+    StallMidBody,
     /// Answers a range request with a `206` whose `Content-Range` starts one
     /// byte later than asked (with the bytes it claims).
     WrongRange,
@@ -315,12 +318,16 @@ fn respond(state: &State, request: &Request<Incoming>) -> Answer {
             response.headers_mut().insert(RETRY_AFTER, date);
             return response;
         }
-        Some(Fault::DropMidBody) => {
+        Some(fault @ (Fault::DropMidBody | Fault::StallMidBody)) => {
             let (first, last) = asked.unwrap_or((0, route.body.len().saturating_sub(1)));
             let len = (last + 1).saturating_sub(first);
             let half = route.body.slice(first..first + len / 2);
             state.served.fetch_add(half.len() as u64, Ordering::SeqCst);
-            let body = Truncated::new(half, len);
+            let wait = match fault {
+                Fault::StallMidBody => Duration::from_secs(60),
+                _ => Duration::from_millis(50),
+            };
+            let body = Truncated::new(half, len, wait);
             let status = if asked.is_some() {
                 StatusCode::PARTIAL_CONTENT
             } else {
@@ -510,10 +517,11 @@ impl Body for Trickle {
     }
 }
 
-/// A body that yields `data` and then, once the server has had time to send
-/// it, fails, so that the connection is closed with the announced `len`
-/// bytes not all sent. (Failing at once could drop the unsent headers too:
-/// libcurl would then quietly repeat a request made on a reused connection.)
+/// A body that yields `data` and then, after `wait` (time for the server to
+/// send it, or a stall), fails, so that the connection is closed with the
+/// announced `len` bytes not all sent. (Failing at once could drop the
+/// unsent headers too: libcurl would then quietly repeat a request made on
+/// a reused connection.)
 struct Truncated {
     data: Option<Bytes>,
     len: u64,
@@ -521,11 +529,11 @@ struct Truncated {
 }
 
 impl Truncated {
-    fn new(data: Bytes, len: usize) -> Truncated {
+    fn new(data: Bytes, len: usize, wait: Duration) -> Truncated {
         Truncated {
             data: Some(data),
             len: len as u64,
-            pause: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
+            pause: Box::pin(tokio::time::sleep(wait)),
         }
     }
 }

@@ -96,6 +96,12 @@ impl Progress {
         }
     }
 
+    /// Whether [`Progress::refresh`] draws anything (only bars do), so that
+    /// a snapshot is worth taking.
+    pub fn draws(&self) -> bool {
+        matches!(self, Progress::Bars(_))
+    }
+
     /// Redraws from `snapshot` (bars only).
     pub fn refresh(&mut self, snapshot: &Snapshot) {
         if let Progress::Bars(bars) = self {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::support::cargo::cargo;
 use crate::support::files::{Fault, FileServer, Route};
 use crate::support::harness::shared;
-use crate::support::{body_bytes, sha256_hex, ProxyServer, RawServer, TempDir};
+use crate::support::{body_bytes, sha256_hex, wait_until, ProxyServer, RawServer, TempDir};
 
 /// Longest any one downloader run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
@@ -630,12 +630,42 @@ fn hostile_names_stay_inside_the_output_directory() {
 /// takes `NAME.1`, then `NAME.2`), another `.part` file is left alone, a
 /// `.part` that is a symbolic link is never followed, and a directory is
 /// never a target. With `--overwrite` files are replaced, and a `.part`
-/// link is removed, not followed.
+/// link is removed, not followed. Files of more than 64 KiB go through
+/// `NAME.part`, whose name another `.part` file takes too.
 #[test]
 fn existing_files_are_never_replaced_or_written_through() {
+    existing_files_case(100_000, &[], Via::Part);
+}
+
+/// As above for small files, which are written whole once complete and
+/// linked in under their final names (no `.part` name is used, so another
+/// `.part` file does not take a name).
+#[test]
+fn small_files_never_replace_existing_ones() {
+    existing_files_case(3000, &[], Via::Whole);
+}
+
+/// As above, with publishing whole files turned off (as on a filesystem
+/// without `O_TMPFILE`): small files go through `.part` files too.
+#[test]
+fn small_files_fall_back_to_part_files() {
+    existing_files_case(3000, &[("DOWNLOAD_NO_TMPFILE", "1")], Via::Part);
+}
+
+/// How a file reaches its final name.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    /// Through `NAME.part`.
+    Part,
+    /// Written whole and linked in.
+    Whole,
+}
+
+/// Runs the existing-files scenario with bodies of about `size` bytes.
+fn existing_files_case(size: usize, env: &[(&str, &str)], via: Via) {
     let _fds = shared();
     let bodies: Vec<Vec<u8>> = (0..4)
-        .map(|i| body_bytes(3000 + i, 90 + i as u64))
+        .map(|i| body_bytes(size + i, 90 + i as u64))
         .collect();
     let names = ["a.bin", "b.bin", "c.bin", "d.bin"];
     let routes: Vec<(String, &[u8])> = names
@@ -660,8 +690,17 @@ fn existing_files_are_never_replaced_or_written_through() {
     let out_str = out.to_str().expect("UTF-8");
     let mut args: Vec<&str> = urls.iter().map(String::as_str).collect();
     args.extend(["-o", out_str, "-q"]);
+    // Where each file lands in the first and the second run: b and c are
+    // kept from their names by the `.part` files only on the `.part` route.
+    let (first, second) = match via {
+        Via::Part => (["a.bin.1", "b.bin.1", "c.bin.1", "d.bin.1"], [".2"; 4]),
+        Via::Whole => (
+            ["a.bin.1", "b.bin", "c.bin", "d.bin.1"],
+            [".2", ".1", ".1", ".2"],
+        ),
+    };
 
-    let result = run(&args);
+    let result = run_with_env(&args, env);
     assert_eq!(result.code, Some(0), "{result:#?}");
     let read = |name: &str| fs::read(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(read("a.bin"), b"old a");
@@ -669,22 +708,24 @@ fn existing_files_are_never_replaced_or_written_through() {
     assert_eq!(fs::read(&victim).expect("victim"), b"victim");
     assert!(out.join("c.bin.part").is_symlink(), "the link was replaced");
     assert!(out.join("d.bin").is_dir());
-    for (name, body) in names.iter().zip(&bodies) {
-        assert!(read(&format!("{name}.1")) == *body, "{name}.1");
+    for (name, body) in first.iter().zip(&bodies) {
+        assert!(read(name) == *body, "{name}");
     }
     // Again: the next free names.
-    let result = run(&args);
+    let result = run_with_env(&args, env);
     assert_eq!(result.code, Some(0), "{result:#?}");
-    for (name, body) in names.iter().zip(&bodies) {
-        assert!(read(&format!("{name}.2")) == *body, "{name}.2");
+    for ((name, suffix), body) in names.iter().zip(second).zip(&bodies) {
+        assert!(read(&format!("{name}{suffix}")) == *body, "{name}{suffix}");
     }
     assert_eq!(read("a.bin"), b"old a");
+    assert_eq!(read("b.bin.part"), b"someone else's part");
     assert_eq!(fs::read(&victim).expect("victim"), b"victim");
+    assert!(out.join("c.bin.part").is_symlink(), "the link was replaced");
 
     // --overwrite replaces files, and removes another part file and the
     // link (not its target); a directory still is not a target.
     args.push("--overwrite");
-    let result = run(&args);
+    let result = run_with_env(&args, env);
     assert_eq!(result.code, Some(0), "{result:#?}");
     assert!(read("a.bin") == bodies[0]);
     assert!(read("b.bin") == bodies[1]);
@@ -698,6 +739,78 @@ fn existing_files_are_never_replaced_or_written_through() {
         .filter(|f| f.to_string_lossy().ends_with(".part"))
         .collect();
     assert!(parts.is_empty(), "{parts:?}");
+}
+
+/// A small file is on disk only once it is complete: while its body is
+/// under way there is neither `NAME` nor `NAME.part`, and a `kill -9` then
+/// leaves nothing of it (with publishing whole files off, it is a
+/// `NAME.part` meanwhile, which the same wait finds written).
+#[test]
+fn a_small_file_is_on_disk_only_once_complete() {
+    small_file_killed_mid_body(&[("DOWNLOAD_NO_TMPFILE", "1")], Via::Part);
+    small_file_killed_mid_body(&[], Via::Whole);
+}
+
+/// Downloads a small file and one that stalls after half its body, kills
+/// the downloader with SIGKILL during the stall, and checks what is left.
+fn small_file_killed_mid_body(env: &[(&str, &str)], via: Via) {
+    let _fds = shared();
+    let done = body_bytes(3000, 7);
+    let stalled = body_bytes(40_000, 8);
+    let half = stalled.len() / 2;
+    let mut routes = HashMap::new();
+    routes.insert("/k/done.bin".to_owned(), Route::file(done.clone()));
+    let stall = Route {
+        faults: vec![Fault::StallMidBody],
+        ..Route::file(stalled.clone())
+    };
+    routes.insert("/k/stall.bin".to_owned(), stall);
+    let server = FileServer::start(routes, true).expect("start the file server");
+    let out = TempDir::new("uvcurl-download-kill-small");
+    let urls = [server.url("/k/done.bin"), server.url("/k/stall.bin")];
+    let args = [
+        urls[0].as_str(),
+        &urls[1],
+        "-o",
+        out.str(),
+        "--retries",
+        "0",
+        "-q",
+    ];
+    let child = start_with_env(&args, None, env);
+    let sent = wait_until(Duration::from_secs(60), || {
+        out.join("done.bin").exists() && server.served() >= (done.len() + half) as u64
+    });
+    assert!(sent, "the server never sent done.bin and half of stall.bin");
+    let part = out.join("stall.bin.part");
+    let part_len = || fs::metadata(&part).map_or(0, |m| m.len());
+    match via {
+        // The half body reaches the .part file...
+        Via::Part => assert!(
+            wait_until(Duration::from_secs(30), || part_len() == half as u64),
+            "stall.bin.part has {} bytes, not {half}",
+            part_len()
+        ),
+        // ...and in the same time, nothing appears.
+        Via::Whole => {
+            let appeared = wait_until(Duration::from_millis(500), || {
+                out.join("stall.bin").exists() || part.exists()
+            });
+            assert!(
+                !appeared,
+                "stall.bin or its .part is on disk while incomplete"
+            );
+        }
+    }
+    signal(child.id(), libc::SIGKILL);
+    let result = finish(child, &args);
+    assert_eq!(result.code, None, "{result:#?}");
+    assert_eq!(fs::read(out.join("done.bin")).expect("done.bin"), done);
+    let expected: Vec<PathBuf> = match via {
+        Via::Part => vec!["done.bin".into(), "stall.bin.part".into()],
+        Via::Whole => vec!["done.bin".into()],
+    };
+    assert_eq!(files_under(out.path()), expected);
 }
 
 #[test]
