@@ -2,12 +2,13 @@
 //! the driver, and the commands run on the loop thread.
 
 use super::mailbox::Mailbox;
+use super::relay::{Relay, TICK_MS};
 use super::{Command, Remote, Submission};
 use crate::error::Error;
 use crate::multi::driver::{Attachment, Driver};
 use crate::response::Response;
 use crate::transfer::Completion;
-use crate::uv::{Async, Hook, Loop, Phase};
+use crate::uv::{Async, Hook, Loop, Phase, Timer};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -33,10 +34,17 @@ pub(crate) struct Endpoint {
 /// every poll, whatever the run mode), or that closing the mailbox closes
 /// for good. Anywhere else (a timer, code outside `uv_run`) a waker is woken
 /// at once, so none waits for a loop iteration that may never come.
+///
+/// A batch of several crosses threads with one wake-up: the first waker is
+/// woken, the others are left to the [`Relay`], whose tick this arms while
+/// any wait there.
 struct Wakes {
     uv: Loop,
     open: Cell<bool>,
     held: RefCell<Vec<Waker>>,
+    relay: Arc<Relay>,
+    /// Wakes what the relay still holds after one to two ticks.
+    tick: Timer,
 }
 
 impl Wakes {
@@ -59,19 +67,38 @@ impl Wakes {
     fn open(&self) {
         self.flush();
         self.open.set(true);
+        self.arm_tick();
     }
 
     /// Closes the window (after the poll) and wakes the batch.
     fn close(&self) {
         self.open.set(false);
         self.flush();
+        self.arm_tick();
     }
 
     fn flush(&self) {
         let held = std::mem::take(&mut *self.held.borrow_mut());
-        for waker in held {
+        self.relay.hand_over(held, |waker| self.wake_now(waker));
+    }
+
+    /// Keeps the tick armed exactly while wakers wait in the relay.
+    fn arm_tick(&self) {
+        match (self.relay.is_waiting(), self.tick.is_active()) {
+            (true, false) => self.tick.start(TICK_MS),
+            (false, true) => self.tick.stop(),
+            _ => {}
+        }
+    }
+
+    /// At shutdown: wakes everything held or relayed; nothing is held back
+    /// or relayed from now on.
+    fn shut(&self) {
+        for waker in self.relay.close() {
             self.wake_now(waker);
         }
+        self.close();
+        self.tick.stop();
     }
 }
 
@@ -80,10 +107,21 @@ impl Endpoint {
     /// while the `Multi` is open even if idle (for a background thread).
     pub fn open(driver: &Rc<Driver>, keep_alive: bool) -> Result<Endpoint, Error> {
         let mailbox = Arc::new(Mailbox::default());
+        let relay = Arc::new(Relay::default());
+        let (aging, uv, token_tick) = (relay.clone(), driver.uv().clone(), driver.release_token());
+        let tick = Timer::new(driver.uv(), move || {
+            let _ = &token_tick;
+            // The loop re-arms the tick before its next poll if more wait.
+            for waker in aging.tick().0 {
+                crate::panic::completion(&uv, "a waker", || waker.wake());
+            }
+        })?;
         let wakes = Rc::new(Wakes {
             uv: driver.uv().clone(),
             open: Cell::new(false),
             held: RefCell::default(),
+            relay,
+            tick,
         });
         // Each handle's closure holds a release token: `on_released` fires
         // only after the last of them is freed.
@@ -121,6 +159,7 @@ impl Endpoint {
         Remote {
             mailbox: self.mailbox.clone(),
             sender: self.wakeup.sender(),
+            relay: self.wakes.relay.clone(),
         }
     }
 }
@@ -129,7 +168,7 @@ impl Attachment for Endpoint {
     /// Closes the mailbox: queued submissions complete as `Closed`.
     fn shut(self: Box<Self>) {
         // From here on nothing is held back: results wake their futures at once.
-        self.wakes.close();
+        self.wakes.shut();
         let queued = self.mailbox.close();
         for command in queued {
             if let Command::Start { mut job, .. } = command {

@@ -113,6 +113,7 @@ impl ResponseFuture {
     pub fn wait(mut self) -> Result<Response, Error> {
         let mut unpark: Option<Waker> = None;
         let result = loop {
+            self.relay();
             let mut state = self.slot.lock();
             if let Some(result) = state.result.take() {
                 state.taken = true;
@@ -137,12 +138,20 @@ impl ResponseFuture {
         self.token = None;
         result
     }
+
+    /// Wakes the futures whose wake-ups the loop left to this one's side.
+    fn relay(&self) {
+        if let Some(remote) = &self.remote {
+            remote.relay.wake_all();
+        }
+    }
 }
 
 impl Future for ResponseFuture {
     type Output = Result<Response, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.relay();
         let mut state = self.slot.lock();
         if let Some(result) = state.result.take() {
             state.taken = true;
@@ -164,8 +173,12 @@ impl Future for ResponseFuture {
 
 impl Drop for ResponseFuture {
     fn drop(&mut self) {
+        self.relay();
         let finished = {
-            let state = self.slot.lock();
+            let mut state = self.slot.lock();
+            // Never to be polled again: the loop must not pick this waker as
+            // the one that relays a batch's wake-ups.
+            state.waker = None;
             state.taken || state.result.is_some()
         };
         if !finished {

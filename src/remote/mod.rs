@@ -9,6 +9,7 @@
 mod endpoint;
 mod future;
 mod mailbox;
+mod relay;
 mod stream;
 mod ticket;
 
@@ -23,6 +24,7 @@ use crate::response::Response;
 use crate::uv::AsyncSender;
 use endpoint::Endpoint;
 use mailbox::Mailbox;
+use relay::Relay;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
@@ -112,6 +114,9 @@ impl std::hash::Hash for Token {
 pub struct Remote {
     mailbox: Arc<Mailbox>,
     sender: AsyncSender,
+    /// Wakers the loop left for the awaiting side: every poll and drop of
+    /// a future or stream of this `Remote` wakes them.
+    relay: Arc<Relay>,
 }
 
 impl Remote {
