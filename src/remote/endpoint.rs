@@ -91,6 +91,19 @@ impl Wakes {
         }
     }
 
+    /// The tick: wakes what waited in the relay for a whole tick, and ticks
+    /// again while others wait (here, not only before the next poll: the
+    /// timer alone may be what keeps the loop running).
+    fn on_tick(&self) {
+        let (due, more) = self.relay.tick();
+        for waker in due {
+            self.wake_now(waker);
+        }
+        if more {
+            self.tick.start(TICK_MS);
+        }
+    }
+
     /// At shutdown: wakes everything held or relayed; nothing is held back
     /// or relayed from now on.
     fn shut(&self) {
@@ -107,22 +120,23 @@ impl Endpoint {
     /// while the `Multi` is open even if idle (for a background thread).
     pub fn open(driver: &Rc<Driver>, keep_alive: bool) -> Result<Endpoint, Error> {
         let mailbox = Arc::new(Mailbox::default());
-        let relay = Arc::new(Relay::default());
-        let (aging, uv, token_tick) = (relay.clone(), driver.uv().clone(), driver.release_token());
+        // The tick's closure reaches the `Wakes` that owns the timer weakly.
+        let ticking: Rc<RefCell<Weak<Wakes>>> = Rc::default();
+        let (of_tick, token_tick) = (ticking.clone(), driver.release_token());
         let tick = Timer::new(driver.uv(), move || {
             let _ = &token_tick;
-            // The loop re-arms the tick before its next poll if more wait.
-            for waker in aging.tick().0 {
-                crate::panic::completion(&uv, "a waker", || waker.wake());
+            if let Some(wakes) = of_tick.borrow().upgrade() {
+                wakes.on_tick();
             }
         })?;
         let wakes = Rc::new(Wakes {
             uv: driver.uv().clone(),
             open: Cell::new(false),
             held: RefCell::default(),
-            relay,
+            relay: Arc::default(),
             tick,
         });
+        *ticking.borrow_mut() = Rc::downgrade(&wakes);
         // Each handle's closure holds a release token: `on_released` fires
         // only after the last of them is freed.
         let (before, after) = (wakes.clone(), wakes.clone());
@@ -251,5 +265,139 @@ fn run_command(driver: &Rc<Driver>, wakes: &Rc<Wakes>, command: Command) {
             crate::panic::trampoline(driver.uv().inner(), "loop work", (), job);
         }
         Command::Close => driver.close(),
+    }
+}
+
+#[cfg(all(test, not(uvcurl_loom)))]
+mod tests {
+    use super::Endpoint;
+    use crate::{Loop, Multi};
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counters(n: usize) -> Vec<Arc<Count>> {
+        (0..n).map(|_| Arc::default()).collect()
+    }
+
+    fn woken(counts: &[Arc<Count>]) -> Vec<usize> {
+        counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect()
+    }
+
+    /// A loop with a `Multi` and its endpoint, for `test`; torn down after.
+    fn with_endpoint(test: impl FnOnce(&Loop, &Multi, &Endpoint)) {
+        let uv = Loop::new().unwrap();
+        let multi = Multi::new(&uv).unwrap();
+        let driver = multi.driver().clone();
+        driver
+            .attachment(
+                || Endpoint::open(&driver, false),
+                |endpoint| test(&uv, &multi, endpoint),
+            )
+            .unwrap();
+        drop(multi);
+        uv.run().unwrap();
+        uv.close().unwrap();
+    }
+
+    /// Three results in one loop iteration: the first waker is woken at
+    /// once, the others are left to the relay; when nobody relays them the
+    /// loop's tick wakes them (the armed tick keeps `run_once` from
+    /// returning for good before), and then stops.
+    #[test]
+    fn the_tick_wakes_what_no_future_relayed() {
+        with_endpoint(|uv, _multi, endpoint| {
+            let counts = counters(3);
+            endpoint.wakes.open();
+            for count in &counts {
+                endpoint.wakes.wake(Waker::from(count.clone()));
+            }
+            assert_eq!(woken(&counts), [0, 0, 0], "held back inside the window");
+            endpoint.wakes.close();
+            assert_eq!(woken(&counts), [1, 0, 0]);
+            assert!(endpoint.wakes.tick.is_active());
+            for _ in 0..1_000 {
+                if woken(&counts) == [1, 1, 1] {
+                    break;
+                }
+                uv.run_once().unwrap();
+            }
+            assert_eq!(woken(&counts), [1, 1, 1]);
+            assert!(!endpoint.wakes.tick.is_active());
+        });
+    }
+
+    /// Polling or dropping any future of the `Remote` wakes what the loop
+    /// left to the relay, without the loop running.
+    #[test]
+    fn a_poll_or_a_drop_wakes_what_the_loop_left() {
+        with_endpoint(|_uv, _multi, endpoint| {
+            let remote = endpoint.remote();
+            let relay = &endpoint.wakes.relay;
+            let counts = counters(3);
+            relay.hand_over(
+                counts.iter().map(|c| Waker::from(c.clone())).collect(),
+                Waker::wake,
+            );
+            assert_eq!(woken(&counts), [1, 0, 0]);
+            let mut future = remote.get("no-scheme-here");
+            let idle = Waker::from(Arc::new(Count::default()));
+            let pending = std::pin::Pin::new(&mut future).poll(&mut Context::from_waker(&idle));
+            assert!(pending.is_pending(), "the loop has not run");
+            assert_eq!(woken(&counts), [1, 1, 1], "relayed by the poll");
+
+            let more = counters(3);
+            relay.hand_over(
+                more.iter().map(|c| Waker::from(c.clone())).collect(),
+                Waker::wake,
+            );
+            assert_eq!(woken(&more), [1, 0, 0]);
+            drop(future);
+            assert_eq!(woken(&more), [1, 1, 1], "relayed by the drop");
+        });
+    }
+
+    /// At shutdown the relay hands back what it holds, and a batch after it
+    /// is woken whole.
+    #[test]
+    fn shutting_the_endpoint_wakes_everything() {
+        let uv = Loop::new().unwrap();
+        let multi = Multi::new(&uv).unwrap();
+        let driver = multi.driver().clone();
+        let (wakes, relay) = driver
+            .attachment(
+                || Endpoint::open(&driver, false),
+                |endpoint| (endpoint.wakes.clone(), endpoint.wakes.relay.clone()),
+            )
+            .unwrap();
+        let counts = counters(3);
+        relay.hand_over(
+            counts.iter().map(|c| Waker::from(c.clone())).collect(),
+            Waker::wake,
+        );
+        assert_eq!(woken(&counts), [1, 0, 0]);
+        drop(multi);
+        assert_eq!(woken(&counts), [1, 1, 1], "woken at shutdown");
+        let later = counters(2);
+        wakes.open();
+        for count in &later {
+            wakes.wake(Waker::from(count.clone()));
+        }
+        wakes.close();
+        assert_eq!(woken(&later), [1, 1]);
+        drop(wakes);
+        uv.run().unwrap();
+        uv.close().unwrap();
     }
 }

@@ -17,7 +17,9 @@
 //!    or stream of this `Remote`, on any thread) that takes it, or
 //! 2. the loop thread's second [`tick`](Relay::tick) after it was left: the
 //!    loop keeps a timer of [`TICK_MS`] armed while anything waits here
-//!    (`Wakes` in the endpoint), so a waker waits 1–2 ticks at most, or
+//!    (`Wakes` in the endpoint; the timer re-arms itself, and as a
+//!    referenced handle keeps the loop running), so a waker waits 1–2 ticks
+//!    at most, or
 //! 3. the endpoint's shutdown, which wakes whatever is left
 //!    ([`Relay::close`]) and leaves nothing here afterwards.
 //!
@@ -84,7 +86,7 @@ impl Relay {
         if !self.waiting.load(Ordering::Acquire) {
             return;
         }
-        let (fresh, stale) = {
+        let (mut fresh, mut stale) = {
             let mut lists = self.lists.lock();
             self.waiting.store(false, Ordering::Relaxed);
             (
@@ -93,7 +95,13 @@ impl Relay {
             )
         };
         // Outside the lock: a waker may run arbitrary code.
-        stale.into_iter().chain(fresh).for_each(Waker::wake);
+        stale.drain(..).chain(fresh.drain(..)).for_each(Waker::wake);
+        // The list goes back to the loop thread that allocated it, rather
+        // than crossing threads to be freed here and made anew there.
+        let mut lists = self.lists.lock();
+        if lists.fresh.capacity() == 0 {
+            lists.fresh = fresh;
+        }
     }
 
     /// Loop thread, every [`TICK_MS`]: hands back the wakers that waited a
