@@ -185,8 +185,8 @@ impl Attachment for Endpoint {
         self.wakes.shut();
         let queued = self.mailbox.close();
         for command in queued {
-            if let Command::Start { mut job, .. } = command {
-                call_done(&self.uv, &mut *job, Err(Error::closed()));
+            if let Command::Start(submission) = command {
+                call_done(&self.uv, &submission, Err(Error::closed()));
             }
         }
     }
@@ -195,9 +195,9 @@ impl Attachment for Endpoint {
 /// Runs a submission's completion outside the driver's completion path
 /// (refused or never started); a panic in it is resumed from `Loop::run`,
 /// as one in any completion.
-fn call_done(uv: &Loop, job: &mut dyn Submission, result: Result<Response, Error>) {
+fn call_done(uv: &Loop, submission: &Submission, result: Result<Response, Error>) {
     crate::panic::completion(uv, "completion", || {
-        if let Some(waker) = job.done(result) {
+        if let Some(waker) = submission.job.done(result) {
             waker.wake();
         }
     });
@@ -223,40 +223,43 @@ fn run_commands(driver: &Weak<Driver>, mailbox: &Mailbox, wakes: &Rc<Wakes>) {
 /// Runs one command on the loop thread.
 fn run_command(driver: &Rc<Driver>, wakes: &Rc<Wakes>, command: Command) {
     match command {
-        Command::Start { ticket, mut job } => {
-            let request = match crate::panic::in_transfer("request builder", || job.make()) {
+        Command::Start(submission) => {
+            let made = crate::panic::in_transfer("request builder", || submission.job.make());
+            let request = match made {
                 Ok(Some(request)) => request,
                 Ok(None) => unreachable!("a submission's request is built once"),
                 Err(error) => {
-                    call_done(driver.uv(), &mut *job, Err(error));
+                    call_done(driver.uv(), &submission, Err(error));
                     return;
                 }
             };
             // Shared by the completion and the rejection path below; `done`
             // hands the result over once.
-            let job = Rc::new(RefCell::new(job));
-            let (once, wakes) = (job.clone(), wakes.clone());
+            let (once, wakes) = (submission.clone(), wakes.clone());
             let completion = Completion::Response(Box::new(move |result| {
                 // Inside the driver's completion, under its panic policy.
-                let waker = once.borrow_mut().done(result);
+                let waker = once.job.done(result);
+                // Let go of the submission before its waiter can: the side
+                // that allocated it frees it.
+                drop(once);
                 if let Some(waker) = waker {
                     wakes.wake(waker);
                 }
             }));
             match driver.start(request, completion) {
-                Ok(key) => ticket.set(key),
-                Err(error) => call_done(driver.uv(), &mut **job.borrow_mut(), Err(error)),
+                Ok(key) => submission.ticket.set(key),
+                Err(error) => call_done(driver.uv(), &submission, Err(error)),
             }
         }
         // A ticket without a key was refused at start; a key whose transfer
         // completed finds nothing in the driver's table.
-        Command::Cancel(ticket) => {
-            if let Some(key) = ticket.key() {
+        Command::Cancel(submission) => {
+            if let Some(key) = submission.ticket.key() {
                 driver.cancel(key);
             }
         }
-        Command::Resume(ticket) => {
-            if let Some(key) = ticket.key() {
+        Command::Resume(submission) => {
+            if let Some(key) = submission.ticket.key() {
                 let _ = driver.resume(key);
             }
         }
