@@ -95,12 +95,14 @@ impl Relay {
             )
         };
         // Outside the lock: a waker may run arbitrary code.
-        stale.drain(..).chain(fresh.drain(..)).for_each(Waker::wake);
+        stale.append(&mut fresh);
+        stale.reverse();
+        WakeEach(&mut stale).run();
         // The list goes back to the loop thread that allocated it, rather
         // than crossing threads to be freed here and made anew there.
         let mut lists = self.lists.lock();
         if lists.fresh.capacity() == 0 {
-            lists.fresh = fresh;
+            lists.fresh = stale;
         }
     }
 
@@ -131,6 +133,28 @@ impl Relay {
         let mut all = std::mem::take(&mut lists.stale);
         all.append(&mut lists.fresh);
         all
+    }
+}
+
+/// Wakes the wakers it holds, last first. If one panics (the awaiting
+/// executor's bug), the others are still woken as the panic unwinds, their
+/// own panics swallowed (one is already on its way): a panicking waker
+/// must not strand the futures relayed with it.
+struct WakeEach<'a>(&'a mut Vec<Waker>);
+
+impl WakeEach<'_> {
+    fn run(self) {
+        while let Some(waker) = self.0.pop() {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for WakeEach<'_> {
+    fn drop(&mut self) {
+        for waker in self.0.drain(..) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+        }
     }
 }
 
@@ -204,6 +228,34 @@ mod tests {
         let later = counters(2);
         assert!(!relay.hand_over(wakers(&later), Waker::wake));
         assert_eq!(woken(&later), [1, 1]);
+        assert!(!relay.is_waiting());
+    }
+
+    /// Panics on its first wake.
+    struct Panicky(AtomicUsize);
+
+    impl Wake for Panicky {
+        fn wake(self: Arc<Self>) {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("a buggy waker");
+            }
+        }
+    }
+
+    /// A waker that panics while relayed does not strand the others: the
+    /// panic reaches the relaying caller, and every other waker is woken.
+    #[test]
+    fn a_panicking_waker_does_not_strand_the_others() {
+        let relay = Relay::default();
+        let counts = counters(4);
+        let mut batch = wakers(&counts);
+        let panicky = Arc::new(Panicky(AtomicUsize::new(0)));
+        batch.insert(2, Waker::from(panicky.clone()));
+        relay.hand_over(batch, Waker::wake);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| relay.wake_all()));
+        assert!(caught.is_err(), "the waker's panic reaches the caller");
+        assert_eq!(woken(&counts), [1, 1, 1, 1]);
+        assert_eq!(panicky.0.load(Ordering::SeqCst), 1);
         assert!(!relay.is_waiting());
     }
 
