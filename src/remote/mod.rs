@@ -5,6 +5,11 @@
 //! its loop alive (a background [`Client`](crate::Client) keeps it referenced).
 //! When the `Multi` closes, the mailbox closes with it: queued and later
 //! commands fail with [`ErrorKind::Closed`](crate::ErrorKind::Closed).
+//!
+//! Results come back in batches, one per loop iteration: the loop wakes one
+//! awaiting future and leaves the batch's other wake-ups for it to pass on
+//! from the awaiting thread ([`relay`]). A submission travels as one
+//! allocation ([`task`]), made and normally freed by the submitting thread.
 
 mod endpoint;
 mod future;
