@@ -244,6 +244,16 @@ fn client_drop_races_have_no_race_under_helgrind() {
 }
 
 #[test]
+fn relayed_wake_ups_have_no_race_under_drd() {
+    race_check("drd", "client_futures_relayed_across_threads");
+}
+
+#[test]
+fn relayed_wake_ups_have_no_race_under_helgrind() {
+    race_check("helgrind", "client_futures_relayed_across_threads");
+}
+
+#[test]
 fn remote_close_racing_submissions_has_no_race_under_drd() {
     race_check("drd", "remote_close_races_with_submissions");
 }

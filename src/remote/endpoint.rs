@@ -2,12 +2,13 @@
 //! the driver, and the commands run on the loop thread.
 
 use super::mailbox::Mailbox;
+use super::relay::{Relay, TICK_MS};
 use super::{Command, Remote, Submission};
 use crate::error::Error;
 use crate::multi::driver::{Attachment, Driver};
 use crate::response::Response;
 use crate::transfer::Completion;
-use crate::uv::{Async, Hook, Loop, Phase};
+use crate::uv::{Async, Hook, Loop, Phase, Timer};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -33,10 +34,17 @@ pub(crate) struct Endpoint {
 /// every poll, whatever the run mode), or that closing the mailbox closes
 /// for good. Anywhere else (a timer, code outside `uv_run`) a waker is woken
 /// at once, so none waits for a loop iteration that may never come.
+///
+/// A batch of several crosses threads with one wake-up: the first waker is
+/// woken, the others are left to the [`Relay`], whose tick this arms while
+/// any wait there.
 struct Wakes {
     uv: Loop,
     open: Cell<bool>,
     held: RefCell<Vec<Waker>>,
+    relay: Arc<Relay>,
+    /// Wakes what the relay still holds after one to two ticks.
+    tick: Timer,
 }
 
 impl Wakes {
@@ -59,19 +67,51 @@ impl Wakes {
     fn open(&self) {
         self.flush();
         self.open.set(true);
+        self.arm_tick();
     }
 
     /// Closes the window (after the poll) and wakes the batch.
     fn close(&self) {
         self.open.set(false);
         self.flush();
+        self.arm_tick();
     }
 
     fn flush(&self) {
         let held = std::mem::take(&mut *self.held.borrow_mut());
-        for waker in held {
+        self.relay.hand_over(held, |waker| self.wake_now(waker));
+    }
+
+    /// Keeps the tick armed exactly while wakers wait in the relay.
+    fn arm_tick(&self) {
+        match (self.relay.is_waiting(), self.tick.is_active()) {
+            (true, false) => self.tick.start(TICK_MS),
+            (false, true) => self.tick.stop(),
+            _ => {}
+        }
+    }
+
+    /// The tick: wakes what waited in the relay for a whole tick, and ticks
+    /// again while others wait (here, not only before the next poll: the
+    /// timer alone may be what keeps the loop running).
+    fn on_tick(&self) {
+        let (due, more) = self.relay.tick();
+        for waker in due {
             self.wake_now(waker);
         }
+        if more {
+            self.tick.start(TICK_MS);
+        }
+    }
+
+    /// At shutdown: wakes everything held or relayed; nothing is held back
+    /// or relayed from now on.
+    fn shut(&self) {
+        for waker in self.relay.close() {
+            self.wake_now(waker);
+        }
+        self.close();
+        self.tick.stop();
     }
 }
 
@@ -80,11 +120,23 @@ impl Endpoint {
     /// while the `Multi` is open even if idle (for a background thread).
     pub fn open(driver: &Rc<Driver>, keep_alive: bool) -> Result<Endpoint, Error> {
         let mailbox = Arc::new(Mailbox::default());
+        // The tick's closure reaches the `Wakes` that owns the timer weakly.
+        let ticking: Rc<RefCell<Weak<Wakes>>> = Rc::default();
+        let (of_tick, token_tick) = (ticking.clone(), driver.release_token());
+        let tick = Timer::new(driver.uv(), move || {
+            let _ = &token_tick;
+            if let Some(wakes) = of_tick.borrow().upgrade() {
+                wakes.on_tick();
+            }
+        })?;
         let wakes = Rc::new(Wakes {
             uv: driver.uv().clone(),
             open: Cell::new(false),
             held: RefCell::default(),
+            relay: Arc::default(),
+            tick,
         });
+        *ticking.borrow_mut() = Rc::downgrade(&wakes);
         // Each handle's closure holds a release token: `on_released` fires
         // only after the last of them is freed.
         let (before, after) = (wakes.clone(), wakes.clone());
@@ -121,6 +173,7 @@ impl Endpoint {
         Remote {
             mailbox: self.mailbox.clone(),
             sender: self.wakeup.sender(),
+            relay: self.wakes.relay.clone(),
         }
     }
 }
@@ -129,11 +182,11 @@ impl Attachment for Endpoint {
     /// Closes the mailbox: queued submissions complete as `Closed`.
     fn shut(self: Box<Self>) {
         // From here on nothing is held back: results wake their futures at once.
-        self.wakes.close();
+        self.wakes.shut();
         let queued = self.mailbox.close();
         for command in queued {
-            if let Command::Start { mut job, .. } = command {
-                call_done(&self.uv, &mut *job, Err(Error::closed()));
+            if let Command::Start(submission) = command {
+                call_done(&self.uv, &submission, Err(Error::closed()));
             }
         }
     }
@@ -142,9 +195,9 @@ impl Attachment for Endpoint {
 /// Runs a submission's completion outside the driver's completion path
 /// (refused or never started); a panic in it is resumed from `Loop::run`,
 /// as one in any completion.
-fn call_done(uv: &Loop, job: &mut dyn Submission, result: Result<Response, Error>) {
+fn call_done(uv: &Loop, submission: &Submission, result: Result<Response, Error>) {
     crate::panic::completion(uv, "completion", || {
-        if let Some(waker) = job.done(result) {
+        if let Some(waker) = submission.job.done(result) {
             waker.wake();
         }
     });
@@ -170,40 +223,43 @@ fn run_commands(driver: &Weak<Driver>, mailbox: &Mailbox, wakes: &Rc<Wakes>) {
 /// Runs one command on the loop thread.
 fn run_command(driver: &Rc<Driver>, wakes: &Rc<Wakes>, command: Command) {
     match command {
-        Command::Start { ticket, mut job } => {
-            let request = match crate::panic::in_transfer("request builder", || job.make()) {
+        Command::Start(submission) => {
+            let made = crate::panic::in_transfer("request builder", || submission.job.make());
+            let request = match made {
                 Ok(Some(request)) => request,
                 Ok(None) => unreachable!("a submission's request is built once"),
                 Err(error) => {
-                    call_done(driver.uv(), &mut *job, Err(error));
+                    call_done(driver.uv(), &submission, Err(error));
                     return;
                 }
             };
             // Shared by the completion and the rejection path below; `done`
             // hands the result over once.
-            let job = Rc::new(RefCell::new(job));
-            let (once, wakes) = (job.clone(), wakes.clone());
+            let (once, wakes) = (submission.clone(), wakes.clone());
             let completion = Completion::Response(Box::new(move |result| {
                 // Inside the driver's completion, under its panic policy.
-                let waker = once.borrow_mut().done(result);
+                let waker = once.job.done(result);
+                // Let go of the submission before its waiter can: the side
+                // that allocated it frees it.
+                drop(once);
                 if let Some(waker) = waker {
                     wakes.wake(waker);
                 }
             }));
             match driver.start(request, completion) {
-                Ok(key) => ticket.set(key),
-                Err(error) => call_done(driver.uv(), &mut **job.borrow_mut(), Err(error)),
+                Ok(key) => submission.ticket.set(key),
+                Err(error) => call_done(driver.uv(), &submission, Err(error)),
             }
         }
         // A ticket without a key was refused at start; a key whose transfer
         // completed finds nothing in the driver's table.
-        Command::Cancel(ticket) => {
-            if let Some(key) = ticket.key() {
+        Command::Cancel(submission) => {
+            if let Some(key) = submission.ticket.key() {
                 driver.cancel(key);
             }
         }
-        Command::Resume(ticket) => {
-            if let Some(key) = ticket.key() {
+        Command::Resume(submission) => {
+            if let Some(key) = submission.ticket.key() {
                 let _ = driver.resume(key);
             }
         }
@@ -212,5 +268,139 @@ fn run_command(driver: &Rc<Driver>, wakes: &Rc<Wakes>, command: Command) {
             crate::panic::trampoline(driver.uv().inner(), "loop work", (), job);
         }
         Command::Close => driver.close(),
+    }
+}
+
+#[cfg(all(test, not(uvcurl_loom)))]
+mod tests {
+    use super::Endpoint;
+    use crate::{Loop, Multi};
+    use std::future::Future;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counters(n: usize) -> Vec<Arc<Count>> {
+        (0..n).map(|_| Arc::default()).collect()
+    }
+
+    fn woken(counts: &[Arc<Count>]) -> Vec<usize> {
+        counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect()
+    }
+
+    /// A loop with a `Multi` and its endpoint, for `test`; torn down after.
+    fn with_endpoint(test: impl FnOnce(&Loop, &Multi, &Endpoint)) {
+        let uv = Loop::new().unwrap();
+        let multi = Multi::new(&uv).unwrap();
+        let driver = multi.driver().clone();
+        driver
+            .attachment(
+                || Endpoint::open(&driver, false),
+                |endpoint| test(&uv, &multi, endpoint),
+            )
+            .unwrap();
+        drop(multi);
+        uv.run().unwrap();
+        uv.close().unwrap();
+    }
+
+    /// Three results in one loop iteration: the first waker is woken at
+    /// once, the others are left to the relay; when nobody relays them the
+    /// loop's tick wakes them (the armed tick keeps `run_once` from
+    /// returning for good before), and then stops.
+    #[test]
+    fn the_tick_wakes_what_no_future_relayed() {
+        with_endpoint(|uv, _multi, endpoint| {
+            let counts = counters(3);
+            endpoint.wakes.open();
+            for count in &counts {
+                endpoint.wakes.wake(Waker::from(count.clone()));
+            }
+            assert_eq!(woken(&counts), [0, 0, 0], "held back inside the window");
+            endpoint.wakes.close();
+            assert_eq!(woken(&counts), [1, 0, 0]);
+            assert!(endpoint.wakes.tick.is_active());
+            for _ in 0..1_000 {
+                if woken(&counts) == [1, 1, 1] {
+                    break;
+                }
+                uv.run_once().unwrap();
+            }
+            assert_eq!(woken(&counts), [1, 1, 1]);
+            assert!(!endpoint.wakes.tick.is_active());
+        });
+    }
+
+    /// Polling or dropping any future of the `Remote` wakes what the loop
+    /// left to the relay, without the loop running.
+    #[test]
+    fn a_poll_or_a_drop_wakes_what_the_loop_left() {
+        with_endpoint(|_uv, _multi, endpoint| {
+            let remote = endpoint.remote();
+            let relay = &endpoint.wakes.relay;
+            let counts = counters(3);
+            relay.hand_over(
+                counts.iter().map(|c| Waker::from(c.clone())).collect(),
+                Waker::wake,
+            );
+            assert_eq!(woken(&counts), [1, 0, 0]);
+            let mut future = remote.get("no-scheme-here");
+            let idle = Waker::from(Arc::new(Count::default()));
+            let pending = std::pin::Pin::new(&mut future).poll(&mut Context::from_waker(&idle));
+            assert!(pending.is_pending(), "the loop has not run");
+            assert_eq!(woken(&counts), [1, 1, 1], "relayed by the poll");
+
+            let more = counters(3);
+            relay.hand_over(
+                more.iter().map(|c| Waker::from(c.clone())).collect(),
+                Waker::wake,
+            );
+            assert_eq!(woken(&more), [1, 0, 0]);
+            drop(future);
+            assert_eq!(woken(&more), [1, 1, 1], "relayed by the drop");
+        });
+    }
+
+    /// At shutdown the relay hands back what it holds, and a batch after it
+    /// is woken whole.
+    #[test]
+    fn shutting_the_endpoint_wakes_everything() {
+        let uv = Loop::new().unwrap();
+        let multi = Multi::new(&uv).unwrap();
+        let driver = multi.driver().clone();
+        let (wakes, relay) = driver
+            .attachment(
+                || Endpoint::open(&driver, false),
+                |endpoint| (endpoint.wakes.clone(), endpoint.wakes.relay.clone()),
+            )
+            .unwrap();
+        let counts = counters(3);
+        relay.hand_over(
+            counts.iter().map(|c| Waker::from(c.clone())).collect(),
+            Waker::wake,
+        );
+        assert_eq!(woken(&counts), [1, 0, 0]);
+        drop(multi);
+        assert_eq!(woken(&counts), [1, 1, 1], "woken at shutdown");
+        let later = counters(2);
+        wakes.open();
+        for count in &later {
+            wakes.wake(Waker::from(count.clone()));
+        }
+        wakes.close();
+        assert_eq!(woken(&later), [1, 1]);
+        drop(wakes);
+        uv.run().unwrap();
+        uv.close().unwrap();
     }
 }

@@ -1,49 +1,16 @@
 //! [`ResponseFuture`]: a transfer submitted through a [`Remote`], awaited
 //! from any executor (or blocked on with [`ResponseFuture::wait`]).
 
-use super::{Remote, Token};
+use super::task::{Awaited, Make, MakeOnce, Task, Unmade};
+use super::{Remote, Submission, Token};
 use crate::error::Error;
 use crate::request::Request;
 use crate::response::Response;
-use crate::sync::{Mutex, MutexGuard};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
-
-#[derive(Default)]
-struct SlotState {
-    result: Option<Result<Response, Error>>,
-    waker: Option<Waker>,
-    taken: bool,
-}
-
-/// Where the loop thread leaves the result for the awaiting thread.
-///
-/// One mutex and no condition variable: a blocked [`ResponseFuture::wait`]
-/// registers a waker that unparks its thread, so filling the slot makes a
-/// system call only when somebody is actually asleep on it (std's futex
-/// `Condvar::notify_all` makes one every time).
-#[derive(Default)]
-pub(super) struct Slot {
-    state: Mutex<SlotState>,
-}
-
-impl Slot {
-    fn lock(&self) -> MutexGuard<'_, SlotState> {
-        self.state.lock()
-    }
-
-    /// Stores the result and hands back the waker to wake (the caller may
-    /// wake it later, e.g. once per loop iteration for a batch of results).
-    #[must_use = "the waker must be woken"]
-    pub(super) fn fill(&self, result: Result<Response, Error>) -> Option<Waker> {
-        let mut state = self.lock();
-        state.result = Some(result);
-        state.waker.take()
-    }
-}
 
 /// Wakes a thread blocked in [`ResponseFuture::wait`].
 struct Unpark(Thread);
@@ -71,25 +38,30 @@ impl Wake for Unpark {
 /// call `submit` inside.
 #[must_use = "a dropped ResponseFuture cancels its transfer"]
 pub struct ResponseFuture {
-    slot: Arc<Slot>,
+    /// The submission, seen from here: its result slot. (The same
+    /// allocation as the token's.)
+    task: Arc<Task<Awaited<dyn Make>>>,
     remote: Option<Remote>,
     token: Option<Token>,
 }
 
 impl ResponseFuture {
     pub(super) fn submit(remote: &Remote, make: impl FnOnce() -> Request + Send + 'static) -> Self {
-        let slot = Arc::new(Slot::default());
-        let filler = slot.clone();
-        match remote.submit_job(make, move |result| filler.fill(result)) {
+        let task = Arc::new(Task::new(Awaited {
+            slot: Default::default(),
+            make: MakeOnce::new(make),
+        }));
+        let submission: Submission = task.clone();
+        match remote.start(submission) {
             Ok(token) => ResponseFuture {
-                slot,
+                task,
                 remote: Some(remote.clone()),
                 token: Some(token),
             },
             Err(error) => {
-                let _nobody_waits_yet = slot.fill(Err(error));
+                let _nobody_waits_yet = task.job.slot.fill(Err(error));
                 ResponseFuture {
-                    slot,
+                    task,
                     remote: None,
                     token: None,
                 }
@@ -99,10 +71,13 @@ impl ResponseFuture {
 
     /// A future that is already resolved to `error`.
     pub(crate) fn failed(error: Error) -> Self {
-        let slot = Arc::new(Slot::default());
-        let _nobody_waits_yet = slot.fill(Err(error));
+        let task = Arc::new(Task::new(Awaited {
+            slot: Default::default(),
+            make: Unmade,
+        }));
+        let _nobody_waits_yet = task.job.slot.fill(Err(error));
         ResponseFuture {
-            slot,
+            task,
             remote: None,
             token: None,
         }
@@ -113,7 +88,8 @@ impl ResponseFuture {
     pub fn wait(mut self) -> Result<Response, Error> {
         let mut unpark: Option<Waker> = None;
         let result = loop {
-            let mut state = self.slot.lock();
+            self.relay();
+            let mut state = self.task.job.slot.lock();
             if let Some(result) = state.result.take() {
                 state.taken = true;
                 break result;
@@ -137,13 +113,21 @@ impl ResponseFuture {
         self.token = None;
         result
     }
+
+    /// Wakes the futures whose wake-ups the loop left to this one's side.
+    fn relay(&self) {
+        if let Some(remote) = &self.remote {
+            remote.relay.wake_all();
+        }
+    }
 }
 
 impl Future for ResponseFuture {
     type Output = Result<Response, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.slot.lock();
+        self.relay();
+        let mut state = self.task.job.slot.lock();
         if let Some(result) = state.result.take() {
             state.taken = true;
             return Poll::Ready(result);
@@ -164,8 +148,12 @@ impl Future for ResponseFuture {
 
 impl Drop for ResponseFuture {
     fn drop(&mut self) {
+        self.relay();
         let finished = {
-            let state = self.slot.lock();
+            let mut state = self.task.job.slot.lock();
+            // Never to be polled again: the loop must not pick this waker as
+            // the one that relays a batch's wake-ups.
+            state.waker = None;
             state.taken || state.result.is_some()
         };
         if !finished {

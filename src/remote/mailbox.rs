@@ -186,15 +186,20 @@ mod numbered {
 
     /// A command carrying the number `n`.
     pub(super) fn numbered(n: u64) -> Command {
-        let ticket = crate::remote::ticket::Ticket::default();
-        ticket.set(crate::transfer::TransferKey { slot: 0, id: n });
-        Command::Cancel(std::sync::Arc::new(ticket))
+        use crate::remote::task::{Awaited, Task, Unmade};
+        let task = Task::new(Awaited {
+            slot: Default::default(),
+            make: Unmade,
+        });
+        task.ticket
+            .set(crate::transfer::TransferKey { slot: 0, id: n });
+        Command::Cancel(std::sync::Arc::new(task))
     }
 
     /// The number of a command made by [`numbered`].
     pub(super) fn number_of(command: Command) -> u64 {
         match command {
-            Command::Cancel(ticket) => ticket.key().map_or(0, |key| key.id),
+            Command::Cancel(task) => task.ticket.key().map_or(0, |key| key.id),
             _ => unreachable!("only numbered cancels are posted here"),
         }
     }

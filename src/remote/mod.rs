@@ -5,11 +5,18 @@
 //! its loop alive (a background [`Client`](crate::Client) keeps it referenced).
 //! When the `Multi` closes, the mailbox closes with it: queued and later
 //! commands fail with [`ErrorKind::Closed`](crate::ErrorKind::Closed).
+//!
+//! Results come back in batches, one per loop iteration: the loop wakes one
+//! awaiting future and leaves the batch's other wake-ups for it to pass on
+//! from the awaiting thread ([`relay`]). A submission travels as one
+//! allocation ([`task`]), made and normally freed by the submitting thread.
 
 mod endpoint;
 mod future;
 mod mailbox;
+mod relay;
 mod stream;
+mod task;
 mod ticket;
 
 pub use future::ResponseFuture;
@@ -23,49 +30,20 @@ use crate::response::Response;
 use crate::uv::AsyncSender;
 use endpoint::Endpoint;
 use mailbox::Mailbox;
+use relay::Relay;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
-use ticket::Ticket;
+use task::{Callback, Job, Task};
 
-/// A submission, run on the loop thread: it builds its request (a `Request`
-/// may hold non-`Send` callbacks), then receives the result. Both closures
-/// travel in one allocation.
-trait Submission: Send {
-    /// Builds the request; `None` if called again.
-    fn make(&mut self) -> Option<Request>;
-    /// Hands over the result (the first call only) and returns the waker of
-    /// whoever awaits it, for the loop to wake (a `submit_with` callback
-    /// returns none).
-    fn done(&mut self, result: Result<Response, Error>) -> Option<Waker>;
-}
-
-struct Job<M, D> {
-    make: Option<M>,
-    done: Option<D>,
-}
-
-impl<M, D> Submission for Job<M, D>
-where
-    M: FnOnce() -> Request + Send,
-    D: FnOnce(Result<Response, Error>) -> Option<Waker> + Send,
-{
-    fn make(&mut self) -> Option<Request> {
-        self.make.take().map(|make| make())
-    }
-
-    fn done(&mut self, result: Result<Response, Error>) -> Option<Waker> {
-        self.done.take().and_then(|done| done(result))
-    }
-}
+/// A submission as the loop thread sees it: it builds its request there (a
+/// `Request` may hold non-`Send` callbacks), then receives the result.
+type Submission = Arc<Task<dyn Job>>;
 
 enum Command {
-    Start {
-        ticket: Arc<Ticket>,
-        job: Box<dyn Submission>,
-    },
-    Cancel(Arc<Ticket>),
-    Resume(Arc<Ticket>),
+    Start(Submission),
+    Cancel(Submission),
+    Resume(Submission),
     /// Crate-internal work for the loop thread (the C ABI's submissions).
     Run(Box<dyn FnOnce() + Send>),
     Close,
@@ -77,12 +55,24 @@ pub(crate) struct Refused(#[allow(dead_code)] Command);
 /// Names a transfer submitted through a [`Remote`], for
 /// [`Remote::cancel`]. Clones name the same transfer; tokens compare equal
 /// only to their own clones.
-#[derive(Debug, Clone)]
-pub struct Token(Arc<Ticket>);
+#[derive(Clone)]
+pub struct Token(Submission);
+
+impl Token {
+    fn address(&self) -> *const () {
+        Arc::as_ptr(&self.0).cast()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Token").field(&self.address()).finish()
+    }
+}
 
 impl PartialEq for Token {
     fn eq(&self, other: &Token) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.address() == other.address()
     }
 }
 
@@ -90,7 +80,7 @@ impl Eq for Token {}
 
 impl std::hash::Hash for Token {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.0).hash(state);
+        self.address().hash(state);
     }
 }
 
@@ -112,6 +102,9 @@ impl std::hash::Hash for Token {
 pub struct Remote {
     mailbox: Arc<Mailbox>,
     sender: AsyncSender,
+    /// Wakers the loop left for the awaiting side: every poll and drop of
+    /// a future or stream of this `Remote` wakes them.
+    relay: Arc<Relay>,
 }
 
 impl Remote {
@@ -139,16 +132,13 @@ impl Remote {
         make: impl FnOnce() -> Request + Send + 'static,
         done: impl FnOnce(Result<Response, Error>) -> Option<Waker> + Send + 'static,
     ) -> Result<Token, Error> {
-        let ticket = Arc::new(Ticket::default());
-        let command = Command::Start {
-            ticket: ticket.clone(),
-            job: Box::new(Job {
-                make: Some(make),
-                done: Some(done),
-            }),
-        };
-        match self.post(command) {
-            Ok(()) => Ok(Token(ticket)),
+        self.start(Arc::new(Task::new(Callback::new(make, done))))
+    }
+
+    /// Posts the start of `submission`; its token, or `Closed`.
+    fn start(&self, submission: Submission) -> Result<Token, Error> {
+        match self.post(Command::Start(submission.clone())) {
+            Ok(()) => Ok(Token(submission)),
             Err(_) => Err(Error::closed()),
         }
     }

@@ -94,6 +94,8 @@ impl BodyStream {
 
     /// [`chunk`](BodyStream::chunk) as a poll function, for hand-written futures.
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Vec<u8>>, Error>> {
+        // Wakes the futures whose wake-ups the loop left to this side.
+        self.remote.relay.wake_all();
         let mut s = lock(&self.state);
         if let Some(chunk) = s.chunks.pop_front() {
             s.buffered -= chunk.len();
@@ -129,7 +131,13 @@ impl BodyStream {
 
 impl Drop for BodyStream {
     fn drop(&mut self) {
-        let finished = lock(&self.state).end.is_some();
+        self.remote.relay.wake_all();
+        let finished = {
+            let mut s = lock(&self.state);
+            // Never polled again: not a waker to relay a batch's wake-ups.
+            s.waker = None;
+            s.end.is_some()
+        };
         if let (false, Some(token)) = (finished, self.started.take()) {
             self.remote.cancel(&token);
         }

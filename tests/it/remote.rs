@@ -521,3 +521,154 @@ fn dropping_the_client_resolves_pending_futures() {
         );
     }
 }
+
+/// Records that it was woken.
+#[derive(Default)]
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Flag {
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A loop wakes one future per batch of results and leaves the others'
+/// wake-ups for that one to pass on when it is polled. Here no executor
+/// polls anything: 64 futures are polled once each, with a waker of their
+/// own, and then left alone (or, in the second round, each dropped unpolled
+/// as soon as it is woken). Every waker must still be woken, in bounded
+/// time (by a dropped future passing the batch on, or the loop's fallback
+/// tick), and each future left is then ready with its body.
+#[test]
+fn every_future_is_woken_though_no_woken_future_is_polled() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let _fds = shared();
+    let server = HttpServer::start();
+    let client = Client::new().unwrap();
+    for drop_woken in [false, true] {
+        let flags: Vec<Arc<Flag>> = (0..64).map(|_| Arc::default()).collect();
+        let mut futures: Vec<Option<uvcurl::ResponseFuture>> = (0..64)
+            .map(|i| Some(client.get(server.url(&format!("/bytes/{}?seed={i}", 100 + i)))))
+            .collect();
+        let mut early = HashMap::new();
+        for (i, (future, flag)) in futures.iter_mut().zip(&flags).enumerate() {
+            let waker = Waker::from(flag.clone());
+            let mut cx = Context::from_waker(&waker);
+            if let Poll::Ready(result) = std::pin::Pin::new(future.as_mut().unwrap()).poll(&mut cx)
+            {
+                // Done before its first poll: nothing to wake.
+                early.insert(i, result);
+                flag.0.store(true, Ordering::SeqCst);
+                *future = None;
+            }
+        }
+        let all_woken = crate::support::wait_until(Duration::from_secs(20), || {
+            if drop_woken {
+                for (future, flag) in futures.iter_mut().zip(&flags) {
+                    if flag.is_set() {
+                        drop(future.take());
+                    }
+                }
+            }
+            flags.iter().all(|flag| flag.is_set())
+        });
+        let asleep = flags.iter().filter(|flag| !flag.is_set()).count();
+        assert!(
+            all_woken,
+            "{asleep} of 64 futures never woken (drop_woken {drop_woken})"
+        );
+        let noop = Waker::from(Arc::new(Flag::default()));
+        for (i, future) in futures.iter_mut().enumerate() {
+            let result = match future.as_mut() {
+                Some(future) => {
+                    match std::pin::Pin::new(future).poll(&mut Context::from_waker(&noop)) {
+                        Poll::Ready(result) => result,
+                        Poll::Pending => panic!("future {i} woken but not ready"),
+                    }
+                }
+                None if drop_woken => continue,
+                None => early.remove(&i).unwrap(),
+            };
+            assert_eq!(result.unwrap().into_body(), body_bytes(100 + i, i as u64));
+        }
+    }
+}
+
+/// Futures of one loop awaited on two current-thread runtimes on two
+/// threads (so a batch's wake-ups are passed on across runtimes), while a
+/// third runtime with futures of the same loop is shut down mid-way: every
+/// future of the two completes, byte-exact, in bounded time.
+#[test]
+fn futures_on_two_runtimes_complete_while_a_third_shuts_down() {
+    let _fds = shared();
+    let server = HttpServer::start();
+    let client = Client::new().unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let doomed = {
+        let client = client.clone();
+        let urls: Vec<String> = (0..100)
+            .map(|i| match i % 2 {
+                0 => server.url(&format!("/bytes/{}", 10 + i)),
+                _ => server.url("/drip/2000?ms=20"),
+            })
+            .collect();
+        std::thread::spawn(move || {
+            let doomed = runtime();
+            for url in urls {
+                let future = client.get(url);
+                drop(doomed.spawn(async move { drop(future.await) }));
+            }
+            doomed.block_on(async { tokio::time::sleep(Duration::from_millis(30)).await });
+            // Shut down with futures pending: its tasks are dropped.
+        })
+    };
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let client = client.clone();
+            let urls: Vec<(usize, String)> = (0..300)
+                .map(|i| {
+                    let n = 1 + (t * 300 + i) * 7 % 3000;
+                    (n, server.url(&format!("/bytes/{n}?seed={t}{i}")))
+                })
+                .collect();
+            std::thread::spawn(move || {
+                runtime().block_on(async move {
+                    let mut set = tokio::task::JoinSet::new();
+                    for (i, (n, url)) in urls.into_iter().enumerate() {
+                        let future = client.get(url);
+                        set.spawn(async move { (i, n, future.await) });
+                    }
+                    let all = async {
+                        let mut done = 0;
+                        while let Some(joined) = set.join_next().await {
+                            let (i, n, result) = joined.unwrap();
+                            let seed: u64 = format!("{t}{i}").parse().unwrap();
+                            assert_eq!(result.unwrap().into_body(), body_bytes(n, seed));
+                            done += 1;
+                        }
+                        done
+                    };
+                    tokio::time::timeout(Duration::from_secs(30), all)
+                        .await
+                        .expect("every future completes")
+                })
+            })
+        })
+        .collect();
+    doomed.join().unwrap();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), 300);
+    }
+}

@@ -334,3 +334,56 @@ fn pollster<T>(future: impl std::future::Future<Output = T>) -> T {
         std::thread::park();
     }
 }
+
+/// Futures of one `Client` loop awaited together on two threads: a batch
+/// of results wakes one of them, whose poll (on either thread) wakes the
+/// rest, so wake-ups, results and the relay's lists cross threads both
+/// ways; and futures dropped while others of their batch are still listed.
+/// Every awaited future resolves once, byte-exact.
+#[test]
+fn client_futures_relayed_across_threads() {
+    use std::future::Future;
+    use std::task::Poll;
+    let (base, _server) = server();
+    let client = Client::new().unwrap();
+    let workers: Vec<_> = (0..2)
+        .map(|t| {
+            let (client, base) = (client.clone(), base.clone());
+            std::thread::spawn(move || {
+                for round in 0..3 {
+                    let mut pending: Vec<_> = (0..8)
+                        .map(|i| {
+                            let (url, size, seed) = bytes_url(&base, t, round * 8 + i);
+                            Some((client.get(url), size, seed))
+                        })
+                        .collect();
+                    // Two are dropped after their first poll, whatever came.
+                    let mut polls = 0;
+                    pollster(std::future::poll_fn(|cx| {
+                        polls += 1;
+                        for (i, slot) in pending.iter_mut().enumerate() {
+                            let Some((future, size, seed)) = slot else {
+                                continue;
+                            };
+                            if polls > 1 && i < 2 {
+                                *slot = None;
+                                continue;
+                            }
+                            if let Poll::Ready(result) = std::pin::Pin::new(future).poll(cx) {
+                                assert_eq!(result.unwrap().body(), body_bytes(*size, *seed));
+                                *slot = None;
+                            }
+                        }
+                        match pending.iter().all(Option::is_none) {
+                            true => Poll::Ready(()),
+                            false => Poll::Pending,
+                        }
+                    }));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+}
