@@ -273,30 +273,12 @@ fn run_command(driver: &Rc<Driver>, wakes: &Rc<Wakes>, command: Command) {
 
 #[cfg(all(test, not(uvcurl_loom)))]
 mod tests {
+    use super::super::counting_waker::{counters, woken, Count};
     use super::Endpoint;
     use crate::{Loop, Multi};
     use std::future::Future;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::task::{Context, Wake, Waker};
-
-    /// Counts its wakes.
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counters(n: usize) -> Vec<Arc<Count>> {
-        (0..n).map(|_| Arc::default()).collect()
-    }
-
-    fn woken(counts: &[Arc<Count>]) -> Vec<usize> {
-        counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect()
-    }
+    use std::task::{Context, Waker};
 
     /// A loop with a `Multi` and its endpoint, for `test`; torn down after.
     fn with_endpoint(test: impl FnOnce(&Loop, &Multi, &Endpoint)) {

@@ -11,6 +11,8 @@
 //! from the awaiting thread ([`relay`]). A submission travels as one
 //! allocation ([`task`]), made and normally freed by the submitting thread.
 
+#[cfg(all(test, not(uvcurl_loom)))]
+mod counting_waker;
 mod endpoint;
 mod future;
 mod mailbox;

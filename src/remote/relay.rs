@@ -169,32 +169,11 @@ impl Drop for WakeEach<'_> {
 
 #[cfg(all(test, not(uvcurl_loom)))]
 mod tests {
+    use super::super::counting_waker::{counters, wakers, woken};
     use super::Relay;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::{Wake, Waker};
-
-    /// Counts its wakes.
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counters(n: usize) -> Vec<Arc<Count>> {
-        (0..n).map(|_| Arc::default()).collect()
-    }
-
-    fn wakers(counts: &[Arc<Count>]) -> Vec<Waker> {
-        counts.iter().map(|c| Waker::from(c.clone())).collect()
-    }
-
-    fn woken(counts: &[Arc<Count>]) -> Vec<usize> {
-        counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect()
-    }
 
     #[test]
     fn the_first_is_woken_at_once_and_a_relay_wakes_the_rest() {
