@@ -90,8 +90,9 @@ impl Driver {
         self.drain();
     }
 
-    /// Queues a transfer started during the loop turn's I/O; a full batch
-    /// is started at once.
+    /// Queues a transfer started during the loop turn's I/O, for
+    /// [`start_batched`](Driver::start_batched): at the end of the turn's
+    /// I/O, or after the socket event that filled the batch.
     pub(super) fn batch(&self, key: crate::transfer::TransferKey) {
         match self.callbacks.open_batch_hook() {
             Ok(()) => self.batched.borrow_mut().push(key),
