@@ -39,6 +39,7 @@ mod attempt;
 mod checksum;
 mod cli;
 mod demo;
+mod event_queue;
 mod file_server;
 mod link;
 mod naming;

@@ -7,7 +7,7 @@
 //! scheduler is itself inside `start` or `cancel` is therefore just queued,
 //! and the scheduler is never re-entered.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +20,7 @@ use uvcurl::{Error, Loop, Multi, MultiHandle, Response, Transfer};
 
 use crate::attempt::{self, Attempt, Context, Job, Outcome};
 use crate::cli::{Entry, Settings};
+use crate::event_queue::EventQueue;
 use crate::naming;
 use crate::progress::{Active, Progress, Snapshot};
 use crate::report::{FailedUrl, Report, SavedFile};
@@ -134,8 +135,7 @@ pub struct Scheduler {
     interrupt: Arc<AtomicBool>,
     started: Instant,
     files_total: u64,
-    events: RefCell<VecDeque<Event>>,
-    pumping: Cell<bool>,
+    events: EventQueue<Event>,
     state: RefCell<State>,
     progress: RefCell<Progress>,
     tick: RefCell<Option<Timer>>,
@@ -168,8 +168,7 @@ impl Scheduler {
             interrupt,
             started: Instant::now(),
             files_total,
-            events: RefCell::new(VecDeque::new()),
-            pumping: Cell::new(false),
+            events: EventQueue::default(),
             state: RefCell::new(State {
                 fresh: urls.into(),
                 ..State::default()
@@ -197,43 +196,35 @@ impl Scheduler {
         Ok(scheduler)
     }
 
-    /// Queues `event` and handles the queue unless that is already under way.
+    /// Queues `event`; handled at once unless another is being handled
+    /// (see [`EventQueue`]).
     fn post(&self, event: Event) {
-        self.events.borrow_mut().push_back(event);
-        if self.pumping.replace(true) {
-            return; // the pump on the stack gets to it
-        }
-        self.pump();
-        self.pumping.set(false);
+        self.events.post(event, |event| self.handle(event));
     }
 
-    /// Handles queued events until none is left, then starts what fits and
-    /// finishes the run if nothing is left to do.
-    fn pump(&self) {
-        loop {
-            let next = self.events.borrow_mut().pop_front();
-            let Some(event) = next else { break };
-            match event {
-                Event::Done(id, result) => {
-                    self.on_done(id, result);
-                    self.refill_soon();
-                }
-                Event::SplitDone(id, finished) => {
-                    self.on_split_done(id, finished);
-                    self.refill_soon();
-                }
-                Event::RetryDue(id) => {
-                    self.on_retry_due(id);
-                    self.fill();
-                }
-                Event::Tick => {
-                    self.on_tick();
-                    self.fill();
-                }
-                Event::Refill => self.fill(),
+    /// Handles one event, starts what fits (now, or on the next loop turn
+    /// after completions), and finishes the run if nothing is left to do.
+    fn handle(&self, event: Event) {
+        match event {
+            Event::Done(id, result) => {
+                self.on_done(id, result);
+                self.refill_soon();
             }
-            self.finish_if_idle();
+            Event::SplitDone(id, finished) => {
+                self.on_split_done(id, finished);
+                self.refill_soon();
+            }
+            Event::RetryDue(id) => {
+                self.on_retry_due(id);
+                self.fill();
+            }
+            Event::Tick => {
+                self.on_tick();
+                self.fill();
+            }
+            Event::Refill => self.fill(),
         }
+        self.finish_if_idle();
     }
 
     /// Has the slots freed by completions filled on the next loop turn,

@@ -34,7 +34,6 @@
 //! and end), [`state`] (the `.part.state` file).
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
@@ -46,6 +45,7 @@ use uvcurl::uv::Timer;
 use uvcurl::{Error, ErrorKind, HttpVersion, Loop, MultiHandle, Response, Transfer};
 
 use crate::attempt::{self, Context, Job, Outcome};
+use crate::event_queue::EventQueue;
 use crate::output::{self, PartFile};
 use crate::retry::{Backoff, Failure};
 
@@ -149,8 +149,7 @@ pub struct Download {
     backoff: Backoff,
     split: u64,
     received: Rc<Cell<u64>>,
-    events: RefCell<VecDeque<Event>>,
-    pumping: Cell<bool>,
+    events: EventQueue<Event>,
     inner: RefCell<Inner>,
     on_finish: RefCell<Option<OnFinish>>,
 }
@@ -175,8 +174,7 @@ impl Download {
             backoff: Backoff::default(),
             split: u64::from(split.max(1)),
             received: Rc::default(),
-            events: RefCell::default(),
-            pumping: Cell::new(false),
+            events: EventQueue::default(),
             inner: RefCell::new(Inner {
                 job,
                 whole: None,
@@ -229,33 +227,27 @@ impl Download {
         (done, inner.whole_total)
     }
 
-    /// Queues `event` and handles the queue unless that is under way.
+    /// Queues `event`; handled at once unless another is being handled
+    /// (see [`EventQueue`]).
     fn post(&self, event: Event) {
-        self.events.borrow_mut().push_back(event);
-        if self.pumping.replace(true) {
-            return;
-        }
-        self.pump();
-        self.pumping.set(false);
+        self.events.post(event, |event| self.handle(event));
     }
 
-    fn pump(&self) {
-        loop {
-            let next = self.events.borrow_mut().pop_front();
-            let Some(event) = next else { break };
-            if self.inner.borrow().finished {
-                continue;
-            }
-            match event {
-                Event::Begin => self.send_probe(),
-                Event::WholeDone(result) => self.on_whole_done(result),
-                Event::SegmentDone(index, result) => self.on_segment_done(index, result),
-                Event::RetryDue(index) => self.on_retry_due(index),
-                Event::SaveState => self.on_save_state(),
-                Event::Cancel => self.on_cancel(),
-            }
-            self.finish_if_failed_and_idle();
+    /// Handles one event (none once the download finished), then finishes
+    /// a failed download when nothing of it runs any more.
+    fn handle(&self, event: Event) {
+        if self.inner.borrow().finished {
+            return;
         }
+        match event {
+            Event::Begin => self.send_probe(),
+            Event::WholeDone(result) => self.on_whole_done(result),
+            Event::SegmentDone(index, result) => self.on_segment_done(index, result),
+            Event::RetryDue(index) => self.on_retry_due(index),
+            Event::SaveState => self.on_save_state(),
+            Event::Cancel => self.on_cancel(),
+        }
+        self.finish_if_failed_and_idle();
     }
 
     // ---- segments ------------------------------------------------------------

@@ -136,6 +136,11 @@ pub(crate) fn signal(pid: u32, signal: libc::c_int) {
 
 // ---- output directories -------------------------------------------------
 
+/// Fails, naming them, if there is any file under `dir`.
+fn assert_no_files(dir: &Path) {
+    assert_eq!(files_under(dir), Vec::<PathBuf>::new(), "files left");
+}
+
 /// Every file under `dir`, recursively, relative to it.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -458,7 +463,7 @@ fn client_errors_are_not_retried() {
     assert_eq!(result.code, Some(1), "{result:#?}");
     assert!(result.stderr.contains("HTTP 404"), "{}", result.stderr);
     assert_eq!(server.hits("/gone"), 1);
-    assert!(files_under(out.path()).is_empty());
+    assert_no_files(out.path());
 }
 
 /// Pre-creates `big.bin.part` with the first 40% of the body, runs with
@@ -977,11 +982,7 @@ fn a_mismatching_checksum_fails_once_and_leaves_no_file() {
     );
     assert!(result.stderr.contains(&message), "{}", result.stderr);
     assert_eq!(server.hits("/sum.bin"), 1, "a mismatch was retried");
-    assert!(
-        files_under(out.path()).is_empty(),
-        "{:?}",
-        files_under(out.path())
-    );
+    assert_no_files(out.path());
 }
 
 /// With `--continue` the digest covers the whole file, resumed bytes
@@ -1019,11 +1020,7 @@ fn checksums_cover_resumed_bytes() {
                 "{}",
                 result.stderr
             );
-            assert!(
-                files_under(out.path()).is_empty(),
-                "{:?}",
-                files_under(out.path())
-            );
+            assert_no_files(out.path());
         } else {
             assert_eq!(result.code, Some(0), "{result:#?}");
             assert!(

@@ -254,11 +254,7 @@ fn a_segment_with_a_wrong_content_range_fails_the_file() {
     // four segments (the others are cancelled, maybe before they were sent).
     let hits = server.hits("/big.bin");
     assert!((2..=5).contains(&hits), "{hits} requests");
-    assert!(
-        files_under(out.path()).is_empty(),
-        "{:?}",
-        files_under(out.path())
-    );
+    assert_no_files(out.path());
 }
 
 #[test]
@@ -278,11 +274,7 @@ fn a_segment_of_another_version_of_the_file_fails_it() {
             .contains("changed on the server during the download"),
         "{result:#?}"
     );
-    assert!(
-        files_under(out.path()).is_empty(),
-        "{:?}",
-        files_under(out.path())
-    );
+    assert_no_files(out.path());
 }
 
 #[test]
@@ -313,11 +305,7 @@ fn checksums_cover_the_whole_split_file() {
     let got = format!("got {}", sha256_hex(&body));
     assert!(result.stderr.contains(&got), "{result:#?}");
     // Even with --continue: the content is known to be bad.
-    assert!(
-        files_under(bad.path()).is_empty(),
-        "{:?}",
-        files_under(bad.path())
-    );
+    assert_no_files(bad.path());
 }
 
 #[test]
