@@ -24,6 +24,8 @@
 //! body had the wrong length is not reported: the runner exits non-zero
 //! instead. The ratio columns divide by the C libuv glue (`c-glue`).
 
+#[path = "compare/affinity.rs"]
+mod affinity;
 #[path = "compare/c_clients.rs"]
 mod c_clients;
 #[path = "compare/child.rs"]
@@ -254,6 +256,9 @@ usage: vendor/cargo bench --bench compare -- [OPTIONS]
                        limit_rate 20m: the downloader, --split 8, curl, aria2c)
   --download-bin PATH  the downloader binary (default: target/<profile>/examples/download)
   --multi-bin PATH     the uvcurl-own binary (default: target/<profile>/examples/bench_multi)
+  --pin                pin each client to the last CPU and nginx to the others
+                       (the issue's method; the default leaves both to the
+                       scheduler). files-1k always pins its tools
   --keep               keep the temporary directory (nginx config, logs, files)
   --million            instead of the workloads: 1,000,000 x 1 KiB, 200 in flight,
                        through one Multi and a 2-loop Client, sampling RSS and open
@@ -271,6 +276,8 @@ struct Options {
     download_bin: Option<PathBuf>,
     multi_bin: Option<PathBuf>,
     keep: bool,
+    /// `--pin`: clients on one CPU, nginx on the others.
+    pin: bool,
     /// Run the `--split` benchmark (benches/compare/split.rs).
     split: bool,
     /// Run the files-1k workload (the downloader against the tools).
@@ -322,6 +329,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
         download_bin: None,
         multi_bin: None,
         keep: false,
+        pin: false,
         split: false,
         tools: false,
         million: None,
@@ -342,6 +350,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
             "--quick" => quick = true,
             "--strace" => options.strace = true,
             "--keep" => options.keep = true,
+            "--pin" => options.pin = true,
             "--split" => options.split = true,
             "--million" => options.million = Some(1_000_000),
             "--million-count" => {
@@ -469,6 +478,13 @@ fn run(options: &Options) -> Result<(), String> {
         }
     }
     let server = Nginx::start(&nginx, &scratch.path)?;
+    let pinning = if options.pin {
+        let pinning = affinity::Pinning::split()?;
+        affinity::pin_process(server.child.id(), &pinning.server)?;
+        Some(pinning)
+    } else {
+        None
+    };
     let me = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let runner = Runner {
         me,
@@ -477,6 +493,7 @@ fn run(options: &Options) -> Result<(), String> {
         multi_bin,
         server: &server,
         scratch: &scratch.path,
+        client_cpu: pinning.as_ref().map(|p| p.client),
     };
 
     println!("{}", machine_line());
@@ -501,7 +518,10 @@ fn run(options: &Options) -> Result<(), String> {
             }
             levels.push((inflight, results));
         }
-        print!("{}", render(workload, options, &levels));
+        let placement = pinning
+            .as_ref()
+            .map_or_else(|| "nothing pinned".to_owned(), affinity::Pinning::describe);
+        print!("{}", render(workload, options, &placement, &levels));
         std::io::stdout().flush().ok();
     }
     if options.tools {

@@ -47,6 +47,7 @@ pub(crate) fn describe(workload: &Workload) -> String {
 pub(crate) fn render(
     workload: &Workload,
     options: &Options,
+    placement: &str,
     levels: &[(usize, Vec<Vec<Measure>>)],
 ) -> String {
     let mut text = String::new();
@@ -58,7 +59,7 @@ pub(crate) fn render(
     };
     let _ = writeln!(
         text,
-        "\n## {}, {in_flight}; median of {} rounds\n",
+        "\n## {}, {in_flight}, {placement}; median of {} rounds\n",
         describe(workload),
         options.rounds
     );

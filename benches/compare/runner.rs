@@ -29,6 +29,8 @@ pub(crate) struct Runner<'a> {
     pub(crate) multi_bin: Option<PathBuf>,
     pub(crate) server: &'a Nginx,
     pub(crate) scratch: &'a Path,
+    /// `--pin`: the CPU every client runs on.
+    pub(crate) client_cpu: Option<usize>,
 }
 
 impl Runner<'_> {
@@ -137,6 +139,9 @@ impl Runner<'_> {
         let _ = fs::remove_dir_all(&out);
         fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
         let mut command = self.command(client, workload, inflight, &list);
+        if let Some(cpu) = self.client_cpu {
+            crate::affinity::pin_command(&mut command, cpu);
+        }
         let what = format!("{client} on {} at {inflight} in flight", workload.name);
         let (measure, log) = run_child(&mut command, self.scratch, &what)?;
         if client == "download" {

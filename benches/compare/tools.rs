@@ -106,7 +106,7 @@ pub fn run(
     let home = scratch.join("tools-home");
     fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
     let out = OutDir::new(scratch)?;
-    let cpu = client_cpu()?;
+    let cpu = crate::affinity::client_cpu()?;
 
     let mut results: Vec<Vec<Measure>> = vec![Vec::new(); tools.len()];
     for round in 0..rounds {
@@ -193,26 +193,6 @@ impl Drop for OutDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.path);
     }
-}
-
-/// The CPU the tools are pinned to: the last one this process may use.
-/// (nginx is left to the scheduler, as a server would be.)
-fn client_cpu() -> Result<usize, String> {
-    // SAFETY: a zeroed cpu_set_t is a valid out-parameter of its size.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer and size; 0 is this process.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-    if rc != 0 {
-        return Err(format!(
-            "sched_getaffinity: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    (0..libc::CPU_SETSIZE as usize)
-        .rev()
-        // SAFETY: `cpu` is below CPU_SETSIZE.
-        .find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .ok_or_else(|| "no CPU in this process's affinity mask".to_owned())
 }
 
 /// The table: medians per tool, and the downloader's files/s and CPU
