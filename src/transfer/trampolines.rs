@@ -84,8 +84,11 @@ impl TransferState {
         match &self.sink {
             Sink::Collect(buffer) => {
                 let mut buffer = buffer.borrow_mut();
-                if buffer.capacity() == 0 {
-                    // One allocation for the whole body when its length is known.
+                // `is_empty`, not a zero capacity: a recycled buffer (see
+                // `remote::recycle`) arrives empty with some capacity.
+                if buffer.is_empty() {
+                    // One allocation for the whole body when its length is
+                    // known (none if the buffer already holds that much).
                     let announced = self
                         .easy
                         .info_off_t(sys::CURLINFO_CONTENT_LENGTH_DOWNLOAD_T);
