@@ -3,7 +3,7 @@
 
 use crate::error::{Error, ErrorKind};
 use crate::multi::Multi;
-use crate::remote::{BodyStream, Remote, ResponseFuture};
+use crate::remote::{BodyStream, Counted, Remote, ResponseFuture};
 use crate::request::Request;
 use crate::share::Share;
 use crate::sync::annotate;
@@ -74,14 +74,9 @@ impl Client {
         let Some(worker) = self.inner.least_busy() else {
             return closed_future();
         };
-        let load = worker.load.clone();
-        load.fetch_add(1, Ordering::Relaxed);
-        // The counter drops when the transfer completes, on the loop thread.
-        let guard = LoadGuard(load);
-        worker.remote.submit(move || {
-            let request = make();
-            request.keep_alive(guard)
-        })
+        // Counted until the transfer completes, on the loop thread.
+        let counted = Counted::new(make, worker.load.clone());
+        ResponseFuture::submit_made(&worker.remote, counted)
     }
 
     /// The [`Remote`] of the loop with the fewest transfers, e.g. for

@@ -26,6 +26,7 @@ pub use future::ResponseFuture;
 pub use stream::BodyStream;
 
 pub(crate) use recycle::Recycler;
+pub(crate) use task::Counted;
 
 use crate::error::Error;
 use crate::multi::driver::Driver;
