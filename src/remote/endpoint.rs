@@ -81,8 +81,15 @@ impl Wakes {
     }
 
     fn flush(&self) {
-        let held = std::mem::take(&mut *self.held.borrow_mut());
-        self.relay.hand_over(held, |waker| self.wake_now(waker));
+        // Taken out while waking (a waker may run arbitrary code), then put
+        // back to be filled again: the list is not made anew per batch.
+        let mut held = std::mem::take(&mut *self.held.borrow_mut());
+        self.relay
+            .hand_over(held.drain(..), |waker| self.wake_now(waker));
+        let mut slot = self.held.borrow_mut();
+        if slot.capacity() == 0 {
+            *slot = held;
+        }
     }
 
     /// Keeps the tick armed exactly while wakers wait in the relay.
@@ -344,10 +351,7 @@ mod tests {
             let remote = endpoint.remote();
             let relay = &endpoint.wakes.relay;
             let counts = counters(3);
-            relay.hand_over(
-                counts.iter().map(|c| Waker::from(c.clone())).collect(),
-                Waker::wake,
-            );
+            relay.hand_over(counts.iter().map(|c| Waker::from(c.clone())), Waker::wake);
             assert_eq!(woken(&counts), [1, 0, 0]);
             let mut future = remote.get("no-scheme-here");
             let idle = Waker::from(Arc::new(Count::default()));
@@ -356,10 +360,7 @@ mod tests {
             assert_eq!(woken(&counts), [1, 1, 1], "relayed by the poll");
 
             let more = counters(3);
-            relay.hand_over(
-                more.iter().map(|c| Waker::from(c.clone())).collect(),
-                Waker::wake,
-            );
+            relay.hand_over(more.iter().map(|c| Waker::from(c.clone())), Waker::wake);
             assert_eq!(woken(&more), [1, 0, 0]);
             drop(future);
             assert_eq!(woken(&more), [1, 1, 1], "relayed by the drop");
@@ -380,10 +381,7 @@ mod tests {
             )
             .unwrap();
         let counts = counters(3);
-        relay.hand_over(
-            counts.iter().map(|c| Waker::from(c.clone())).collect(),
-            Waker::wake,
-        );
+        relay.hand_over(counts.iter().map(|c| Waker::from(c.clone())), Waker::wake);
         assert_eq!(woken(&counts), [1, 0, 0]);
         drop(multi);
         assert_eq!(woken(&counts), [1, 1, 1], "woken at shutdown");
