@@ -14,7 +14,9 @@
 //!
 //! Bounded: at most [`KEPT`] buffer pairs wait here, and only buffers of at
 //! most [`BODY_MAX`] / [`HEAD_MAX`] bytes are kept; anything else is freed
-//! as before. Once the loop's endpoint shuts, nothing is kept any more and
+//! as before. A body much smaller than the buffer it was given does not
+//! keep it (the write callback allocates to size instead), so a response
+//! holds little more memory than it would have otherwise. Once the loop's endpoint shuts, nothing is kept any more and
 //! what was kept is freed; a response outliving its `Client` holds the
 //! recycler alive (an `Arc`) and simply frees its buffers when dropped.
 
@@ -27,8 +29,9 @@ use std::sync::Arc;
 pub(crate) const KEPT: usize = 128;
 /// Largest body capacity kept for reuse (larger bodies are freed as usual).
 pub(crate) const BODY_MAX: usize = 8 << 10;
-/// Largest header-block capacity kept for reuse.
-pub(crate) const HEAD_MAX: usize = 4 << 10;
+/// Largest header-block capacity kept for reuse (a block takes 512 bytes at
+/// first, more only when it is longer).
+pub(crate) const HEAD_MAX: usize = 1 << 10;
 
 /// Buffers handed back by dropped responses, shared by them and the loop.
 /// Aligned to a cache line of its own with the `Arc`'s counts: a dropped

@@ -93,7 +93,13 @@ impl TransferState {
                         .easy
                         .info_off_t(sys::CURLINFO_CONTENT_LENGTH_DOWNLOAD_T);
                     let expected = usize::try_from(announced).unwrap_or(0).min(64 << 20);
-                    buffer.reserve(expected.max(chunk.len()));
+                    let wanted = expected.max(chunk.len());
+                    // A recycled buffer far larger than this body would stay
+                    // with the response: allocate to size instead.
+                    if buffer.capacity() > 2 * wanted + 256 {
+                        *buffer = Vec::new();
+                    }
+                    buffer.reserve(wanted);
                 }
                 buffer.extend_from_slice(chunk);
                 chunk.len()

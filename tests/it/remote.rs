@@ -702,14 +702,17 @@ fn client_responses_give_their_buffers_back_to_the_loop() {
     let first = get(3000, 1);
     let reused = first.body().as_ptr() as usize;
     drop(first);
-    let second = get(100, 2);
+    let second = get(2000, 2);
     assert_eq!(
         second.body().as_ptr() as usize,
         reused,
         "the buffer came back"
     );
-    // Dropped on another thread, then smaller and larger bodies again.
+    // Dropped on another thread; a much smaller body does not take that
+    // 3000-byte buffer (it would keep it): it is allocated to size.
     std::thread::spawn(move || drop(second)).join().unwrap();
+    let small = get(100, 3).into_body();
+    assert!(small.capacity() < 1000, "{} bytes kept", small.capacity());
     for (i, n) in [2000, 10, 0, 4000, 1].into_iter().enumerate() {
         drop(get(n, 10 + i as u64));
     }
