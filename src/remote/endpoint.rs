@@ -87,7 +87,8 @@ impl Wakes {
         self.relay
             .hand_over(held.drain(..), |waker| self.wake_now(waker));
         let mut slot = self.held.borrow_mut();
-        if slot.capacity() == 0 {
+        // (Not a list grown by a rare huge batch.)
+        if slot.capacity() == 0 && held.capacity() <= 1024 {
             *slot = held;
         }
     }

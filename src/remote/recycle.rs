@@ -154,10 +154,10 @@ mod tests {
     use super::*;
 
     fn pair(head: usize, body: usize) -> Buffers {
-        let mut buffers = Buffers::default();
-        buffers.head.extend(std::iter::repeat(b'h').take(head));
-        buffers.body.extend(std::iter::repeat(b'b').take(body));
-        buffers
+        Buffers {
+            head: vec![b'h'; head],
+            body: vec![b'b'; body],
+        }
     }
 
     #[test]
