@@ -747,3 +747,27 @@ fn client_responses_give_their_buffers_back_to_the_loop() {
     drop(after);
     drop(body);
 }
+
+/// `connection_cache(1)`: of three connections used at once, one stays open
+/// once they are idle, so the next three transfers at once open two new
+/// ones; libcurl's own guess (the default) keeps all three for reuse.
+#[test]
+fn a_client_connection_cache_bounds_the_connections_kept() {
+    let _fds = shared();
+    let opened_by = |cache: usize| {
+        let server = HttpServer::start();
+        let client = Client::builder().connection_cache(cache).build().unwrap();
+        for _ in 0..2 {
+            // Each answers after 200 ms: the three run at once.
+            let futures: Vec<_> = (0..3)
+                .map(|_| client.get(server.url("/slow-headers?ms=200")))
+                .collect();
+            for future in futures {
+                assert_eq!(future.wait().expect("transfer").status(), 200);
+            }
+        }
+        server.connections()
+    };
+    assert_eq!(opened_by(0), 3, "libcurl's guess keeps them all");
+    assert_eq!(opened_by(1), 5, "one kept, two opened again");
+}
