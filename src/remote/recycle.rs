@@ -12,9 +12,10 @@
 //! them: in a steady stream of small responses neither thread calls malloc
 //! or free for them.
 //!
-//! Bounded: at most [`KEPT`] buffer pairs wait here, and only buffers of at
-//! most [`BODY_MAX`] / [`HEAD_MAX`] bytes are kept; anything else is freed
-//! as before. A body much smaller than the buffer it was given does not
+//! Bounded: at most [`KEPT`] buffer pairs wait here (and as many in the
+//! loop's [`Stock`], which takes them over a batch at a time), and only
+//! buffers of at most [`BODY_MAX`] / [`HEAD_MAX`] bytes are kept; anything
+//! else is freed as before. A body much smaller than the buffer it was given does not
 //! keep it (the write callback allocates to size instead), so a response
 //! holds little more memory than it would have otherwise. Once the loop's endpoint shuts, nothing is kept any more and
 //! what was kept is freed; a response outliving its `Client` holds the
@@ -25,7 +26,8 @@ use crate::sync::Mutex;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-/// Most buffer pairs kept for reuse, per loop.
+/// Most buffer pairs given back and waiting, per loop (the loop's stock holds
+/// at most as many again).
 pub(crate) const KEPT: usize = 128;
 /// Largest body capacity kept for reuse (larger bodies are freed as usual).
 pub(crate) const BODY_MAX: usize = 8 << 10;
