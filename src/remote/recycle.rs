@@ -36,8 +36,9 @@ pub(crate) const BODY_MAX: usize = 8 << 10;
 pub(crate) const HEAD_MAX: usize = 1 << 10;
 
 /// Buffers handed back by dropped responses, shared by them and the loop.
-/// Aligned to a cache line of its own with the `Arc`'s counts: a dropped
-/// response touches the counts and the lock together.
+/// Aligned to a cache line: the lock and the list, which both threads
+/// write, share their line with nothing else (the `Arc`'s counts take the
+/// line before, alone too).
 #[repr(align(64))]
 pub(crate) struct Recycler {
     spares: Mutex<Spares>,
