@@ -3,7 +3,7 @@
 
 use crate::error::{Error, ErrorKind};
 use crate::multi::Multi;
-use crate::remote::{BodyStream, Remote, ResponseFuture};
+use crate::remote::{BodyStream, Counted, Remote, ResponseFuture};
 use crate::request::Request;
 use crate::share::Share;
 use crate::sync::annotate;
@@ -50,6 +50,7 @@ pub struct Client {
 pub struct ClientBuilder {
     loops: usize,
     max_host_connections: usize,
+    connection_cache: usize,
 }
 
 impl Client {
@@ -66,6 +67,7 @@ impl Client {
         ClientBuilder {
             loops: 1,
             max_host_connections: 0,
+            connection_cache: 0,
         }
     }
 
@@ -74,14 +76,9 @@ impl Client {
         let Some(worker) = self.inner.least_busy() else {
             return closed_future();
         };
-        let load = worker.load.clone();
-        load.fetch_add(1, Ordering::Relaxed);
-        // The counter drops when the transfer completes, on the loop thread.
-        let guard = LoadGuard(load);
-        worker.remote.submit(move || {
-            let request = make();
-            request.keep_alive(guard)
-        })
+        // Counted until the transfer completes, on the loop thread.
+        let counted = Counted::new(make, worker.load.clone());
+        ResponseFuture::submit_made(&worker.remote, counted)
     }
 
     /// The [`Remote`] of the loop with the fewest transfers, e.g. for
@@ -180,6 +177,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Most connections each loop keeps open for reuse (0: libcurl's guess,
+    /// the default): see [`MultiBuilder::connection_cache`](crate::MultiBuilder::connection_cache).
+    /// With a steady stream of transfers, a size of at least the
+    /// connections in use spares libcurl its guessing.
+    pub fn connection_cache(mut self, max: usize) -> ClientBuilder {
+        self.connection_cache = max;
+        self
+    }
+
     /// Starts the threads.
     ///
     /// # Errors
@@ -213,6 +219,7 @@ fn spawn_worker(index: usize, options: &ClientBuilder, share: &Share) -> Result<
     let loop_handoff = handoff.clone();
     let builder = Multi::builder()
         .max_host_connections(options.max_host_connections)
+        .connection_cache(options.connection_cache)
         .share(share);
     let thread = thread::Builder::new()
         .name(format!("uvcurl-loop-{index}"))

@@ -1,7 +1,7 @@
 //! [`Request`]: what to fetch and how, built with chained setters.
 
 use crate::error::Error;
-use crate::response::Head;
+use crate::response::{Buffers, Head};
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
@@ -99,6 +99,9 @@ pub struct Request {
     pub(crate) error: Option<Error>,
     /// Dropped with the transfer's state (after its completion).
     pub(crate) keep_alive: Vec<Box<dyn std::any::Any>>,
+    /// Empty buffers for the response's header block and body, recycled
+    /// from earlier responses (`remote::recycle`); none by default.
+    pub(crate) buffers: Buffers,
 }
 
 impl Request {
@@ -127,6 +130,7 @@ impl Request {
             on_head: None,
             error: None,
             keep_alive: Vec::new(),
+            buffers: Buffers::default(),
         }
     }
 

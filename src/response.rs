@@ -254,8 +254,26 @@ pub struct Timings {
     pub total: Duration,
 }
 
+/// A response's buffers, empty with their capacity kept, for a later
+/// transfer to fill (see `remote::recycle`).
+#[derive(Debug, Default)]
+pub(crate) struct Buffers {
+    pub head: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
+impl Head {
+    /// An empty head that fills `raw` (cleared, its capacity kept).
+    pub(crate) fn with_buffer(mut raw: Vec<u8>) -> Head {
+        raw.clear();
+        Head {
+            raw,
+            ..Head::default()
+        }
+    }
+}
+
 /// A finished transfer: any status, 4xx and 5xx included.
-#[derive(Debug, Clone)]
 pub struct Response {
     pub(crate) head: Head,
     pub(crate) body: Vec<u8>,
@@ -265,6 +283,52 @@ pub struct Response {
     pub(crate) bytes_sent: u64,
     pub(crate) redirects: u32,
     pub(crate) timings: Timings,
+    /// Where the buffers go when the response is dropped: back to the loop
+    /// thread of a remote transfer (`None`: freed here).
+    pub(crate) recycler: Option<std::sync::Arc<crate::remote::Recycler>>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("head", &self.head)
+            .field("body", &self.body)
+            .field("effective_url", &self.effective_url)
+            .field("version", &self.version)
+            .field("bytes_received", &self.bytes_received)
+            .field("bytes_sent", &self.bytes_sent)
+            .field("redirects", &self.redirects)
+            .field("timings", &self.timings)
+            .finish()
+    }
+}
+
+impl Clone for Response {
+    /// The clone's buffers are its own (freed where it is dropped).
+    fn clone(&self) -> Response {
+        Response {
+            head: self.head.clone(),
+            body: self.body.clone(),
+            effective_url: self.effective_url.clone(),
+            version: self.version,
+            bytes_received: self.bytes_received,
+            bytes_sent: self.bytes_sent,
+            redirects: self.redirects,
+            timings: self.timings,
+            recycler: None,
+        }
+    }
+}
+
+impl Drop for Response {
+    fn drop(&mut self) {
+        if let Some(recycler) = self.recycler.take() {
+            recycler.give_back(Buffers {
+                head: std::mem::take(&mut self.head.raw),
+                body: std::mem::take(&mut self.body),
+            });
+        }
+    }
 }
 
 impl Response {
@@ -340,8 +404,8 @@ impl Response {
     }
 
     /// Takes the body out of the response.
-    pub fn into_body(self) -> Vec<u8> {
-        self.body
+    pub fn into_body(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body)
     }
 
     /// The URL of the final response, after redirects.
@@ -480,6 +544,7 @@ mod tests {
             bytes_sent: 0,
             redirects: 0,
             timings: Timings::default(),
+            recycler: None,
         };
         assert_eq!(response.header("checksum"), None);
         assert_eq!(response.trailer("Checksum"), Some("abc"));
@@ -506,6 +571,7 @@ mod tests {
             bytes_sent: 0,
             redirects: 0,
             timings: Timings::default(),
+            recycler: None,
         };
         assert_eq!(response.text(), "caf\u{e9}");
         let error = response.error_for_status().unwrap_err();

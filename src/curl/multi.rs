@@ -125,6 +125,15 @@ impl Multi {
         first_error(&codes)
     }
 
+    /// Sets the connection cache's size (`CURLMOPT_MAXCONNECTS`; 0 is
+    /// libcurl's own guess).
+    pub fn set_connection_cache(&self, max: usize) -> Result<(), Error> {
+        let max = c_long::try_from(max).unwrap_or(c_long::MAX);
+        // SAFETY: a live multi handle; the option takes a long.
+        let code = unsafe { curl::curl_multi_setopt(self.raw(), curl::CURLMOPT_MAXCONNECTS, max) };
+        first_error(&[code])
+    }
+
     /// `curl_multi_add_handle`.
     ///
     /// # Safety

@@ -73,6 +73,19 @@ impl MultiBuilder {
         self
     }
 
+    /// Most connections kept open for reuse (libcurl's connection cache,
+    /// `CURLMOPT_MAXCONNECTS`): beyond it, the connection idle longest is
+    /// closed as soon as another goes idle. 0, the default, leaves the size
+    /// to libcurl, which guesses from the transfers running (libcurl 8: twice
+    /// as many, closing only connections idle for a second; it checks every
+    /// connection that goes idle while more are open than that, which costs
+    /// a caller whose running count dips between batches, like a
+    /// [`Client`](crate::Client)'s loop, a scan of the cache each time).
+    pub fn connection_cache(mut self, max: usize) -> MultiBuilder {
+        self.options.connection_cache = max;
+        self
+    }
+
     /// Multiplexes HTTP/2 transfers over shared connections (on by default).
     pub fn multiplex(mut self, multiplex: bool) -> MultiBuilder {
         self.options.multiplex = multiplex;
@@ -146,6 +159,7 @@ impl Multi {
                 max_host_connections: 0,
                 multiplex: true,
                 max_concurrent_streams: 100,
+                connection_cache: 0,
             },
             share: None,
             require_high_fds: false,

@@ -2,6 +2,7 @@
 //! the driver, and the commands run on the loop thread.
 
 use super::mailbox::Mailbox;
+use super::recycle::Stock;
 use super::relay::{Relay, TICK_MS};
 use super::{Command, Remote, Submission};
 use crate::error::Error;
@@ -20,6 +21,8 @@ pub(crate) struct Endpoint {
     mailbox: Arc<Mailbox>,
     wakeup: Async,
     wakes: Rc<Wakes>,
+    /// Response buffers given back, to start transfers with.
+    stock: Rc<Stock>,
     /// Open and flush `wakes`' window around each poll for I/O.
     _hooks: [Hook; 2],
 }
@@ -78,8 +81,16 @@ impl Wakes {
     }
 
     fn flush(&self) {
-        let held = std::mem::take(&mut *self.held.borrow_mut());
-        self.relay.hand_over(held, |waker| self.wake_now(waker));
+        // Taken out while waking (a waker may run arbitrary code), then put
+        // back to be filled again: the list is not made anew per batch.
+        let mut held = std::mem::take(&mut *self.held.borrow_mut());
+        self.relay
+            .hand_over(held.drain(..), |waker| self.wake_now(waker));
+        let mut slot = self.held.borrow_mut();
+        // (Not a list grown by a rare huge batch.)
+        if slot.capacity() == 0 && held.capacity() <= 1024 {
+            *slot = held;
+        }
     }
 
     /// Keeps the tick armed exactly while wakers wait in the relay.
@@ -151,11 +162,13 @@ impl Endpoint {
                 after.close()
             })?,
         ];
+        let stock = Rc::new(Stock::new());
         let (weak, inbox, batch) = (Rc::downgrade(driver), mailbox.clone(), wakes.clone());
+        let buffers = stock.clone();
         let released_after_me = driver.release_token();
         let wakeup = Async::new(driver.uv(), move || {
             let _ = &released_after_me;
-            run_commands(&weak, &inbox, &batch)
+            run_commands(&weak, &inbox, &batch, &buffers)
         })?;
         if !keep_alive {
             wakeup.unref();
@@ -165,6 +178,7 @@ impl Endpoint {
             mailbox,
             wakeup,
             wakes,
+            stock,
             _hooks: hooks,
         })
     }
@@ -183,6 +197,7 @@ impl Attachment for Endpoint {
     fn shut(self: Box<Self>) {
         // From here on nothing is held back: results wake their futures at once.
         self.wakes.shut();
+        self.stock.close();
         let queued = self.mailbox.close();
         for command in queued {
             if let Command::Start(submission) = command {
@@ -204,7 +219,7 @@ fn call_done(uv: &Loop, submission: &Submission, result: Result<Response, Error>
 }
 
 /// Runs every queued command, in order, on the loop thread.
-fn run_commands(driver: &Weak<Driver>, mailbox: &Mailbox, wakes: &Rc<Wakes>) {
+fn run_commands(driver: &Weak<Driver>, mailbox: &Mailbox, wakes: &Rc<Wakes>, stock: &Rc<Stock>) {
     let Some(driver) = driver.upgrade() else {
         return;
     };
@@ -215,17 +230,17 @@ fn run_commands(driver: &Weak<Driver>, mailbox: &Mailbox, wakes: &Rc<Wakes>) {
             break;
         }
         for command in batch {
-            run_command(&driver, wakes, command);
+            run_command(&driver, wakes, stock, command);
         }
     }
 }
 
 /// Runs one command on the loop thread.
-fn run_command(driver: &Rc<Driver>, wakes: &Rc<Wakes>, command: Command) {
+fn run_command(driver: &Rc<Driver>, wakes: &Rc<Wakes>, stock: &Rc<Stock>, command: Command) {
     match command {
         Command::Start(submission) => {
             let made = crate::panic::in_transfer("request builder", || submission.job.make());
-            let request = match made {
+            let mut request = match made {
                 Ok(Some(request)) => request,
                 Ok(None) => unreachable!("a submission's request is built once"),
                 Err(error) => {
@@ -233,10 +248,16 @@ fn run_command(driver: &Rc<Driver>, wakes: &Rc<Wakes>, command: Command) {
                     return;
                 }
             };
+            // Its response fills buffers that earlier ones gave back, and
+            // gives them back in turn.
+            request.buffers = stock.take();
             // Shared by the completion and the rejection path below; `done`
             // hands the result over once.
-            let (once, wakes) = (submission.clone(), wakes.clone());
-            let completion = Completion::Response(Box::new(move |result| {
+            let (once, wakes, stock) = (submission.clone(), wakes.clone(), stock.clone());
+            let completion = Completion::Response(Box::new(move |mut result| {
+                if let Ok(response) = &mut result {
+                    stock.adopt(response);
+                }
                 // Inside the driver's completion, under its panic policy.
                 let waker = once.job.done(result);
                 // Let go of the submission before its waiter can: the side
@@ -331,10 +352,7 @@ mod tests {
             let remote = endpoint.remote();
             let relay = &endpoint.wakes.relay;
             let counts = counters(3);
-            relay.hand_over(
-                counts.iter().map(|c| Waker::from(c.clone())).collect(),
-                Waker::wake,
-            );
+            relay.hand_over(counts.iter().map(|c| Waker::from(c.clone())), Waker::wake);
             assert_eq!(woken(&counts), [1, 0, 0]);
             let mut future = remote.get("no-scheme-here");
             let idle = Waker::from(Arc::new(Count::default()));
@@ -343,10 +361,7 @@ mod tests {
             assert_eq!(woken(&counts), [1, 1, 1], "relayed by the poll");
 
             let more = counters(3);
-            relay.hand_over(
-                more.iter().map(|c| Waker::from(c.clone())).collect(),
-                Waker::wake,
-            );
+            relay.hand_over(more.iter().map(|c| Waker::from(c.clone())), Waker::wake);
             assert_eq!(woken(&more), [1, 0, 0]);
             drop(future);
             assert_eq!(woken(&more), [1, 1, 1], "relayed by the drop");
@@ -367,10 +382,7 @@ mod tests {
             )
             .unwrap();
         let counts = counters(3);
-        relay.hand_over(
-            counts.iter().map(|c| Waker::from(c.clone())).collect(),
-            Waker::wake,
-        );
+        relay.hand_over(counts.iter().map(|c| Waker::from(c.clone())), Waker::wake);
         assert_eq!(woken(&counts), [1, 0, 0]);
         drop(multi);
         assert_eq!(woken(&counts), [1, 1, 1], "woken at shutdown");

@@ -47,9 +47,14 @@ pub struct ResponseFuture {
 
 impl ResponseFuture {
     pub(super) fn submit(remote: &Remote, make: impl FnOnce() -> Request + Send + 'static) -> Self {
+        ResponseFuture::submit_made(remote, MakeOnce::new(make))
+    }
+
+    /// Submits the request that `make` builds.
+    pub(crate) fn submit_made(remote: &Remote, make: impl Make + 'static) -> Self {
         let task = Arc::new(Task::new(Awaited {
             slot: Default::default(),
-            make: MakeOnce::new(make),
+            make,
         }));
         let submission: Submission = task.clone();
         match remote.start(submission) {

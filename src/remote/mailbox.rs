@@ -116,11 +116,13 @@ impl Mailbox {
     }
 
     /// Takes every queued command, oldest first (none once closed).
-    pub fn take(&self) -> Vec<Command> {
+    pub fn take(&self) -> Batch {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             if head.is_null() || head == closed() {
-                return Vec::new();
+                return Batch {
+                    oldest: ptr::null_mut(),
+                };
             }
             match self.head.compare_exchange_weak(
                 head,
@@ -131,7 +133,7 @@ impl Mailbox {
                 Ok(_) => {
                     annotate::after(&self.head);
                     // SAFETY: the list is now ours alone (swapped out).
-                    return unsafe { drain(head) };
+                    return unsafe { Batch::of(head) };
                 }
                 Err(now) => head = now,
             }
@@ -147,7 +149,7 @@ impl Mailbox {
             return Vec::new();
         }
         // SAFETY: the list is now ours alone (swapped out).
-        unsafe { drain(head) }
+        unsafe { Batch::of(head) }.collect()
     }
 
     /// Whether the mailbox refuses posts.
@@ -162,21 +164,56 @@ impl Drop for Mailbox {
     }
 }
 
-/// The commands of a swapped-out list, oldest first; frees its nodes.
-///
-/// # Safety
-/// `head` is null or the head of a list of nodes from `push` that no other
-/// thread can reach any more.
-unsafe fn drain(mut head: *mut Node) -> Vec<Command> {
-    let mut commands = Vec::new();
-    while !head.is_null() {
-        // SAFETY: per the contract, each node is ours and was boxed by `push`.
-        let node = unsafe { Box::from_raw(head) };
-        head = node.next;
-        commands.push(node.command);
+/// The commands of a swapped-out list, oldest first, each node freed as its
+/// command is taken (the rest when dropped). Linked in place, so taking a
+/// batch allocates nothing.
+pub(super) struct Batch {
+    /// The oldest node not yet taken, linked to newer ones; null when done.
+    oldest: *mut Node,
+}
+
+impl Batch {
+    /// The batch of the list at `newest`, re-linked oldest first.
+    ///
+    /// # Safety
+    /// `newest` is null or the head of a list of nodes from `push` that no
+    /// other thread can reach any more.
+    unsafe fn of(mut newest: *mut Node) -> Batch {
+        let mut oldest = ptr::null_mut();
+        while !newest.is_null() {
+            // SAFETY: per the contract, each node is ours alone.
+            let node = unsafe { &mut *newest };
+            newest = std::mem::replace(&mut node.next, oldest);
+            oldest = node;
+        }
+        Batch { oldest }
     }
-    commands.reverse();
-    commands
+
+    /// Whether it holds no command (any more).
+    pub fn is_empty(&self) -> bool {
+        self.oldest.is_null()
+    }
+}
+
+impl Iterator for Batch {
+    type Item = Command;
+
+    fn next(&mut self) -> Option<Command> {
+        if self.oldest.is_null() {
+            return None;
+        }
+        // SAFETY: the nodes of a batch are its own, boxed by `push`, and
+        // each is unlinked here once.
+        let node = unsafe { Box::from_raw(self.oldest) };
+        self.oldest = node.next;
+        Some(node.command)
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.for_each(drop);
+    }
 }
 
 /// Commands that carry a number, for the tests: a cancel whose ticket holds it.

@@ -16,6 +16,7 @@ mod counting_waker;
 mod endpoint;
 mod future;
 mod mailbox;
+mod recycle;
 mod relay;
 mod stream;
 mod task;
@@ -23,6 +24,9 @@ mod ticket;
 
 pub use future::ResponseFuture;
 pub use stream::BodyStream;
+
+pub(crate) use recycle::Recycler;
+pub(crate) use task::Counted;
 
 use crate::error::Error;
 use crate::multi::driver::Driver;

@@ -58,7 +58,11 @@ pub(crate) struct Relay {
 impl Relay {
     /// Loop thread: wakes the first of `batch` now and leaves the rest to
     /// be relayed. Returns whether any were left (the caller arms its tick).
-    pub fn hand_over(&self, batch: Vec<Waker>, wake: impl Fn(Waker)) -> bool {
+    pub fn hand_over<B>(&self, batch: B, wake: impl Fn(Waker)) -> bool
+    where
+        B: IntoIterator<Item = Waker>,
+        B::IntoIter: ExactSizeIterator,
+    {
         let mut batch = batch.into_iter();
         let Some(relayer) = batch.next() else {
             return false;
@@ -95,7 +99,12 @@ impl Relay {
             )
         };
         // Outside the lock: a waker may run arbitrary code.
-        stale.append(&mut fresh);
+        if stale.is_empty() {
+            // The usual case: no copy, and the loop's list goes back whole.
+            std::mem::swap(&mut stale, &mut fresh);
+        } else {
+            stale.append(&mut fresh);
+        }
         stale.reverse();
         WakeEach(&mut stale).run();
         // The list goes back to the loop thread that allocated it, rather

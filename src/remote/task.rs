@@ -12,6 +12,8 @@ use crate::error::Error;
 use crate::request::Request;
 use crate::response::Response;
 use crate::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::Waker;
 
 /// A submission; `J` says how to build the request and hand over the result.
@@ -41,6 +43,8 @@ pub(crate) trait Job: Send + Sync {
 /// The request builder, taken once (on the loop thread).
 pub(crate) trait Make: Send + Sync {
     fn make(&self) -> Option<Request>;
+    /// The transfer's result was handed over (on the loop thread).
+    fn finished(&self) {}
 }
 
 /// A closure that builds a request, called at most once.
@@ -56,6 +60,49 @@ impl<M: FnOnce() -> Request + Send> Make for MakeOnce<M> {
     fn make(&self) -> Option<Request> {
         let make = self.0.lock().take();
         make.map(|make| make())
+    }
+}
+
+/// A [`MakeOnce`] that counts its transfer in a loop's `load` (a
+/// [`Client`](crate::Client)'s) from submission until the result is handed
+/// over, or the submission is dropped unfinished. (Counted here rather than
+/// by a value the request keeps alive: that costs the transfer three
+/// allocations.)
+pub(crate) struct Counted<M> {
+    make: MakeOnce<M>,
+    load: Arc<AtomicUsize>,
+    counting: AtomicBool,
+}
+
+impl<M> Counted<M> {
+    /// Adds the transfer to `load`.
+    pub fn new(make: M, load: Arc<AtomicUsize>) -> Counted<M> {
+        load.fetch_add(1, Ordering::Relaxed);
+        Counted {
+            make: MakeOnce::new(make),
+            load,
+            counting: AtomicBool::new(true),
+        }
+    }
+}
+
+impl<M: FnOnce() -> Request + Send> Make for Counted<M> {
+    fn make(&self) -> Option<Request> {
+        self.make.make()
+    }
+
+    fn finished(&self) {
+        if self.counting.swap(false, Ordering::Relaxed) {
+            self.load.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<M> Drop for Counted<M> {
+    fn drop(&mut self) {
+        if *self.counting.get_mut() {
+            self.load.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -110,7 +157,9 @@ impl<M: Make> Job for Awaited<M> {
     }
 
     fn done(&self, result: Result<Response, Error>) -> Option<Waker> {
-        self.slot.fill(result)
+        let waker = self.slot.fill(result);
+        self.make.finished();
+        waker
     }
 }
 

@@ -206,7 +206,12 @@ impl TransferState {
             };
         let sink = match request.on_data.take() {
             Some(callback) => Sink::Stream(RefCell::new(callback)),
-            None => Sink::Collect(RefCell::new(Vec::new())),
+            // A recycled body buffer (emptied), if the request brought one.
+            None => {
+                let mut body = std::mem::take(&mut request.buffers.body);
+                body.clear();
+                Sink::Collect(RefCell::new(body))
+            }
         };
         let extras = Extras {
             on_head: RefCell::new(request.on_head.take()),
@@ -225,7 +230,7 @@ impl TransferState {
             id,
             uv: uv.clone(),
             sink,
-            head: RefCell::new(Head::default()),
+            head: RefCell::new(Head::with_buffer(std::mem::take(&mut request.buffers.head))),
             head_delivered: Cell::new(false),
             url_text: Cell::new(String::new()),
             completion: RefCell::new(Some(on_done)),

@@ -90,6 +90,8 @@ impl TransferState {
                 first_byte: micros(sys::CURLINFO_STARTTRANSFER_TIME_T),
                 total: micros(sys::CURLINFO_TOTAL_TIME_T),
             },
+            // A remote transfer's completion sets where the buffers go back.
+            recycler: None,
         }
     }
 }

@@ -84,13 +84,22 @@ impl TransferState {
         match &self.sink {
             Sink::Collect(buffer) => {
                 let mut buffer = buffer.borrow_mut();
-                if buffer.capacity() == 0 {
-                    // One allocation for the whole body when its length is known.
+                // `is_empty`, not a zero capacity: a recycled buffer (see
+                // `remote::recycle`) arrives empty with some capacity.
+                if buffer.is_empty() {
+                    // One allocation for the whole body when its length is
+                    // known (none if the buffer already holds that much).
                     let announced = self
                         .easy
                         .info_off_t(sys::CURLINFO_CONTENT_LENGTH_DOWNLOAD_T);
                     let expected = usize::try_from(announced).unwrap_or(0).min(64 << 20);
-                    buffer.reserve(expected.max(chunk.len()));
+                    let wanted = expected.max(chunk.len());
+                    // A recycled buffer far larger than this body would stay
+                    // with the response: allocate to size instead.
+                    if buffer.capacity() > 2 * wanted + 256 {
+                        *buffer = Vec::new();
+                    }
+                    buffer.reserve(wanted);
                 }
                 buffer.extend_from_slice(chunk);
                 chunk.len()

@@ -672,3 +672,102 @@ fn futures_on_two_runtimes_complete_while_a_third_shuts_down() {
         assert_eq!(thread.join().unwrap(), 300);
     }
 }
+
+/// A `Client` response's buffers go back to its loop when it is dropped, and
+/// the next transfer fills them: each body still holds exactly its own bytes
+/// (a small one after a large one included), whichever thread dropped the
+/// previous response, and clones, bodies taken out with `into_body`, and
+/// responses that outlive the `Client` stay intact. (Under memcheck, see
+/// tests/memcheck.rs, a buffer used after it was freed or never freed fails.)
+#[test]
+fn client_responses_give_their_buffers_back_to_the_loop() {
+    let _fds = shared();
+    let server = HttpServer::start();
+    let client = Client::new().unwrap();
+    let get = |n: usize, seed: u64| {
+        let response = client
+            .get(server.url(&format!("/bytes/{n}?seed={seed}")))
+            .wait()
+            .expect("transfer");
+        assert_eq!(
+            response.body(),
+            body_bytes(n, seed),
+            "{n} bytes, seed {seed}"
+        );
+        let length = response.header("content-length").map(str::to_owned);
+        assert_eq!(length, Some(n.to_string()));
+        response
+    };
+    // Dropped here: the next transfer reuses the very same body buffer.
+    let first = get(3000, 1);
+    let reused = first.body().as_ptr() as usize;
+    drop(first);
+    let second = get(2000, 2);
+    assert_eq!(
+        second.body().as_ptr() as usize,
+        reused,
+        "the buffer came back"
+    );
+    // Dropped on another thread; a much smaller body does not take that
+    // 3000-byte buffer (it would keep it): it is allocated to size.
+    std::thread::spawn(move || drop(second)).join().unwrap();
+    let small = get(100, 3).into_body();
+    assert!(small.capacity() < 1000, "{} bytes kept", small.capacity());
+    for (i, n) in [2000, 10, 0, 4000, 1].into_iter().enumerate() {
+        drop(get(n, 10 + i as u64));
+    }
+    // A clone owns its buffers; the original's go back.
+    let original = get(1500, 20);
+    let clone = original.clone();
+    drop(original);
+    let next = get(700, 21);
+    assert_eq!(clone.body(), body_bytes(1500, 20));
+    assert_eq!(clone.header("content-length"), Some("1500"));
+    drop(clone);
+    // A body taken out is the caller's; the rest of its response goes back.
+    let body = next.into_body();
+    let taken_from = body.as_ptr() as usize;
+    let after = get(700, 22);
+    assert_ne!(after.body().as_ptr() as usize, taken_from);
+    assert_eq!(body, body_bytes(700, 21));
+    // Responses outliving the client, dropped on two threads after it.
+    let mut here: Vec<_> = (0..6).map(|i| get(300 * i, 30 + i as u64)).collect();
+    drop(client);
+    let there = here.split_off(3);
+    let dropper = std::thread::spawn(move || {
+        for (i, response) in there.into_iter().enumerate() {
+            assert_eq!(response.body(), body_bytes(300 * (i + 3), 33 + i as u64));
+        }
+    });
+    for (i, response) in here.iter().enumerate() {
+        assert_eq!(response.body(), body_bytes(300 * i, 30 + i as u64));
+    }
+    dropper.join().unwrap();
+    drop(here);
+    drop(after);
+    drop(body);
+}
+
+/// `connection_cache(1)`: of three connections used at once, one stays open
+/// once they are idle, so the next three transfers at once open two new
+/// ones; libcurl's own guess (the default) keeps all three for reuse.
+#[test]
+fn a_client_connection_cache_bounds_the_connections_kept() {
+    let _fds = shared();
+    let opened_by = |cache: usize| {
+        let server = HttpServer::start();
+        let client = Client::builder().connection_cache(cache).build().unwrap();
+        for _ in 0..2 {
+            // Each answers after 200 ms: the three run at once.
+            let futures: Vec<_> = (0..3)
+                .map(|_| client.get(server.url("/slow-headers?ms=200")))
+                .collect();
+            for future in futures {
+                assert_eq!(future.wait().expect("transfer").status(), 200);
+            }
+        }
+        server.connections()
+    };
+    assert_eq!(opened_by(0), 3, "libcurl's guess keeps them all");
+    assert_eq!(opened_by(1), 5, "one kept, two opened again");
+}

@@ -62,6 +62,8 @@ pub(crate) struct MultiOptions {
     pub max_host_connections: usize,
     pub multiplex: bool,
     pub max_concurrent_streams: usize,
+    /// `CURLMOPT_MAXCONNECTS` (0: libcurl's guess).
+    pub connection_cache: usize,
 }
 
 /// Runs a callback once every libuv handle of a driver has been freed: each
@@ -149,6 +151,9 @@ impl Driver {
             options.max_host_connections,
             options.max_concurrent_streams,
         )?;
+        if options.connection_cache > 0 {
+            multi.set_connection_cache(options.connection_cache)?;
+        }
         let released = Rc::new(Released {
             uv: uv.clone(),
             callback: RefCell::new(None),
