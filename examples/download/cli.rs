@@ -190,6 +190,9 @@ pub struct Settings {
     pub verbosity: Verbosity,
     /// Print the summary as JSON on standard output.
     pub json: bool,
+    /// Whether the report lists each saved file (its URL and path), for
+    /// `--json` and the demo's check; otherwise it only counts them.
+    pub list_saved: bool,
 }
 
 impl Settings {
@@ -227,6 +230,7 @@ impl Settings {
             headers: cli.headers.clone(),
             verbosity,
             json: cli.json,
+            list_saved: cli.json || cli.demo,
         })
     }
 }
