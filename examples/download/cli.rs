@@ -190,6 +190,9 @@ pub struct Settings {
     pub verbosity: Verbosity,
     /// Print the summary as JSON on standard output.
     pub json: bool,
+    /// Whether the report lists each saved file (its URL and path), for
+    /// `--json` and the demo's check; otherwise it only counts them.
+    pub list_saved: bool,
 }
 
 impl Settings {
@@ -227,6 +230,7 @@ impl Settings {
             headers: cli.headers.clone(),
             verbosity,
             json: cli.json,
+            list_saved: cli.json || cli.demo,
         })
     }
 }
@@ -303,8 +307,18 @@ pub fn collect_urls(cli: &Cli) -> Result<Vec<Entry>, UsageError> {
 /// A read error, or the first bad line, as `LABEL:LINE: why`.
 pub fn read_input(label: &str, reader: impl BufRead) -> Result<Vec<Entry>, UsageError> {
     let mut entries: Vec<Entry> = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| UsageError(format!("cannot read input file {label}: {e}")))?;
+    // One buffer for every line (each URL is then copied once, at its
+    // length, rather than grown in a fresh string of its own).
+    let mut line = String::new();
+    let mut reader = reader;
+    for index in 0.. {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|e| UsageError(format!("cannot read input file {label}: {e}")))?;
+        if read == 0 {
+            break;
+        }
         let at = |why: String| UsageError(format!("{label}:{}: {why}", index + 1));
         let text = line.trim();
         if text.is_empty() || text.starts_with('#') {
@@ -479,6 +493,17 @@ mod tests {
         );
         assert_eq!(entries[2].out.as_deref(), Some("passwd"));
         assert_eq!(entries[2].checksum, None);
+    }
+
+    #[test]
+    fn crlf_lines_and_a_last_line_without_newline() {
+        let entries = read("http://h/a\r\n  out=x.bin\r\n\r\nhttp://h/b").unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].url.as_str(), "http://h/a");
+        assert_eq!(entries[0].out.as_deref(), Some("x.bin"));
+        assert_eq!(entries[1].url.as_str(), "http://h/b");
+        let error = read("http://h/a\r\n\r\nnot a url\r\n").unwrap_err();
+        assert!(error.starts_with("list:3: "), "{error}");
     }
 
     #[test]

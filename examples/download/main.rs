@@ -62,6 +62,15 @@ use clap::Parser;
 use crate::cli::{Cli, Settings, UsageError};
 use crate::report::Report;
 
+/// mimalloc for every allocation of the process: its `override` feature
+/// also replaces `malloc` and `free` (exported, so shared libraries use it
+/// as well), so libcurl's hundred or so allocations per small file go to it
+/// too: 88.8k -> 79.8k instructions per file on files-1k. Its version 2
+/// without transparent huge pages (`no_thp`) keeps the peak memory where
+/// glibc's allocator had it (14 MiB for 10,000 files, not 19-30).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Before any thread starts (the Ctrl-C handler's): uvcurl's first look
     // at libcurl opens a descriptor numbered 1024, and growing the

@@ -208,6 +208,10 @@ pub struct Names {
     /// Whether to look at the disk up front (`--continue`).
     probe: bool,
     claimed: HashSet<String>,
+    /// How many claimed names end in `.part` (usually none: then no name
+    /// can clash with a claimed one as its `.part`, and that lookup is
+    /// skipped).
+    claimed_parts: usize,
     /// The name asked for, for each claimed name that got a `.N` suffix.
     wanted: HashMap<String, String>,
     /// Room to spell a candidate's `.part` name in, reused.
@@ -222,6 +226,7 @@ impl Names {
             overwrite,
             probe: resume,
             claimed: HashSet::new(),
+            claimed_parts: 0,
             wanted: HashMap::new(),
             scratch: String::new(),
         }
@@ -240,8 +245,13 @@ impl Names {
 
     /// [`Names::claim`] of a name the caller has no more use for.
     pub fn claim_owned(&mut self, wanted: String) -> String {
-        if self.is_free(&wanted) {
-            self.claimed.insert(wanted.clone());
+        if !self.probe && !self.clashes_as_part(&wanted) {
+            // The usual case: one lookup that claims the name if it is free.
+            if self.insert(wanted.clone()) {
+                return wanted;
+            }
+        } else if self.is_free(&wanted) {
+            self.insert(wanted.clone());
             return wanted;
         }
         let wanted = wanted.as_str();
@@ -249,9 +259,19 @@ impl Names {
             .map(|n| format!("{wanted}.{n}"))
             .find(|candidate| self.is_free(candidate))
             .unwrap_or_else(|| wanted.to_owned());
-        self.claimed.insert(name.clone());
+        self.insert(name.clone());
         self.wanted.insert(name.clone(), wanted.to_owned());
         name
+    }
+
+    /// Adds `name` to the claimed names; false if it was claimed already.
+    fn insert(&mut self, name: String) -> bool {
+        let part = name.ends_with(PART_SUFFIX);
+        let added = self.claimed.insert(name);
+        if added && part {
+            self.claimed_parts += 1;
+        }
+        added
     }
 
     /// Claims the next free name after `taken`, a claimed name found taken
@@ -268,25 +288,35 @@ impl Names {
 
     /// Gives a claimed name back.
     pub fn release(&mut self, name: &str) {
-        self.claimed.remove(name);
+        if self.claimed.remove(name) && name.ends_with(PART_SUFFIX) {
+            self.claimed_parts -= 1;
+        }
         self.wanted.remove(name);
     }
 
     /// Whether `candidate` may be used now: neither it nor its `.part` is
     /// claimed, and it is not the `.part` of a claimed name.
     fn is_free(&mut self, candidate: &str) -> bool {
+        let clash = self.claimed.contains(candidate) || self.clashes_as_part(candidate);
+        !clash && (!self.probe || self.free_on_disk(candidate))
+    }
+
+    /// Whether `candidate` is the `.part` of a claimed name, or its own
+    /// `.part` is claimed.
+    fn clashes_as_part(&mut self, candidate: &str) -> bool {
+        let stem_claimed = candidate
+            .strip_suffix(PART_SUFFIX)
+            .is_some_and(|stem| self.claimed.contains(stem));
+        if stem_claimed || self.claimed_parts == 0 {
+            return stem_claimed;
+        }
         let mut part = std::mem::take(&mut self.scratch);
         part.clear();
         part.push_str(candidate);
         part.push_str(PART_SUFFIX);
         let part_claimed = self.claimed.contains(&part);
         self.scratch = part;
-        let clash = self.claimed.contains(candidate)
-            || part_claimed
-            || candidate
-                .strip_suffix(PART_SUFFIX)
-                .is_some_and(|stem| self.claimed.contains(stem));
-        !clash && (!self.probe || self.free_on_disk(candidate))
+        part_claimed
     }
 
     /// With `--continue`: nothing of that name but a regular file (which is
@@ -347,6 +377,12 @@ mod tests {
         assert_eq!(names.claim_next("c"), "c.1");
         names.release("a.3");
         assert_eq!(names.claim("a"), "a.3");
+        // Once the only claimed `.part` name is given back, its stem is free
+        // again; claimed again, it blocks the stem again.
+        names.release("b.part");
+        assert_eq!(names.claim("b"), "b");
+        assert_eq!(names.claim("d.part"), "d.part");
+        assert_eq!(names.claim("d"), "d.1");
     }
 
     #[test]
@@ -466,6 +502,33 @@ mod properties {
             let text = format!("http://127.0.0.1/dir/{}", segment.replace(['#', '?'], "_"));
             if let Ok(url) = Link::parse(&text) {
                 check_safe(&name_from_url(&url))?;
+            }
+        }
+    }
+
+    proptest! {
+        /// Whatever is claimed and given back, in any order, the claimed
+        /// names stay distinct, and none is the `.part` of another.
+        #[test]
+        fn claimed_names_never_clash(ops in proptest::collection::vec(
+            (0..6usize, any::<bool>()), 0..40
+        )) {
+            const WANTED: [&str; 6] = ["a", "a.part", "a.part.part", "b", "b.part", "a.1"];
+            let mut names = Names::new(Path::new("/srv/out"), false, false);
+            let mut held: Vec<String> = Vec::new();
+            for (pick, give_back) in ops {
+                if give_back && !held.is_empty() {
+                    let name = held.remove(pick % held.len());
+                    names.release(&name);
+                } else {
+                    held.push(names.claim(WANTED[pick]));
+                }
+                for (i, name) in held.iter().enumerate() {
+                    for other in &held[i + 1..] {
+                        prop_assert_ne!(name, other);
+                    }
+                    prop_assert!(!held.contains(&part_name(name)), "{held:?}");
+                }
             }
         }
     }

@@ -37,7 +37,10 @@ pub struct FailedUrl {
 /// Everything a run did.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// Files saved, in URL-list order once [`Report::sort`] ran.
+    /// How many files were saved.
+    pub saved_count: u64,
+    /// The files saved, in URL-list order once [`Report::sort`] ran; only
+    /// when the settings ask for the list (`--json`, the demo).
     pub saved: Vec<SavedFile>,
     /// URLs that failed.
     pub failed: Vec<FailedUrl>,
@@ -69,7 +72,7 @@ impl Report {
         if verbosity != Verbosity::Quiet {
             eprintln!(
                 "{} ok, {} failed: {} in {:.2}s ({}/s)",
-                self.saved.len(),
+                self.saved_count,
                 self.failed.len(),
                 HumanBytes(self.bytes),
                 self.elapsed.as_secs_f64(),
@@ -99,7 +102,7 @@ impl Report {
             )
             .collect();
         json!({
-            "ok": self.saved.len(),
+            "ok": self.saved_count,
             "failed": self.failed.len(),
             "bytes": self.bytes,
             "seconds": self.elapsed.as_secs_f64(),

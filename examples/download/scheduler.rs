@@ -73,8 +73,9 @@ enum Event {
 /// A transfer in flight.
 struct Running {
     work: Work,
-    /// When it started, for its rate.
-    since: Instant,
+    /// When it started, for its rate on the progress bars (`None` when
+    /// nothing draws them: no clock is read then).
+    since: Option<Instant>,
     /// Set once `start` returned.
     transfer: Option<Transfer>,
 }
@@ -272,6 +273,11 @@ impl Scheduler {
         }
     }
 
+    /// The start time of a job, if the progress bars will show its rate.
+    fn start_time(&self) -> Option<Instant> {
+        self.progress.borrow().draws().then(Instant::now)
+    }
+
     /// Starts the next attempt of `job`.
     fn launch(&self, mut job: Job) {
         job.tries += 1;
@@ -290,7 +296,7 @@ impl Scheduler {
         let request = attempt::request(&attempt, &self.ctx);
         let running = Running {
             work: Work::Single(Rc::clone(&attempt)),
-            since: Instant::now(),
+            since: self.start_time(),
             transfer: None,
         };
         self.state.borrow_mut().running.insert(id, running);
@@ -332,7 +338,7 @@ impl Scheduler {
         );
         let running = Running {
             work: Work::Split(Rc::clone(&download)),
-            since: Instant::now(),
+            since: self.start_time(),
             transfer: None,
         };
         self.state.borrow_mut().running.insert(id, running);
@@ -401,12 +407,16 @@ impl Scheduler {
             HumanBytes(bytes),
             job.url
         ));
-        self.state.borrow_mut().report.saved.push(SavedFile {
-            id: job.id,
-            url: job.url.as_str().to_owned(),
-            path,
-            bytes,
-        });
+        let mut state = self.state.borrow_mut();
+        state.report.saved_count += 1;
+        if self.ctx.settings.list_saved {
+            state.report.saved.push(SavedFile {
+                id: job.id,
+                url: job.url.as_str().to_owned(),
+                path,
+                bytes,
+            });
+        }
     }
 
     /// Records a URL that failed for good (shown at once, unless it is
@@ -551,7 +561,10 @@ impl Scheduler {
             .map(|(&id, running)| {
                 let (received, done, total) = running.work.counts();
                 bytes += received;
-                let seconds = running.since.elapsed().as_secs_f64().max(0.001);
+                let seconds = running
+                    .since
+                    .map_or(0.0, |since| since.elapsed().as_secs_f64())
+                    .max(0.001);
                 Active {
                     id,
                     name: running.work.job().name,
@@ -562,7 +575,7 @@ impl Scheduler {
             })
             .collect();
         Snapshot {
-            files_done: (state.report.saved.len() + state.report.failed.len()) as u64,
+            files_done: state.report.saved_count + state.report.failed.len() as u64,
             files_total: self.files_total,
             bytes,
             active,
