@@ -34,6 +34,11 @@ pub(crate) fn downloader() -> PathBuf {
         .to_path_buf();
     BUILD.call_once(|| {
         let mut build = cargo(&["build", "--example", "download"]);
+        // The downloader links the libcurl this test binary links: the
+        // system's in the suite's second pass.
+        if !cfg!(feature = "bundled") {
+            build.arg("--no-default-features");
+        }
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
