@@ -349,7 +349,10 @@ impl Request {
         self
     }
 
-    /// Limits the receive rate of this transfer, in bytes per second.
+    /// Limits the receive rate of this transfer, in bytes per second
+    /// (`CURLOPT_MAX_RECV_SPEED_LARGE`). libcurl before 8 checks it only
+    /// between reads of many buffers, so a fast server may exceed it by a
+    /// burst of a megabyte or more.
     pub fn max_recv_speed(mut self, bytes_per_sec: u64) -> Request {
         self.rare().max_recv_speed = Some(bytes_per_sec);
         self
