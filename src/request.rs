@@ -58,6 +58,7 @@ pub(crate) struct RareOptions {
     pub user_agent: Option<String>,
     pub max_recv_speed: Option<u64>,
     pub buffer_size: Option<usize>,
+    pub fresh_connection: bool,
 }
 
 pub(crate) type DataCallback = Box<dyn FnMut(&[u8]) -> Flow>;
@@ -355,6 +356,21 @@ impl Request {
     /// burst of a megabyte or more.
     pub fn max_recv_speed(mut self, bytes_per_sec: u64) -> Request {
         self.rare().max_recv_speed = Some(bytes_per_sec);
+        self
+    }
+
+    /// Opens a new connection for this request instead of reusing an idle
+    /// one (`CURLOPT_FRESH_CONNECT`); the connection is kept for reuse
+    /// afterwards, as any other. Off by default. For requests that must run
+    /// side by side over HTTP/1.1 connections of their own: libcurl 7.88
+    /// sets up the transfers started together one after another, and one
+    /// that reuses an idle connection may receive its whole response before
+    /// the next looks for a connection, which then reuses the same one.
+    pub fn fresh_connection(mut self, fresh: bool) -> Request {
+        // (No boxed options for the default.)
+        if fresh || self.rare.is_some() {
+            self.rare().fresh_connection = fresh;
+        }
         self
     }
 

@@ -116,6 +116,8 @@ impl SendRequest {
         fn buffer_size(bytes: usize);
         /// See [`Request::max_recv_speed`].
         fn max_recv_speed(bytes_per_sec: u64);
+        /// See [`Request::fresh_connection`].
+        fn fresh_connection(fresh: bool);
     }
 
     /// See [`Request::body`].

@@ -4,8 +4,9 @@
 //! A [`Download`] first sends a probe, `Range: bytes=0-0`. A `206` whose
 //! `Content-Range` gives the total length means the server serves ranges:
 //! the `.part` file is created at its full length and each segment's GET
-//! (`Range: bytes=S-E`, over its own HTTP/1.1 connection or as a stream of
-//! one HTTP/2 connection, as libcurl decides) writes its bytes in place with
+//! (`Range: bytes=S-E`, over its own HTTP/1.x connection, the first one
+//! over the probe's, or as a stream of the probe's HTTP/2 connection) writes
+//! its bytes in place with
 //! `pwrite`, after its own `206` was checked to cover exactly what was asked
 //! (and to carry the probe's `ETag`, if both have one).
 //! Any other `2xx` to the probe (a server without ranges) is the file
@@ -294,8 +295,14 @@ impl Download {
         if open.is_empty() {
             return self.complete_segments();
         }
-        for index in open {
-            self.send_segment(index);
+        // Over HTTP/1.x every segment needs a connection of its own: all but
+        // the first (which may take the probe's) ask for a new one, or
+        // libcurl 7.88 may run them one after another over the probe's (see
+        // `Request::fresh_connection`). Over HTTP/2 they are streams of the
+        // probe's connection.
+        let own_connections = probe.http_version() != HttpVersion::Http2;
+        for (n, index) in open.into_iter().enumerate() {
+            self.send_segment(index, own_connections && n > 0);
         }
     }
 
@@ -381,8 +388,9 @@ impl Download {
             .collect()
     }
 
-    /// Requests what segment `index` still lacks.
-    fn send_segment(&self, index: usize) {
+    /// Requests what segment `index` still lacks, over a new connection if
+    /// `fresh` (else over an idle one, if any).
+    fn send_segment(&self, index: usize, fresh: bool) {
         let (request, segment) = {
             let mut inner = self.inner.borrow_mut();
             if inner.failure.is_some() {
@@ -408,8 +416,9 @@ impl Download {
             segment.asked_end.set(segment.end.get());
             *segment.problem.borrow_mut() = None;
             let range = format!("bytes={}-{}", segment.done.get(), segment.end.get() - 1);
-            let request =
-                attempt::base_request(&segments.url, &self.ctx, rate).header("Range", &range);
+            let request = attempt::base_request(&segments.url, &self.ctx, rate)
+                .header("Range", &range)
+                .fresh_connection(fresh);
             (request, segment)
         };
         let (head_segment, data_segment) = (Rc::clone(&segment), segment);
@@ -488,7 +497,7 @@ impl Download {
             return self.complete_segments();
         }
         if let Some(index) = self.take_over() {
-            self.send_segment(index);
+            self.send_segment(index, false);
         }
     }
 
@@ -571,7 +580,7 @@ impl Download {
             }
         };
         if due {
-            self.send_segment(index);
+            self.send_segment(index, false);
         }
     }
 

@@ -251,6 +251,9 @@ fn set_rare(state: &TransferState, r: &RareOptions) -> Result<(), Error> {
     if let Some(speed) = r.max_recv_speed {
         easy.set_off_t(curl::CURLOPT_MAX_RECV_SPEED_LARGE, speed as i64)?;
     }
+    if r.fresh_connection {
+        easy.set_long(curl::CURLOPT_FRESH_CONNECT, 1)?;
+    }
     Ok(())
 }
 

@@ -656,6 +656,30 @@ fn reused_easy_handles_carry_no_option_into_the_next_request() {
 /// transfer's easy handle (kept idle for reuse) lets go of the share before
 /// `curl_share_cleanup` runs. (Under memcheck, tests/memcheck.rs, a handle
 /// still linked to a freed share shows up as an invalid read and a leak.)
+/// `fresh_connection`: a new connection although an idle one would do,
+/// kept for reuse afterwards; the option is not carried over to the next
+/// request on the same easy handle.
+#[test]
+fn a_fresh_connection_is_opened_only_when_asked() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let multi = h.multi();
+    let fetch = |fresh: bool| {
+        let request = Request::get(server.url("/bytes/10")).fresh_connection(fresh);
+        let response = multi.fetch(request).expect("transfer");
+        assert_eq!(response.body(), body_bytes(10, 0));
+        server.connections()
+    };
+    assert_eq!(fetch(false), 1);
+    assert_eq!(fetch(false), 1, "the idle connection is reused");
+    assert_eq!(fetch(true), 2, "a fresh connection");
+    assert_eq!(fetch(true), 3, "on a handle kept configured, fresh again");
+    assert_eq!(fetch(false), 3, "an idle connection is reused");
+    drop(multi);
+    drop(server);
+    h.finish();
+}
+
 #[test]
 fn a_share_is_freed_after_every_handle_that_used_it() {
     let _fds = crate::support::harness::shared();
