@@ -2,7 +2,8 @@
 //! instead — curl's CLI (`--parallel`), wget2 and aria2c — on many small
 //! files: 10,000 × 1 KiB from the runner's nginx, 50 at a time, every file
 //! written to a tmpfs (`/dev/shm`). Each tool runs pinned (`taskset`) to one
-//! CPU (the last), nginx where the scheduler puts it; the order of the tools
+//! CPU (the last) and nginx on the others, as if on a machine of its own
+//! (on a single CPU both share it); the order of the tools
 //! rotates each round. Every run must save every file whole and nothing
 //! else, or the runner fails. `vendor/bootstrap bench` installs the tools.
 
@@ -106,7 +107,17 @@ pub fn run(
     let home = scratch.join("tools-home");
     fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
     let out = OutDir::new(scratch)?;
-    let cpu = crate::affinity::client_cpu()?;
+    // The server off the tools' CPU, as a remote server would be.
+    let (cpu, placement) = match crate::affinity::Pinning::split() {
+        Ok(pinning) => {
+            crate::affinity::pin_process(server.child.id(), &pinning.server)?;
+            (pinning.client, pinning.describe().replace("client", "tool"))
+        }
+        Err(_) => {
+            let cpu = crate::affinity::client_cpu()?;
+            (cpu, format!("each tool and nginx on CPU {cpu}"))
+        }
+    };
 
     let mut results: Vec<Vec<Measure>> = vec![Vec::new(); tools.len()];
     for round in 0..rounds {
@@ -130,8 +141,7 @@ pub fn run(
             results[index].push(measure);
         }
     }
-    let pinned = format!("each tool pinned to CPU {cpu} (taskset), nginx unpinned");
-    Ok(render(&tools, &results, rounds, &out, &pinned))
+    Ok(render(&tools, &results, rounds, &out, &placement))
 }
 
 /// A tool's arguments (after the executable).
