@@ -71,6 +71,10 @@ pub(crate) struct TransferState {
     sink: Sink,
     head: RefCell<Head>,
     head_delivered: Cell<bool>,
+    /// How many status lines (`HTTP/...`) the header callback saw, up to 255:
+    /// every response of the transfer brings one (redirects too; HTTP/0.9,
+    /// which has none, is never allowed).
+    status_lines: Cell<u8>,
     /// The URL as the request gave it: the response's effective URL when
     /// libcurl reports the same (no redirect, nothing normalized).
     url_text: Cell<String>,
@@ -232,6 +236,7 @@ impl TransferState {
             sink,
             head: RefCell::new(Head::with_buffer(std::mem::take(&mut request.buffers.head))),
             head_delivered: Cell::new(false),
+            status_lines: Cell::new(0),
             url_text: Cell::new(String::new()),
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
@@ -270,6 +275,7 @@ impl TransferState {
             sink: Sink::External,
             head: RefCell::new(Head::default()),
             head_delivered: Cell::new(true),
+            status_lines: Cell::new(0),
             url_text: Cell::new(String::new()),
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
