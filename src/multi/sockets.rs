@@ -91,24 +91,25 @@ impl SocketTable {
         on_event: impl Fn(u64, PollResult) + 'static,
     ) -> Result<Option<u64>, Error> {
         let events = PollEvents { readable, writable };
-        let stale = new_to_curl
-            && self
-                .watches
-                .borrow()
-                .get(&socket)
-                .is_some_and(|w| w.interest.get() != Interest::Lingering);
+        let stale = match self.watches.borrow().get(&socket) {
+            Some(watch) => {
+                let was_lingering = watch.interest.get() == Interest::Lingering;
+                if new_to_curl && !was_lingering {
+                    true
+                } else {
+                    watch.interest.set(Interest::Wanted(events));
+                    if was_lingering {
+                        watch.poll.set_ref(true);
+                    }
+                    Self::apply(watch, events)?;
+                    return Ok(new_to_curl.then_some(watch.generation));
+                }
+            }
+            None => false,
+        };
         if stale {
             log::debug!("uvcurl: socket {socket} re-announced; replacing its stale watch");
             drop(self.take(socket));
-        }
-        if let Some(watch) = self.watches.borrow().get(&socket) {
-            let was_lingering =
-                watch.interest.replace(Interest::Wanted(events)) == Interest::Lingering;
-            if was_lingering {
-                watch.poll.set_ref(true);
-            }
-            Self::apply(watch, events)?;
-            return Ok(new_to_curl.then_some(watch.generation));
         }
         let generation = self.last_generation.get() + 1;
         self.last_generation.set(generation);

@@ -191,13 +191,16 @@ impl Driver {
     /// once. Never from inside a libcurl callback.
     pub(super) fn complete(&self, state: Rc<TransferState>, outcome: Result<(), Error>) {
         let key = state.key();
-        let removed = {
-            let mut transfers = self.transfers.borrow_mut();
-            let ours = transfers.get(&key.slot).is_some_and(|s| s.id == key.id);
-            ours && transfers.remove(&key.slot).is_some()
-        };
-        if !removed {
-            return;
+        // One lookup: an entry that turns out to be another transfer's (not
+        // seen in practice) is put back.
+        let entry = self.transfers.borrow_mut().remove(&key.slot);
+        match entry {
+            Some(entry) if entry.id == key.id => {}
+            Some(other) => {
+                self.transfers.borrow_mut().insert(key.slot, other);
+                return;
+            }
+            None => return,
         }
         let easy = state.easy().raw();
         // SAFETY: the easy handle is in our multi (or was never added, which
