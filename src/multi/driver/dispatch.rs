@@ -153,10 +153,12 @@ impl Driver {
 
     fn read_messages(&self) {
         while let Some(Some(done)) = self.with_multi(|multi| multi.next_done()) {
-            let state = self.transfers.borrow().get(&(done.easy as usize)).cloned();
+            // Taken out of the table here (one lookup); `outcome` runs no
+            // callback, so nothing can look for it meanwhile.
+            let state = self.transfers.borrow_mut().remove(&(done.easy as usize));
             if let Some(state) = state {
                 let outcome = state.outcome(done.code);
-                self.complete(state, outcome);
+                self.complete_removed(state, outcome);
             }
         }
     }
@@ -202,6 +204,12 @@ impl Driver {
             }
             None => return,
         }
+        self.complete_removed(state, outcome);
+    }
+
+    /// [`Driver::complete`] for a transfer already taken out of the table.
+    fn complete_removed(&self, state: Rc<TransferState>, outcome: Result<(), Error>) {
+        let key = state.key();
         let easy = state.easy().raw();
         // SAFETY: the easy handle is in our multi (or was never added, which
         // libcurl answers with an error of no interest); it is removed before
