@@ -78,17 +78,20 @@ impl SocketTable {
     /// handle on first use. Returns a generation when libcurl should be given
     /// (again) a socket pointer for it.
     ///
+    /// `on_event` makes the poll handle's event callback (only called when a
+    /// poll handle is created).
+    ///
     /// `new_to_curl` is true when libcurl passed no socket pointer. For a
     /// lingering watch that is the normal return of a pooled socket; for a
     /// wanted one it means the socket was closed and its number reused
     /// without a REMOVE reaching us: the stale watch is replaced.
-    pub fn watch(
+    pub fn watch<E: Fn(u64, PollResult) + 'static>(
         &self,
         uv: &Loop,
         socket: curl_socket_t,
         (readable, writable): (bool, bool),
         new_to_curl: bool,
-        on_event: impl Fn(u64, PollResult) + 'static,
+        on_event: impl FnOnce() -> E,
     ) -> Result<Option<u64>, Error> {
         let events = PollEvents { readable, writable };
         let stale = match self.watches.borrow().get(&socket) {
@@ -113,6 +116,7 @@ impl SocketTable {
         }
         let generation = self.last_generation.get() + 1;
         self.last_generation.set(generation);
+        let on_event = on_event();
         let poll = Poll::new(uv, socket, move |result| on_event(generation, result))?;
         let watch = Watch {
             poll,
