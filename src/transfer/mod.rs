@@ -217,18 +217,21 @@ impl TransferState {
                 Sink::Collect(RefCell::new(body))
             }
         };
-        let extras = Extras {
-            on_head: RefCell::new(request.on_head.take()),
-            upload: RefCell::new(upload),
-            post_body,
-            url: url.parsed,
-            _keep_alive: std::mem::take(&mut request.keep_alive),
-        };
-        let has_extras = extras.on_head.borrow().is_some()
-            || extras.upload.borrow().is_some()
-            || extras.post_body.is_some()
-            || extras.url.is_some()
-            || !extras._keep_alive.is_empty();
+        // (Without any, there is nothing to box: a plain `GET`.)
+        let has_extras = request.on_head.is_some()
+            || upload.is_some()
+            || post_body.is_some()
+            || url.parsed.is_some()
+            || !request.keep_alive.is_empty();
+        let extras = has_extras.then(|| {
+            Box::new(Extras {
+                on_head: RefCell::new(request.on_head.take()),
+                upload: RefCell::new(upload),
+                post_body,
+                url: url.parsed,
+                _keep_alive: std::mem::take(&mut request.keep_alive),
+            })
+        });
         let state = Rc::new(TransferState {
             easy,
             id,
@@ -240,7 +243,7 @@ impl TransferState {
             url_text: Cell::new(String::new()),
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
-            extras: has_extras.then(|| Box::new(extras)),
+            extras,
             options: Some(options),
             may_keep_options,
         });
