@@ -34,6 +34,10 @@ struct Watch {
     interest: Cell<Interest>,
     /// What libuv is watching for now (`None`: stopped).
     active: Cell<Option<PollEvents>>,
+    /// Whether the socket's close will be announced (it is in
+    /// `close_announced`, which changes only for a socket without a watch:
+    /// `opened` and `closing` drop the watch).
+    close_announced: bool,
 }
 
 /// What an event on a socket means.
@@ -123,6 +127,7 @@ impl SocketTable {
             generation,
             interest: Cell::new(Interest::Wanted(events)),
             active: Cell::new(None),
+            close_announced: self.close_announced.borrow().contains_key(&socket),
         };
         Self::apply(&watch, events)?;
         self.watches.borrow_mut().insert(socket, watch);
@@ -171,12 +176,12 @@ impl SocketTable {
     /// libcurl no longer needs `socket` (CURL_POLL_REMOVE). Stops watching it
     /// now unless its close will be announced (then it lingers).
     pub fn remove(&self, socket: curl_socket_t) {
-        if self.close_announced.borrow().contains_key(&socket) {
-            if let Some(watch) = self.watches.borrow().get(&socket) {
+        if let Some(watch) = self.watches.borrow().get(&socket) {
+            if watch.close_announced {
                 watch.interest.set(Interest::Lingering);
                 watch.poll.set_ref(false); // a pooled connection keeps no loop alive
+                return;
             }
-            return;
         }
         drop(self.take(socket));
     }
