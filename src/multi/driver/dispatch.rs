@@ -111,7 +111,7 @@ impl Driver {
         };
         if self.is_closed() {
             self.complete(state, Err(Error::closed()));
-        } else if let Err(error) = self.add_to_multi(key) {
+        } else if let Err(error) = self.add_state_to_multi(&state) {
             self.complete(state, Err(error));
         }
     }

@@ -162,6 +162,12 @@ impl Driver {
         let Some(state) = self.lookup(key) else {
             return Ok(());
         };
+        self.add_state_to_multi(&state)
+    }
+
+    /// [`add_to_multi`](Driver::add_to_multi) for a transfer of the table
+    /// the caller has looked up.
+    pub(super) fn add_state_to_multi(&self, state: &TransferState) -> Result<(), Error> {
         let easy = state.easy().raw();
         // SAFETY: a live easy handle, kept by `transfers` until it is removed.
         let added = self.in_curl(|| self.with_multi(|multi| unsafe { multi.add(easy) }));
