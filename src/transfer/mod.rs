@@ -171,13 +171,15 @@ impl TransferState {
         self.flags.cancel_requested.get() || self.flags.multi_closed.get()
     }
 
-    /// Builds the easy handle for `request`; the transfer is not added yet.
+    /// Builds the easy handle for `request`, taking what it needs out of it
+    /// (taken by reference: a request is large to move); the transfer is
+    /// not added yet.
     ///
     /// # Errors
     /// The request's first builder error, an invalid or disallowed URL, or an
     /// option libcurl refuses.
     pub fn from_request(
-        mut request: Request,
+        request: &mut Request,
         id: u64,
         on_done: Completion,
         uv: &Loop,
@@ -189,13 +191,8 @@ impl TransferState {
             return Err(error);
         }
         let url = check_url_for_transfer(&request.url, &request.protocols)?;
-        let options = OptionSet::take_from(
-            &mut request,
-            url.https,
-            url.parsed.is_some(),
-            share,
-            proxy_env,
-        );
+        let options =
+            OptionSet::take_from(request, url.https, url.parsed.is_some(), share, proxy_env);
         let may_keep_options = matches!(request.body, Body::Empty);
         let (easy, kept) = pool.take(may_keep_options.then_some(&options))?;
         // A handle kept configured comes with the option set it was kept
@@ -253,7 +250,7 @@ impl TransferState {
         if let Some(options) = &state.options {
             options::configure(&state, options, upload_len, &request.url)?;
         }
-        state.url_text.set(request.url);
+        state.url_text.set(std::mem::take(&mut request.url));
         Ok(state)
     }
 

@@ -13,14 +13,14 @@ impl Driver {
     /// Starts a transfer built from a request.
     pub fn start(
         &self,
-        request: crate::Request,
+        mut request: crate::Request,
         on_done: Completion,
     ) -> Result<TransferKey, Error> {
         if self.is_closed() {
             return Err(Error::closed());
         }
         let state = TransferState::from_request(
-            request,
+            &mut request,
             self.next_id(),
             on_done,
             &self.uv,
