@@ -114,6 +114,7 @@ impl Request {
     }
 
     /// A request for one of the usual methods, which needs no check.
+    #[inline]
     fn with_method(method: Cow<'static, str>, url: String) -> Request {
         Request {
             method,
@@ -136,11 +137,13 @@ impl Request {
     }
 
     /// A `GET` request.
+    #[inline]
     pub fn get(url: impl Into<String>) -> Request {
         Request::with_method(Cow::Borrowed("GET"), url.into())
     }
 
     /// A `HEAD` request.
+    #[inline]
     pub fn head(url: impl Into<String>) -> Request {
         Request::with_method(Cow::Borrowed("HEAD"), url.into())
     }
@@ -257,12 +260,14 @@ impl Request {
     }
 
     /// Follows redirects (on by default).
+    #[inline]
     pub fn follow_redirects(mut self, follow: bool) -> Request {
         self.follow_redirects = follow;
         self
     }
 
     /// Stops after `max` redirects with [`ErrorKind::TooManyRedirects`](crate::ErrorKind::TooManyRedirects) (default 10).
+    #[inline]
     pub fn max_redirects(mut self, max: u32) -> Request {
         self.max_redirects = max;
         self
@@ -275,6 +280,7 @@ impl Request {
     }
 
     /// Time allowed for the whole transfer.
+    #[inline]
     pub fn timeout(mut self, timeout: Duration) -> Request {
         self.timeout = Some(timeout);
         self
@@ -288,6 +294,7 @@ impl Request {
 
     /// Verifies the TLS peer's certificate and host name (on by default).
     /// Turning it off makes the connection open to interception.
+    #[inline]
     pub fn verify_tls(mut self, verify: bool) -> Request {
         self.verify_tls = verify;
         self
@@ -306,6 +313,7 @@ impl Request {
     }
 
     /// Which HTTP version to ask for.
+    #[inline]
     pub fn http_version(mut self, version: HttpVersionPref) -> Request {
         self.version = version;
         self
@@ -377,6 +385,7 @@ impl Request {
     /// Streams the body to `callback` instead of collecting it into the
     /// [`Response`](crate::Response). The callback runs on the loop thread for
     /// each chunk and says whether to go on, pause or abort.
+    #[inline]
     pub fn on_data(mut self, callback: impl FnMut(&[u8]) -> Flow + 'static) -> Request {
         self.on_data = Some(Box::new(callback));
         self
@@ -388,6 +397,7 @@ impl Request {
     /// completes with [`ErrorKind::Aborted`](crate::ErrorKind::Aborted));
     /// [`Flow::Pause`] is treated as `Continue`. Not called when the transfer
     /// fails before a response arrived.
+    #[inline]
     pub fn on_head(mut self, callback: impl FnMut(&Head) -> Flow + 'static) -> Request {
         self.on_head = Some(Box::new(callback));
         self

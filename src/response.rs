@@ -75,10 +75,28 @@ impl Head {
     /// Feeds one raw header line from libcurl's header callback. A status line
     /// starts a new response (redirects and `100 Continue` come before the final
     /// one); after the blank line that ends the final header block, further
-    /// lines are trailers.
-    pub(crate) fn push_line(&mut self, line: &[u8]) {
+    /// lines are trailers. Returns whether `line` was a status line.
+    #[inline]
+    pub(crate) fn push_line(&mut self, line: &[u8]) -> bool {
         // Most lines are fields, which can be neither blank nor a status line
-        // when they start with a byte other than white space or 'H'.
+        // when they start with a byte other than white space or 'H'; with
+        // room left in the buffer, such a line is only copied.
+        match line.first() {
+            Some(&b)
+                if b != b'H'
+                    && !b.is_ascii_whitespace()
+                    && self.raw.capacity() - self.raw.len() >= line.len() =>
+            {
+                self.raw.extend_from_slice(line);
+                false
+            }
+            _ => self.push_other_line(line),
+        }
+    }
+
+    /// [`Head::push_line`] for any line but a field with room left for it.
+    #[inline(never)]
+    fn push_other_line(&mut self, line: &[u8]) -> bool {
         let field = matches!(line.first(), Some(&b) if b != b'H' && !b.is_ascii_whitespace());
         if !field && trim(line).is_empty() {
             if self.trailers_at.is_none() {
@@ -102,14 +120,16 @@ impl Head {
                     .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok())
                     .unwrap_or(0)
             });
+            return true;
         } else {
             if self.raw.capacity() == 0 {
                 // One allocation for a typical header block, instead of
                 // doubling from a few bytes up.
-                self.raw.reserve(HEAD_CAPACITY.max(line.len()));
+                self.raw = Vec::with_capacity(HEAD_CAPACITY.max(line.len()));
             }
             self.raw.extend_from_slice(line);
         }
+        false
     }
 }
 

@@ -34,6 +34,10 @@ struct Watch {
     interest: Cell<Interest>,
     /// What libuv is watching for now (`None`: stopped).
     active: Cell<Option<PollEvents>>,
+    /// Whether the socket's close will be announced (it is in
+    /// `close_announced`, which changes only for a socket without a watch:
+    /// `opened` and `closing` drop the watch).
+    close_announced: bool,
 }
 
 /// What an event on a socket means.
@@ -78,46 +82,52 @@ impl SocketTable {
     /// handle on first use. Returns a generation when libcurl should be given
     /// (again) a socket pointer for it.
     ///
+    /// `on_event` makes the poll handle's event callback (only called when a
+    /// poll handle is created).
+    ///
     /// `new_to_curl` is true when libcurl passed no socket pointer. For a
     /// lingering watch that is the normal return of a pooled socket; for a
     /// wanted one it means the socket was closed and its number reused
     /// without a REMOVE reaching us: the stale watch is replaced.
-    pub fn watch(
+    pub fn watch<E: Fn(u64, PollResult) + 'static>(
         &self,
         uv: &Loop,
         socket: curl_socket_t,
         (readable, writable): (bool, bool),
         new_to_curl: bool,
-        on_event: impl Fn(u64, PollResult) + 'static,
+        on_event: impl FnOnce() -> E,
     ) -> Result<Option<u64>, Error> {
         let events = PollEvents { readable, writable };
-        let stale = new_to_curl
-            && self
-                .watches
-                .borrow()
-                .get(&socket)
-                .is_some_and(|w| w.interest.get() != Interest::Lingering);
+        let stale = match self.watches.borrow().get(&socket) {
+            Some(watch) => {
+                let was_lingering = watch.interest.get() == Interest::Lingering;
+                if new_to_curl && !was_lingering {
+                    true
+                } else {
+                    watch.interest.set(Interest::Wanted(events));
+                    if was_lingering {
+                        watch.poll.set_ref(true);
+                    }
+                    Self::apply(watch, events)?;
+                    return Ok(new_to_curl.then_some(watch.generation));
+                }
+            }
+            None => false,
+        };
         if stale {
             log::debug!("uvcurl: socket {socket} re-announced; replacing its stale watch");
             drop(self.take(socket));
         }
-        if let Some(watch) = self.watches.borrow().get(&socket) {
-            let was_lingering =
-                watch.interest.replace(Interest::Wanted(events)) == Interest::Lingering;
-            if was_lingering {
-                watch.poll.set_ref(true);
-            }
-            Self::apply(watch, events)?;
-            return Ok(new_to_curl.then_some(watch.generation));
-        }
         let generation = self.last_generation.get() + 1;
         self.last_generation.set(generation);
+        let on_event = on_event();
         let poll = Poll::new(uv, socket, move |result| on_event(generation, result))?;
         let watch = Watch {
             poll,
             generation,
             interest: Cell::new(Interest::Wanted(events)),
             active: Cell::new(None),
+            close_announced: self.close_announced.borrow().contains_key(&socket),
         };
         Self::apply(&watch, events)?;
         self.watches.borrow_mut().insert(socket, watch);
@@ -166,12 +176,12 @@ impl SocketTable {
     /// libcurl no longer needs `socket` (CURL_POLL_REMOVE). Stops watching it
     /// now unless its close will be announced (then it lingers).
     pub fn remove(&self, socket: curl_socket_t) {
-        if self.close_announced.borrow().contains_key(&socket) {
-            if let Some(watch) = self.watches.borrow().get(&socket) {
+        if let Some(watch) = self.watches.borrow().get(&socket) {
+            if watch.close_announced {
                 watch.interest.set(Interest::Lingering);
                 watch.poll.set_ref(false); // a pooled connection keeps no loop alive
+                return;
             }
-            return;
         }
         drop(self.take(socket));
     }

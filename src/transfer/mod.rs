@@ -71,6 +71,10 @@ pub(crate) struct TransferState {
     sink: Sink,
     head: RefCell<Head>,
     head_delivered: Cell<bool>,
+    /// How many status lines (`HTTP/...`) the header callback saw, up to 255:
+    /// every response of the transfer brings one (redirects too; HTTP/0.9,
+    /// which has none, is never allowed).
+    status_lines: Cell<u8>,
     /// The URL as the request gave it: the response's effective URL when
     /// libcurl reports the same (no redirect, nothing normalized).
     url_text: Cell<String>,
@@ -167,13 +171,15 @@ impl TransferState {
         self.flags.cancel_requested.get() || self.flags.multi_closed.get()
     }
 
-    /// Builds the easy handle for `request`; the transfer is not added yet.
+    /// Builds the easy handle for `request`, taking what it needs out of it
+    /// (taken by reference: a request is large to move); the transfer is
+    /// not added yet.
     ///
     /// # Errors
     /// The request's first builder error, an invalid or disallowed URL, or an
     /// option libcurl refuses.
     pub fn from_request(
-        mut request: Request,
+        request: &mut Request,
         id: u64,
         on_done: Completion,
         uv: &Loop,
@@ -185,13 +191,8 @@ impl TransferState {
             return Err(error);
         }
         let url = check_url_for_transfer(&request.url, &request.protocols)?;
-        let options = OptionSet::take_from(
-            &mut request,
-            url.https,
-            url.parsed.is_some(),
-            share,
-            proxy_env,
-        );
+        let options =
+            OptionSet::take_from(request, url.https, url.parsed.is_some(), share, proxy_env);
         let may_keep_options = matches!(request.body, Body::Empty);
         let (easy, kept) = pool.take(may_keep_options.then_some(&options))?;
         // A handle kept configured comes with the option set it was kept
@@ -213,18 +214,21 @@ impl TransferState {
                 Sink::Collect(RefCell::new(body))
             }
         };
-        let extras = Extras {
-            on_head: RefCell::new(request.on_head.take()),
-            upload: RefCell::new(upload),
-            post_body,
-            url: url.parsed,
-            _keep_alive: std::mem::take(&mut request.keep_alive),
-        };
-        let has_extras = extras.on_head.borrow().is_some()
-            || extras.upload.borrow().is_some()
-            || extras.post_body.is_some()
-            || extras.url.is_some()
-            || !extras._keep_alive.is_empty();
+        // (Without any, there is nothing to box: a plain `GET`.)
+        let has_extras = request.on_head.is_some()
+            || upload.is_some()
+            || post_body.is_some()
+            || url.parsed.is_some()
+            || !request.keep_alive.is_empty();
+        let extras = has_extras.then(|| {
+            Box::new(Extras {
+                on_head: RefCell::new(request.on_head.take()),
+                upload: RefCell::new(upload),
+                post_body,
+                url: url.parsed,
+                _keep_alive: std::mem::take(&mut request.keep_alive),
+            })
+        });
         let state = Rc::new(TransferState {
             easy,
             id,
@@ -232,10 +236,11 @@ impl TransferState {
             sink,
             head: RefCell::new(Head::with_buffer(std::mem::take(&mut request.buffers.head))),
             head_delivered: Cell::new(false),
+            status_lines: Cell::new(0),
             url_text: Cell::new(String::new()),
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),
-            extras: has_extras.then(|| Box::new(extras)),
+            extras,
             options: Some(options),
             may_keep_options,
         });
@@ -245,7 +250,7 @@ impl TransferState {
         if let Some(options) = &state.options {
             options::configure(&state, options, upload_len, &request.url)?;
         }
-        state.url_text.set(request.url);
+        state.url_text.set(std::mem::take(&mut request.url));
         Ok(state)
     }
 
@@ -270,6 +275,7 @@ impl TransferState {
             sink: Sink::External,
             head: RefCell::new(Head::default()),
             head_delivered: Cell::new(true),
+            status_lines: Cell::new(0),
             url_text: Cell::new(String::new()),
             completion: RefCell::new(Some(on_done)),
             flags: RunFlags::default(),

@@ -38,6 +38,18 @@ impl TransferState {
         Err(Error::from_transfer(code, &detail, answered))
     }
 
+    /// How many redirects were followed. A followed redirect's response
+    /// brought its status line to the header callback before the next one
+    /// did, so with a single status line seen there was none (libcurl is
+    /// asked otherwise).
+    fn redirects(&self) -> u32 {
+        if self.status_lines.get() == 1 {
+            return 0;
+        }
+        let count = self.easy.info_long(curl::CURLINFO_REDIRECT_COUNT);
+        count.max(0) as u32
+    }
+
     /// Reads status, headers, sizes and timings back from the easy handle.
     pub fn response(&self) -> Response {
         let easy = &self.easy;
@@ -82,7 +94,7 @@ impl TransferState {
             version,
             bytes_received: easy.info_off_t(sys::CURLINFO_SIZE_DOWNLOAD_T).max(0) as u64,
             bytes_sent,
-            redirects: easy.info_long(curl::CURLINFO_REDIRECT_COUNT).max(0) as u32,
+            redirects: self.redirects(),
             timings: Timings {
                 name_lookup: micros(sys::CURLINFO_NAMELOOKUP_TIME_T),
                 connect: micros(sys::CURLINFO_CONNECT_TIME_T),

@@ -71,8 +71,15 @@ impl TransferState {
         if self.is_stopped() {
             return 0;
         }
-        if let Ok(mut head) = self.head.try_borrow_mut() {
-            head.push_line(line);
+        match self.head.try_borrow_mut() {
+            Ok(mut head) => {
+                if head.push_line(line) {
+                    let seen = self.status_lines.get();
+                    self.status_lines.set(seen.saturating_add(1));
+                }
+            }
+            // A line not seen might have been a status line.
+            Err(_) => self.status_lines.set(u8::MAX),
         }
         line.len()
     }

@@ -125,20 +125,18 @@ impl Callbacks {
             }
         };
         log::trace!("uvcurl: socket {socket}: watch {wanted:?}");
-        let driver = self.driver.clone();
-        let token = self.release_token();
-        let watched = self.sockets.watch(
-            &self.uv,
-            socket,
-            wanted,
-            socketp.is_null(),
-            move |generation, result| {
-                let _released_after_me = &token;
-                if let Some(driver) = driver.upgrade() {
-                    driver.on_socket_ready(socket, generation, result);
+        let watched = self
+            .sockets
+            .watch(&self.uv, socket, wanted, socketp.is_null(), || {
+                let driver = self.driver.clone();
+                let token = self.release_token();
+                move |generation, result| {
+                    let _released_after_me = &token;
+                    if let Some(driver) = driver.upgrade() {
+                        driver.on_socket_ready(socket, generation, result);
+                    }
                 }
-            },
-        );
+            });
         match watched {
             Ok(Some(generation)) => {
                 if let Some(multi) = self.multi.get() {

@@ -111,7 +111,7 @@ impl Driver {
         };
         if self.is_closed() {
             self.complete(state, Err(Error::closed()));
-        } else if let Err(error) = self.add_to_multi(key) {
+        } else if let Err(error) = self.add_state_to_multi(&state) {
             self.complete(state, Err(error));
         }
     }
@@ -153,10 +153,12 @@ impl Driver {
 
     fn read_messages(&self) {
         while let Some(Some(done)) = self.with_multi(|multi| multi.next_done()) {
-            let state = self.transfers.borrow().get(&(done.easy as usize)).cloned();
+            // Taken out of the table here (one lookup); `outcome` runs no
+            // callback, so nothing can look for it meanwhile.
+            let state = self.transfers.borrow_mut().remove(&(done.easy as usize));
             if let Some(state) = state {
                 let outcome = state.outcome(done.code);
-                self.complete(state, outcome);
+                self.complete_removed(state, outcome);
             }
         }
     }
@@ -191,14 +193,23 @@ impl Driver {
     /// once. Never from inside a libcurl callback.
     pub(super) fn complete(&self, state: Rc<TransferState>, outcome: Result<(), Error>) {
         let key = state.key();
-        let removed = {
-            let mut transfers = self.transfers.borrow_mut();
-            let ours = transfers.get(&key.slot).is_some_and(|s| s.id == key.id);
-            ours && transfers.remove(&key.slot).is_some()
-        };
-        if !removed {
-            return;
+        // One lookup: an entry that turns out to be another transfer's (not
+        // seen in practice) is put back.
+        let entry = self.transfers.borrow_mut().remove(&key.slot);
+        match entry {
+            Some(entry) if entry.id == key.id => {}
+            Some(other) => {
+                self.transfers.borrow_mut().insert(key.slot, other);
+                return;
+            }
+            None => return,
         }
+        self.complete_removed(state, outcome);
+    }
+
+    /// [`Driver::complete`] for a transfer already taken out of the table.
+    fn complete_removed(&self, state: Rc<TransferState>, outcome: Result<(), Error>) {
+        let key = state.key();
         let easy = state.easy().raw();
         // SAFETY: the easy handle is in our multi (or was never added, which
         // libcurl answers with an error of no interest); it is removed before

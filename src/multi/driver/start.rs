@@ -13,14 +13,14 @@ impl Driver {
     /// Starts a transfer built from a request.
     pub fn start(
         &self,
-        request: crate::Request,
+        mut request: crate::Request,
         on_done: Completion,
     ) -> Result<TransferKey, Error> {
         if self.is_closed() {
             return Err(Error::closed());
         }
         let state = TransferState::from_request(
-            request,
+            &mut request,
             self.next_id(),
             on_done,
             &self.uv,
@@ -162,6 +162,12 @@ impl Driver {
         let Some(state) = self.lookup(key) else {
             return Ok(());
         };
+        self.add_state_to_multi(&state)
+    }
+
+    /// [`add_to_multi`](Driver::add_to_multi) for a transfer of the table
+    /// the caller has looked up.
+    pub(super) fn add_state_to_multi(&self, state: &TransferState) -> Result<(), Error> {
         let easy = state.easy().raw();
         // SAFETY: a live easy handle, kept by `transfers` until it is removed.
         let added = self.in_curl(|| self.with_multi(|multi| unsafe { multi.add(easy) }));
