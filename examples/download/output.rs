@@ -129,11 +129,7 @@ fn rename_noreplace(part: &Path, dest: &Path) -> io::Result<()> {
                     libc::RENAME_NOREPLACE,
                 )
             };
-            if rc == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
+            done(rc)
         })
     })
 }
@@ -290,6 +286,15 @@ fn open_unnamed(dir: &OwnedFd) -> io::Result<File> {
     owned(fd).map(File::from)
 }
 
+/// `Ok` for a call that returned 0, else the error it left in `errno`.
+fn done(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Takes ownership of the descriptor a call returned, or its error.
 fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
     if fd < 0 {
@@ -329,11 +334,7 @@ fn link_empty_path(file: &File, dir: &OwnedFd, name: &CStr) -> io::Result<()> {
             libc::AT_EMPTY_PATH,
         )
     };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    done(rc)
 }
 
 /// `linkat("/proc/self/fd/N", dir, name, AT_SYMLINK_FOLLOW)`.
@@ -350,11 +351,7 @@ fn link_proc_fd(file: &File, dir: &OwnedFd, name: &CStr) -> io::Result<()> {
             libc::AT_SYMLINK_FOLLOW,
         )
     };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    done(rc)
 }
 
 #[cfg(test)]
