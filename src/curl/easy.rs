@@ -6,12 +6,12 @@
 //! layer's option set). The next [`EasyPool::take`] that asks for an equal
 //! description gets it without `curl_easy_reset`; any other gets it reset.
 
-use super::{check_easy, sys};
+use super::{check_easy, sys, EasyInfo};
 use crate::error::{Error, ErrorKind};
 use curl_sys::{self as curl, CURL};
 use libc::{c_char, c_long, c_void};
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
@@ -210,42 +210,31 @@ impl<C> Easy<C> {
         })
     }
 
+    /// What libcurl recorded about this handle's transfer; only while
+    /// libcurl is not running it (in its callbacks, or once it is done).
+    pub fn info(&self) -> EasyInfo {
+        // SAFETY: a live handle, used on this thread only while `self` lives.
+        unsafe { EasyInfo::new(self.raw) }
+    }
+
+    /// [`Easy::info`] to keep beyond this borrow, for another thread too.
+    ///
+    /// # Safety
+    /// The caller keeps the handle alive, and out of libcurl's and any other
+    /// thread's use, while the value (or a copy) is used.
+    pub unsafe fn info_for_later(&self) -> EasyInfo {
+        // SAFETY: per the contract.
+        unsafe { EasyInfo::new(self.raw) }
+    }
+
     /// `curl_easy_getinfo` for a long (0 if unavailable).
     pub fn info_long(&self, info: curl::CURLINFO) -> c_long {
-        let mut value: c_long = 0;
-        // SAFETY: live easy handle, long-typed info, valid out pointer.
-        unsafe { curl::curl_easy_getinfo(self.raw(), info, &mut value as *mut c_long) };
-        value
+        self.info().long(info)
     }
 
     /// `curl_easy_getinfo` for a `curl_off_t` (0 if unavailable).
     pub fn info_off_t(&self, info: curl::CURLINFO) -> i64 {
-        let mut value: curl::curl_off_t = 0;
-        // SAFETY: live easy handle, curl_off_t-typed info, valid out pointer.
-        unsafe { curl::curl_easy_getinfo(self.raw(), info, &mut value as *mut curl::curl_off_t) };
-        value
-    }
-
-    /// `curl_easy_getinfo` for a string (empty if unavailable), made `likely`
-    /// itself (no allocation, no UTF-8 check) when that holds the very same
-    /// text, as a transfer's effective URL usually equals the URL it was given.
-    pub fn info_string_like(&self, info: curl::CURLINFO, likely: String) -> String {
-        let mut value: *const c_char = std::ptr::null();
-        // SAFETY: live easy handle, string-typed info, valid out pointer.
-        unsafe { curl::curl_easy_getinfo(self.raw(), info, &mut value as *mut *const c_char) };
-        if value.is_null() {
-            return String::new();
-        }
-        // SAFETY: a NUL-terminated string owned by the handle, read at once.
-        let value = unsafe { CStr::from_ptr(value) };
-        if value.to_bytes() == likely.as_bytes() {
-            return likely;
-        }
-        // (UTF-8 checked first: faster than the lossy conversion's chunks.)
-        match value.to_str() {
-            Ok(text) => text.to_owned(),
-            Err(_) => value.to_string_lossy().into_owned(),
-        }
+        self.info().off_t(info)
     }
 
     /// `curl_easy_pause`. Allowed inside this handle's read/write callbacks,

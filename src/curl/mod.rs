@@ -6,6 +6,8 @@
 //!   frees its handle in `Drop`, exactly once.
 //! - [`check_easy`], [`check_multi`], [`check_share`] and [`check_url`] for
 //!   `CURLcode`, `CURLMcode`, `CURLSHcode` and `CURLUcode`.
+//! - [`EasyInfo`]: what libcurl recorded about a transfer (getinfo, header
+//!   API), read back.
 //! - [`sys`]: declarations `curl-sys` lacks; [`global`]: one-time init,
 //!   version data and error texts.
 //!
@@ -14,6 +16,7 @@
 
 mod easy;
 pub(crate) mod global;
+mod info;
 mod multi;
 mod share;
 mod slist;
@@ -21,6 +24,7 @@ pub(crate) mod sys;
 mod url;
 
 pub(crate) use easy::{Easy, EasyPool, HandleBox};
+pub(crate) use info::{header_api_available, EasyInfo};
 pub(crate) use multi::{Multi, MultiCallbacks, MultiRef};
 pub(crate) use share::ShareHandle;
 pub(crate) use slist::Slist;

@@ -66,3 +66,39 @@ pub const CURL_HTTP_VERSION_1_0: libc::c_long = 1;
 pub const CURL_HTTP_VERSION_1_1: libc::c_long = 2;
 pub const CURL_HTTP_VERSION_2_0: libc::c_long = 3;
 pub const CURL_HTTP_VERSION_3: libc::c_long = 30;
+
+/// `struct curl_header` (libcurl's header API, 7.83.0; stable since 7.84.0):
+/// public and documented in `curl_easy_header(3)`, fields in this order.
+#[repr(C)]
+pub struct CurlHeader {
+    pub name: *mut c_char,
+    pub value: *mut c_char,
+    pub amount: libc::size_t,
+    pub index: libc::size_t,
+    pub origin: c_uint,
+    pub anchor: *mut libc::c_void,
+}
+
+/// `CURLH_HEADER`: a field of a response's header block.
+pub const CURLH_HEADER: c_uint = 1 << 0;
+/// `CURLH_TRAILER`: a field sent after the body.
+pub const CURLH_TRAILER: c_uint = 1 << 1;
+/// `CURLHE_NOT_BUILT_IN`: this libcurl was built without the header API.
+pub const CURLHE_NOT_BUILT_IN: c_int = 7;
+
+extern "C" {
+    pub fn curl_easy_header(
+        easy: *mut curl_sys::CURL,
+        name: *const c_char,
+        index: libc::size_t,
+        origin: c_uint,
+        request: c_int,
+        hout: *mut *mut CurlHeader,
+    ) -> c_int;
+    pub fn curl_easy_nextheader(
+        easy: *mut curl_sys::CURL,
+        origin: c_uint,
+        request: c_int,
+        prev: *mut CurlHeader,
+    ) -> *mut CurlHeader;
+}

@@ -254,7 +254,7 @@ fn run_command(driver: &Rc<Driver>, wakes: &Rc<Wakes>, stock: &Rc<Stock>, comman
             // Shared by the completion and the rejection path below; `done`
             // hands the result over once.
             let (once, wakes, stock) = (submission.clone(), wakes.clone(), stock.clone());
-            let completion = Completion::Response(Box::new(move |mut result| {
+            let completion = Completion::Remote(Box::new(move |mut result| {
                 if let Ok(response) = &mut result {
                     stock.adopt(response);
                 }

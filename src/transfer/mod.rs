@@ -49,6 +49,10 @@ enum Sink {
 pub(crate) enum Completion {
     /// A transfer uvcurl configured from a [`Request`].
     Response(Box<dyn FnOnce(Result<Response, Error>)>),
+    /// The same, for a response handed to another thread: its details are
+    /// read on the loop thread before the callback (see `response::details`),
+    /// so the other thread only ever reads what it was handed.
+    Remote(Box<dyn FnOnce(Result<Response, Error>)>),
     /// A transfer on an external easy handle (the caller reads it back).
     External(Box<dyn FnOnce(Result<(), Error>)>),
 }

@@ -50,6 +50,10 @@ pub(crate) struct OptionSet {
     /// Whether the environment named proxies (the same for every transfer
     /// of a driver, so for every handle in its pool).
     proxy_env: ProxyEnv,
+    /// Whether a header callback collects the fields while they arrive: for
+    /// a head callback, or a libcurl without its header API (else they are
+    /// read from that API, and only if asked; see `response::details`).
+    pub collects_head: bool,
     /// `CURLOPT_HTTPHEADER`, built from `headers` when set on a handle
     /// (libcurl does not copy it). It goes wherever the option set goes: to
     /// the pool with a handle kept configured, and back to the next
@@ -98,6 +102,7 @@ impl OptionSet {
             rare: r.rare.take(),
             share: share.cloned(),
             proxy_env,
+            collects_head: r.on_head.is_some() || !crate::curl::header_api_available(),
         }
     }
 }
@@ -141,9 +146,13 @@ pub(super) fn configure(
     unsafe {
         if !reused {
             easy.set_ptr(curl::CURLOPT_WRITEFUNCTION, write as *mut c_void)?;
-            easy.set_ptr(curl::CURLOPT_HEADERFUNCTION, header as *mut c_void)?;
             easy.set_ptr(curl::CURLOPT_WRITEDATA, me)?;
-            easy.set_ptr(curl::CURLOPT_HEADERDATA, me)?;
+            // (Without, libcurl calls no function for header lines: the
+            // handle is fresh or reset, so neither is set.)
+            if r.collects_head {
+                easy.set_ptr(curl::CURLOPT_HEADERFUNCTION, header as *mut c_void)?;
+                easy.set_ptr(curl::CURLOPT_HEADERDATA, me)?;
+            }
         }
     }
     if reused {

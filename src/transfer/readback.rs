@@ -2,11 +2,9 @@
 //! the easy handle.
 
 use super::{Sink, TransferState};
-use crate::curl::sys;
 use crate::error::Error;
-use crate::response::{HttpVersion, Response, Timings};
+use crate::response::{LazyDetails, Response, Settle, Source};
 use curl_sys as curl;
-use std::time::Duration;
 
 impl TransferState {
     /// The outcome for libcurl's final `code`: a cancellation or a
@@ -38,72 +36,56 @@ impl TransferState {
         Err(Error::from_transfer(code, &detail, answered))
     }
 
-    /// How many redirects were followed. A followed redirect's response
-    /// brought its status line to the header callback before the next one
-    /// did, so with a single status line seen there was none (libcurl is
-    /// asked otherwise).
-    fn redirects(&self) -> u32 {
-        if self.status_lines.get() == 1 {
-            return 0;
-        }
-        let count = self.easy.info_long(curl::CURLINFO_REDIRECT_COUNT);
-        count.max(0) as u32
+    /// [`TransferState::response`] with every detail read now, for a
+    /// response handed to another thread.
+    pub fn response_read_now(&self) -> Response {
+        let (response, settle) = self.response();
+        response.details.get();
+        drop(settle);
+        response
     }
 
-    /// Reads status, headers, sizes and timings back from the easy handle.
-    pub fn response(&self) -> Response {
-        let easy = &self.easy;
+    /// The response of a successful transfer, and the driver's hold on the
+    /// easy handle its details are read from (see `response::details`):
+    /// [`Settle::settle`] must run once the completion returned, before this
+    /// state (and so the handle) is dropped.
+    pub fn response(&self) -> (Response, Settle) {
         let body = match &self.sink {
             Sink::Collect(buffer) => std::mem::take(&mut *buffer.borrow_mut()),
             _ => Vec::new(),
         };
-        let mut head = std::mem::take(&mut *self.head.borrow_mut());
-        // The status line the header callback saw names the final status and
-        // version (what CURLINFO_RESPONSE_CODE and CURLINFO_HTTP_VERSION
-        // report); libcurl is asked only when it named neither.
-        if head.status == 0 {
-            head.status = easy.info_long(curl::CURLINFO_RESPONSE_CODE) as u16;
-        }
-        let version = match head.line_version {
-            10 => sys::CURL_HTTP_VERSION_1_0,
-            11 => sys::CURL_HTTP_VERSION_1_1,
-            20 => sys::CURL_HTTP_VERSION_2_0,
-            30 => sys::CURL_HTTP_VERSION_3,
-            _ => easy.info_long(sys::CURLINFO_HTTP_VERSION),
+        let head = std::mem::take(&mut *self.head.borrow_mut());
+        let collected = self.options.as_ref().is_some_and(|o| o.collects_head);
+        // The status line a header callback saw names the final status (what
+        // CURLINFO_RESPONSE_CODE reports); libcurl is asked otherwise.
+        let status = match head.status {
+            0 => self.easy.info_long(curl::CURLINFO_RESPONSE_CODE) as u16,
+            status => status,
         };
-        let version = match version {
-            sys::CURL_HTTP_VERSION_1_0 => HttpVersion::Http1_0,
-            sys::CURL_HTTP_VERSION_1_1 => HttpVersion::Http1_1,
-            sys::CURL_HTTP_VERSION_2_0 => HttpVersion::Http2,
-            sys::CURL_HTTP_VERSION_3 => HttpVersion::Http3,
-            _ => HttpVersion::Unknown,
-        };
-        // Nothing is sent without a request body.
-        let sends_body = self.post_body().is_some() || self.has_upload();
-        let bytes_sent = if sends_body {
-            easy.info_off_t(sys::CURLINFO_SIZE_UPLOAD_T).max(0) as u64
-        } else {
-            0
-        };
-        let micros = |info| Duration::from_micros(easy.info_off_t(info).max(0) as u64);
-        Response {
+        // A followed redirect's response brought its status line to the
+        // header callback before the next one did: with a single one seen,
+        // there was none.
+        let redirects = (collected && self.status_lines.get() == 1).then_some(0);
+        let source = Source {
+            // SAFETY: the handle is out of the multi; the driver drops this
+            // state (reusing the handle) only after `Settle::settle`.
+            easy: unsafe { self.easy.info_for_later() },
+            status,
             head,
+            head_collected: collected,
+            url_text: self.url_text.take(),
+            // Nothing is sent without a request body.
+            sends_body: self.post_body().is_some() || self.has_upload(),
+            redirects,
+        };
+        let (details, settle) = LazyDetails::pending(source);
+        let response = Response {
+            status,
             body,
-            effective_url: easy
-                .info_string_like(curl::CURLINFO_EFFECTIVE_URL, self.url_text.take()),
-            version,
-            bytes_received: easy.info_off_t(sys::CURLINFO_SIZE_DOWNLOAD_T).max(0) as u64,
-            bytes_sent,
-            redirects: self.redirects(),
-            timings: Timings {
-                name_lookup: micros(sys::CURLINFO_NAMELOOKUP_TIME_T),
-                connect: micros(sys::CURLINFO_CONNECT_TIME_T),
-                tls: micros(sys::CURLINFO_APPCONNECT_TIME_T),
-                first_byte: micros(sys::CURLINFO_STARTTRANSFER_TIME_T),
-                total: micros(sys::CURLINFO_TOTAL_TIME_T),
-            },
+            details,
             // A remote transfer's completion sets where the buffers go back.
             recycler: None,
-        }
+        };
+        (response, settle)
     }
 }

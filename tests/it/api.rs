@@ -387,3 +387,125 @@ fn hostile_header_lines_are_refused_or_sent_intact() {
     drop(server);
     h.finish();
 }
+
+/// What a `Response` reports beyond status and body, as one snapshot.
+type Details = (
+    u16,
+    Vec<(String, String)>,
+    Vec<(String, String)>,
+    String,
+    u32,
+    uvcurl::HttpVersion,
+    u64,
+);
+
+fn details_of(response: &uvcurl::Response) -> Details {
+    let pairs = |fields: &mut dyn Iterator<Item = (&str, &str)>| {
+        fields
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    (
+        response.status(),
+        pairs(&mut response.head().headers()),
+        pairs(&mut response.trailers()),
+        response.effective_url().to_owned(),
+        response.redirects(),
+        response.http_version(),
+        response.bytes_received(),
+    )
+}
+
+/// A response's details (read from libcurl only when asked) are the same
+/// whether they are read inside the completion, after it returned (the
+/// response kept), on another thread it was sent to from the completion, or
+/// collected by a header callback (a request with `on_head`): over a
+/// redirect chain, and with chunked trailers.
+#[test]
+fn response_details_are_the_same_however_and_whenever_they_are_read() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let raw = RawServer::script(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Twice: 1\r\nX-Twice: 2\r\n\
+          Transfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n\
+          5\r\nhello\r\n0\r\nX-Checksum: 1234\r\n\r\n"
+            .to_vec(),
+    );
+    let urls = [server.url("/redirect/2"), raw.url("/")];
+    let inside: Rc<RefCell<Vec<Details>>> = Rc::default();
+    let kept: Rc<RefCell<Vec<uvcurl::Response>>> = Rc::default();
+    let (to_thread, from_loop) = std::sync::mpsc::channel::<uvcurl::Response>();
+    let reader = std::thread::spawn(move || from_loop.iter().map(|r| details_of(&r)).collect());
+    for url in &urls {
+        let i = inside.clone();
+        h.multi()
+            .start(Request::get(url), move |r| {
+                i.borrow_mut().push(details_of(&r.unwrap()))
+            })
+            .unwrap();
+        let k = kept.clone();
+        h.multi()
+            .start(Request::get(url), move |r| k.borrow_mut().push(r.unwrap()))
+            .unwrap();
+        let k = kept.clone();
+        let with_head = Request::get(url).on_head(|head| {
+            assert_ne!(head.status(), 0);
+            Flow::Continue
+        });
+        h.multi()
+            .start(with_head, move |r| k.borrow_mut().push(r.unwrap()))
+            .unwrap();
+        let sender = to_thread.clone();
+        h.multi()
+            .start(Request::get(url), move |r| sender.send(r.unwrap()).unwrap())
+            .unwrap();
+    }
+    drop(to_thread);
+    h.run();
+    let on_thread: Vec<Details> = reader.join().unwrap();
+    let mut inside = inside.borrow().clone();
+    let mut kept: Vec<Details> = kept.borrow().iter().map(details_of).collect();
+    let mut on_thread = on_thread;
+    for list in [&mut inside, &mut kept, &mut on_thread] {
+        list.sort_by(|a, b| a.3.cmp(&b.3));
+    }
+    assert_eq!(inside.len(), 2);
+    let redirected = inside
+        .iter()
+        .find(|d| d.3.ends_with("/redirect/0"))
+        .unwrap();
+    assert_eq!((redirected.0, redirected.4), (200, 2));
+    assert!(redirected
+        .1
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-length")));
+    let chunked = inside.iter().find(|d| d.3 == urls[1]).unwrap();
+    let fields = |list: &[(&str, &str)]| {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        chunked.1,
+        fields(&[
+            ("Content-Type", "text/plain"),
+            ("X-Twice", "1"),
+            ("X-Twice", "2"),
+            ("Transfer-Encoding", "chunked"),
+            ("Trailer", "X-Checksum"),
+        ])
+    );
+    assert_eq!(chunked.2, fields(&[("X-Checksum", "1234")]));
+    assert_eq!((chunked.4, chunked.6), (0, 5));
+    assert_eq!(chunked.5, uvcurl::HttpVersion::Http1_1);
+    // Kept: with and without a header callback, in either order.
+    assert_eq!(kept.len(), 4);
+    for pair in kept.chunks(2) {
+        assert_eq!(pair[0], pair[1]);
+    }
+    kept.dedup();
+    assert_eq!(kept, inside);
+    assert_eq!(on_thread, inside);
+    drop((server, raw));
+    h.finish();
+}

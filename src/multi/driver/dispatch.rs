@@ -229,7 +229,22 @@ impl Driver {
         // is dropped when this returns, after the completion ran.
         match completion {
             Some(Completion::Response(callback)) => {
-                let result = outcome.map(|()| state.response());
+                let (result, settle) = match outcome {
+                    Ok(()) => {
+                        let (response, settle) = state.response();
+                        (Ok(response), Some(settle))
+                    }
+                    Err(error) => (Err(error), None),
+                };
+                crate::panic::completion(&self.uv, "completion", || callback(result));
+                // Before `state` gives the handle back: a response the
+                // completion kept reads its details now.
+                if let Some(settle) = settle {
+                    settle.settle();
+                }
+            }
+            Some(Completion::Remote(callback)) => {
+                let result = outcome.map(|()| state.response_read_now());
                 crate::panic::completion(&self.uv, "completion", || callback(result));
             }
             Some(Completion::External(callback)) => {

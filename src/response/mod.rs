@@ -1,5 +1,16 @@
 //! [`Response`], [`Head`] and [`Timings`]: what a finished transfer reports.
+//!
+//! - this file: the types and reading header fields;
+//! - `details`: everything but status and body, read from libcurl only when
+//!   asked.
 
+mod details;
+
+pub(crate) use details::{LazyDetails, Settle, Source};
+
+use crate::curl::EasyInfo;
+use details::Details;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The HTTP version a response came over.
@@ -20,13 +31,16 @@ pub enum HttpVersion {
 
 /// Status line and headers of the final response (after redirects).
 ///
-/// The header lines are kept as received, in one buffer, and looked up on
-/// demand: receiving them costs one copy, no allocation per header.
+/// The header lines are kept in one buffer and looked up on demand: no
+/// allocation per header. A head callback's head holds them as received; a
+/// response's, unless the request had a head callback, as libcurl's header
+/// API reports them (`Name: value`, folded lines joined).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
     pub(crate) status: u16,
-    /// The header lines after the status line, CRLF-terminated, as received,
-    /// then any trailer lines (chunked HTTP/1.1 or HTTP/2).
+    /// The header lines after the status line, CRLF-terminated (as received,
+    /// or as `Name: value` from libcurl's header API), then any trailer lines
+    /// (chunked HTTP/1.1 or HTTP/2).
     raw: Vec<u8>,
     /// Where the trailers start in `raw`: set by the blank line that ends the
     /// header block (lines after it without a new status line are trailers);
@@ -130,6 +144,33 @@ impl Head {
             self.raw.extend_from_slice(line);
         }
         false
+    }
+}
+
+impl Head {
+    /// Reads the fields and trailers of `easy`'s last response through
+    /// libcurl's header API (as `Name: value` lines, trailers after the
+    /// header block).
+    pub(crate) fn fill_from(&mut self, easy: &EasyInfo) {
+        self.raw.clear();
+        self.trailers_at = None;
+        let raw = &mut self.raw;
+        let trailers_at = &mut self.trailers_at;
+        easy.each_field(|trailer, name, value| {
+            if trailer && trailers_at.is_none() {
+                *trailers_at = Some(u32::try_from(raw.len()).unwrap_or(u32::MAX));
+            }
+            if raw.capacity() == 0 {
+                raw.reserve(HEAD_CAPACITY);
+            }
+            raw.extend_from_slice(name);
+            raw.extend_from_slice(b": ");
+            raw.extend_from_slice(value);
+            raw.extend_from_slice(b"\r\n");
+        });
+        if self.trailers_at.is_none() {
+            self.trailers_at = Some(u32::try_from(self.raw.len()).unwrap_or(u32::MAX));
+        }
     }
 }
 
@@ -294,47 +335,44 @@ impl Head {
 }
 
 /// A finished transfer: any status, 4xx and 5xx included.
+///
+/// Status and body are kept as they arrived; everything else (header fields,
+/// effective URL, sizes, timings) is read from libcurl the first time it is
+/// asked for, or when the completion that received the response returns
+/// while the response lives on (see `details`).
 pub struct Response {
-    pub(crate) head: Head,
+    pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
-    pub(crate) effective_url: String,
-    pub(crate) version: HttpVersion,
-    pub(crate) bytes_received: u64,
-    pub(crate) bytes_sent: u64,
-    pub(crate) redirects: u32,
-    pub(crate) timings: Timings,
+    pub(crate) details: Arc<LazyDetails>,
     /// Where the buffers go when the response is dropped: back to the loop
     /// thread of a remote transfer (`None`: freed here).
-    pub(crate) recycler: Option<std::sync::Arc<crate::remote::Recycler>>,
+    pub(crate) recycler: Option<Arc<crate::remote::Recycler>>,
 }
 
 impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let details = self.details();
         f.debug_struct("Response")
-            .field("head", &self.head)
+            .field("head", &details.head)
             .field("body", &self.body)
-            .field("effective_url", &self.effective_url)
-            .field("version", &self.version)
-            .field("bytes_received", &self.bytes_received)
-            .field("bytes_sent", &self.bytes_sent)
-            .field("redirects", &self.redirects)
-            .field("timings", &self.timings)
+            .field("effective_url", &details.effective_url)
+            .field("version", &details.version)
+            .field("bytes_received", &details.bytes_received)
+            .field("bytes_sent", &details.bytes_sent)
+            .field("redirects", &details.redirects)
+            .field("timings", &details.timings)
             .finish()
     }
 }
 
 impl Clone for Response {
-    /// The clone's buffers are its own (freed where it is dropped).
+    /// The clone's body is its own (freed where it is dropped); the details
+    /// are shared.
     fn clone(&self) -> Response {
         Response {
-            head: self.head.clone(),
+            status: self.status,
             body: self.body.clone(),
-            effective_url: self.effective_url.clone(),
-            version: self.version,
-            bytes_received: self.bytes_received,
-            bytes_sent: self.bytes_sent,
-            redirects: self.redirects,
-            timings: self.timings,
+            details: self.details.clone(),
             recycler: None,
         }
     }
@@ -343,8 +381,13 @@ impl Clone for Response {
 impl Drop for Response {
     fn drop(&mut self) {
         if let Some(recycler) = self.recycler.take() {
+            // The head buffer only when no clone shares it.
+            let head = Arc::get_mut(&mut self.details)
+                .and_then(LazyDetails::get_mut)
+                .map(|details| std::mem::take(&mut details.head.raw))
+                .unwrap_or_default();
             recycler.give_back(Buffers {
-                head: std::mem::take(&mut self.head.raw),
+                head,
                 body: std::mem::take(&mut self.body),
             });
         }
@@ -352,30 +395,49 @@ impl Drop for Response {
 }
 
 impl Response {
+    /// A response with these parts, all details known.
+    #[cfg(test)]
+    fn from_parts(head: Head, body: Vec<u8>, effective_url: &str) -> Response {
+        Response {
+            status: head.status,
+            body,
+            details: LazyDetails::ready(Details {
+                head,
+                effective_url: effective_url.into(),
+                ..Details::default()
+            }),
+            recycler: None,
+        }
+    }
+
+    fn details(&self) -> &Details {
+        self.details.get()
+    }
+
     /// The status code of the final response.
     pub fn status(&self) -> u16 {
-        self.head.status
+        self.status
     }
 
     /// Status and headers of the final response.
     pub fn head(&self) -> &Head {
-        &self.head
+        &self.details().head
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.header(name)
+        self.head().header(name)
     }
 
     /// Trailer fields sent after the body (chunked HTTP/1.1 or HTTP/2), as
     /// (name, value) in the order received; kept apart from [`Response::header`].
     pub fn trailers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        fields(self.head.trailer_bytes())
+        fields(self.head().trailer_bytes())
     }
 
     /// The first value of trailer `name` (case-insensitive).
     pub fn trailer(&self, name: &str) -> Option<&str> {
-        find(fields(self.head.trailer_bytes()), name)
+        find(fields(self.head().trailer_bytes()), name)
     }
 
     /// The body; empty when it was streamed to a data callback.
@@ -419,7 +481,7 @@ impl Response {
     pub fn error_for_status(self) -> Result<Response, crate::Error> {
         match self.status() {
             0..=399 => Ok(self),
-            status => Err(crate::Error::from_status(status, &self.effective_url)),
+            status => Err(crate::Error::from_status(status, self.effective_url())),
         }
     }
 
@@ -430,32 +492,32 @@ impl Response {
 
     /// The URL of the final response, after redirects.
     pub fn effective_url(&self) -> &str {
-        &self.effective_url
+        &self.details().effective_url
     }
 
     /// The HTTP version used.
     pub fn http_version(&self) -> HttpVersion {
-        self.version
+        self.details().version
     }
 
     /// Body bytes received (after any content decoding).
     pub fn bytes_received(&self) -> u64 {
-        self.bytes_received
+        self.details().bytes_received
     }
 
     /// Body bytes sent.
     pub fn bytes_sent(&self) -> u64 {
-        self.bytes_sent
+        self.details().bytes_sent
     }
 
     /// How many redirects were followed.
     pub fn redirects(&self) -> u32 {
-        self.redirects
+        self.details().redirects
     }
 
     /// Timings of the transfer.
     pub fn timings(&self) -> Timings {
-        self.timings
+        self.details().timings
     }
 }
 
@@ -555,17 +617,7 @@ mod tests {
         ] {
             head.push_line(line.as_bytes());
         }
-        let response = Response {
-            head,
-            body: b"caf\xe9".to_vec(),
-            effective_url: String::new(),
-            version: HttpVersion::Http1_1,
-            bytes_received: 0,
-            bytes_sent: 0,
-            redirects: 0,
-            timings: Timings::default(),
-            recycler: None,
-        };
+        let response = Response::from_parts(head, b"caf\xe9".to_vec(), "");
         assert_eq!(response.header("checksum"), None);
         assert_eq!(response.trailer("Checksum"), Some("abc"));
         assert_eq!(response.trailers().count(), 1);
@@ -582,17 +634,7 @@ mod tests {
         let mut head = Head::default();
         head.push_line(b"HTTP/1.1 404 Not Found\r\n");
         head.push_line(b"Content-Type: text/plain; charset=latin1\r\n");
-        let response = Response {
-            head,
-            body: b"caf\xe9".to_vec(),
-            effective_url: "http://127.0.0.1/x".into(),
-            version: HttpVersion::Http1_1,
-            bytes_received: 0,
-            bytes_sent: 0,
-            redirects: 0,
-            timings: Timings::default(),
-            recycler: None,
-        };
+        let response = Response::from_parts(head, b"caf\xe9".to_vec(), "http://127.0.0.1/x");
         assert_eq!(response.text(), "caf\u{e9}");
         let error = response.error_for_status().unwrap_err();
         assert_eq!(error.kind(), crate::ErrorKind::HttpStatus);

@@ -1,0 +1,178 @@
+//! A response's [`Details`] (header fields, effective URL, sizes, timings),
+//! read back from libcurl only when something asks for them.
+//!
+//! Most completions look at the status and the body only. So a finished
+//! transfer hands its [`Response`](super::Response) a [`LazyDetails`] that
+//! still points at the easy handle: while the completion callback runs, the
+//! first accessor that needs a detail reads them all from the handle (the
+//! header fields through libcurl's header API, no header callback needed).
+//! When the callback returns, the driver calls [`Settle::settle`]: if the
+//! response outlived the callback (kept, sent elsewhere, cloned), its details
+//! are read then, before the handle is reused; if not, nothing is read.
+
+use super::{Head, HttpVersion, Timings};
+use crate::curl::{sys, EasyInfo};
+use curl_sys as curl;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+/// What a finished transfer reports beyond its status and body.
+#[derive(Debug, Clone)]
+pub(crate) struct Details {
+    pub head: Head,
+    pub effective_url: String,
+    pub version: HttpVersion,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub redirects: u32,
+    pub timings: Timings,
+}
+
+impl Default for Details {
+    fn default() -> Details {
+        Details {
+            head: Head::default(),
+            effective_url: String::new(),
+            version: HttpVersion::Unknown,
+            bytes_received: 0,
+            bytes_sent: 0,
+            redirects: 0,
+            timings: Timings::default(),
+        }
+    }
+}
+
+/// Where [`Details`] are read from: a finished transfer's easy handle, and
+/// what the transfer learnt itself.
+pub(crate) struct Source {
+    /// The handle, out of the multi; the driver reuses it only once the
+    /// details were read or no response can read them any more.
+    pub easy: EasyInfo,
+    pub status: u16,
+    /// The fields, when a header callback collected them (else an empty
+    /// buffer to read them into).
+    pub head: Head,
+    pub head_collected: bool,
+    /// The URL as the request gave it (the effective URL, unless redirected).
+    pub url_text: String,
+    /// Whether the request had a body (else nothing was sent).
+    pub sends_body: bool,
+    /// The redirect count when the transfer knows it (else libcurl is asked).
+    pub redirects: Option<u32>,
+}
+
+// SAFETY: `EasyInfo` is a handle pointer; a `Source` is used by one thread
+// at a time (behind `LazyDetails::source`'s lock, inside `OnceLock`'s one-time
+// initialisation), and only while the driver keeps the handle out of use
+// (see `Settle`).
+unsafe impl Send for Source {}
+
+impl Source {
+    /// Reads everything from the handle.
+    fn read(self) -> Details {
+        let easy = self.easy;
+        let mut head = self.head;
+        if !self.head_collected {
+            head.fill_from(&easy);
+        }
+        head.status = self.status;
+        let version = match head.line_version {
+            10 => sys::CURL_HTTP_VERSION_1_0,
+            11 => sys::CURL_HTTP_VERSION_1_1,
+            20 => sys::CURL_HTTP_VERSION_2_0,
+            30 => sys::CURL_HTTP_VERSION_3,
+            _ => easy.long(sys::CURLINFO_HTTP_VERSION),
+        };
+        let version = match version {
+            sys::CURL_HTTP_VERSION_1_0 => HttpVersion::Http1_0,
+            sys::CURL_HTTP_VERSION_1_1 => HttpVersion::Http1_1,
+            sys::CURL_HTTP_VERSION_2_0 => HttpVersion::Http2,
+            sys::CURL_HTTP_VERSION_3 => HttpVersion::Http3,
+            _ => HttpVersion::Unknown,
+        };
+        let bytes_sent = if self.sends_body {
+            easy.off_t(sys::CURLINFO_SIZE_UPLOAD_T).max(0) as u64
+        } else {
+            0
+        };
+        let micros = |info| Duration::from_micros(easy.off_t(info).max(0) as u64);
+        Details {
+            head,
+            effective_url: easy.string_like(curl::CURLINFO_EFFECTIVE_URL, self.url_text),
+            version,
+            bytes_received: easy.off_t(sys::CURLINFO_SIZE_DOWNLOAD_T).max(0) as u64,
+            bytes_sent,
+            redirects: self
+                .redirects
+                .unwrap_or_else(|| easy.long(curl::CURLINFO_REDIRECT_COUNT).max(0) as u32),
+            timings: Timings {
+                name_lookup: micros(sys::CURLINFO_NAMELOOKUP_TIME_T),
+                connect: micros(sys::CURLINFO_CONNECT_TIME_T),
+                tls: micros(sys::CURLINFO_APPCONNECT_TIME_T),
+                first_byte: micros(sys::CURLINFO_STARTTRANSFER_TIME_T),
+                total: micros(sys::CURLINFO_TOTAL_TIME_T),
+            },
+        }
+    }
+}
+
+/// [`Details`], read from their [`Source`] at the first ask.
+pub(crate) struct LazyDetails {
+    ready: OnceLock<Details>,
+    source: Mutex<Option<Source>>,
+}
+
+impl LazyDetails {
+    /// Details to read from `source` when asked.
+    pub fn pending(source: Source) -> (Arc<LazyDetails>, Settle) {
+        let lazy = Arc::new(LazyDetails {
+            ready: OnceLock::new(),
+            source: Mutex::new(Some(source)),
+        });
+        (lazy.clone(), Settle(lazy))
+    }
+
+    /// Details known already.
+    #[cfg(test)]
+    pub fn ready(details: Details) -> Arc<LazyDetails> {
+        Arc::new(LazyDetails {
+            ready: OnceLock::from(details),
+            source: Mutex::new(None),
+        })
+    }
+
+    /// The details, read now if they were not yet.
+    pub fn get(&self) -> &Details {
+        self.ready.get_or_init(|| {
+            let source = self
+                .source
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            // (No source: an earlier read panicked; nothing more to learn.)
+            source.map_or_else(Details::default, Source::read)
+        })
+    }
+
+    /// The details when already read.
+    pub fn get_mut(&mut self) -> Option<&mut Details> {
+        self.ready.get_mut()
+    }
+}
+
+/// The driver's hold on a response's [`LazyDetails`] while its completion
+/// runs: the easy handle stays out of use until [`Settle::settle`].
+pub(crate) struct Settle(Arc<LazyDetails>);
+
+impl Settle {
+    /// After the completion: reads the details if the response is still
+    /// alive somewhere, so the handle can be reused (or freed).
+    pub fn settle(self) {
+        let mut lazy = self.0;
+        // (`get_mut` orders any other thread's reads, before it let go of
+        // its response, before the handle's reuse.)
+        if Arc::get_mut(&mut lazy).is_none() {
+            lazy.get();
+        }
+    }
+}
