@@ -103,6 +103,10 @@ pub struct Request {
     /// Empty buffers for the response's header block and body, recycled
     /// from earlier responses (`remote::recycle`); none by default.
     pub(crate) buffers: Buffers,
+    /// Whether a header callback collects the response's fields as they
+    /// arrive, even without `on_head`: for a response read whole at its end
+    /// (a remote one), where that costs less than libcurl's header API.
+    pub(crate) collect_head: bool,
 }
 
 impl Request {
@@ -133,6 +137,7 @@ impl Request {
             error: None,
             keep_alive: Vec::new(),
             buffers: Buffers::default(),
+            collect_head: false,
         }
     }
 

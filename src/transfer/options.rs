@@ -102,7 +102,9 @@ impl OptionSet {
             rare: r.rare.take(),
             share: share.cloned(),
             proxy_env,
-            collects_head: r.on_head.is_some() || !crate::curl::header_api_available(),
+            collects_head: r.on_head.is_some()
+                || r.collect_head
+                || !crate::curl::header_api_available(),
         }
     }
 }
