@@ -65,18 +65,15 @@ pub(crate) fn is_plain(url: &[u8]) -> bool {
     else {
         return false;
     };
-    // One pass: the host, up to the first byte that cannot be in one...
-    let mut i = 0;
-    let mut previous = b'.'; // so that a leading dot counts as ".."
-    while let Some(&b) = rest.get(i) {
-        if CLASS[usize::from(b)] & HOST == 0 {
-            break;
-        }
-        if b == b'.' && previous == b'.' {
-            return false;
-        }
-        previous = b;
-        i += 1;
+    // The host, up to the first byte that cannot be in one (each loop below
+    // is a plain scan: a table lookup per byte)...
+    let mut i = rest
+        .iter()
+        .position(|&b| CLASS[usize::from(b)] & HOST == 0)
+        .unwrap_or(rest.len());
+    let host = &rest[..i];
+    if host.first() == Some(&b'.') || host.windows(2).any(|pair| pair == b"..") {
+        return false;
     }
     if i == 0 || i > 253 || rest[0] == b'-' {
         return false;
@@ -102,22 +99,18 @@ pub(crate) fn is_plain(url: &[u8]) -> bool {
     if path.first().is_some_and(|&b| b != b'/') {
         return false;
     }
-    let mut i = 0;
-    while i < path.len() {
-        let b = path[i];
-        if CLASS[usize::from(b)] & PATH != 0 {
-            i += 1;
-        } else if b == b'%'
-            && path
-                .get(i + 1..i + 3)
-                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-        {
-            i += 3;
-        } else {
-            return false;
+    let mut path = path;
+    loop {
+        let Some(at) = path.iter().position(|&b| CLASS[usize::from(b)] & PATH == 0) else {
+            return true;
+        };
+        match path.get(at..at + 3) {
+            Some([b'%', high, low]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
+                path = &path[at + 3..];
+            }
+            _ => return false,
         }
     }
-    true
 }
 
 /// [`CLASS`] bit: a byte of a plain host.

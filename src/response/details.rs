@@ -123,13 +123,30 @@ pub(crate) struct LazyDetails {
 }
 
 impl LazyDetails {
-    /// Details to read from `source` when asked.
-    pub fn pending(source: Source) -> (Arc<LazyDetails>, Settle) {
-        let lazy = Arc::new(LazyDetails {
+    /// Details to read from `source` when asked, in `spare` (an empty one
+    /// [`Settle::settle`] gave back) if there is one.
+    pub fn pending(source: Source, spare: Option<Arc<LazyDetails>>) -> (Arc<LazyDetails>, Settle) {
+        let lazy = match spare {
+            Some(mut spare) => match Arc::get_mut(&mut spare) {
+                Some(empty) => {
+                    *empty
+                        .source
+                        .get_mut()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(source);
+                    spare
+                }
+                None => LazyDetails::new(source),
+            },
+            None => LazyDetails::new(source),
+        };
+        (lazy.clone(), Settle(lazy))
+    }
+
+    fn new(source: Source) -> Arc<LazyDetails> {
+        Arc::new(LazyDetails {
             ready: OnceLock::new(),
             source: Mutex::new(Some(source)),
-        });
-        (lazy.clone(), Settle(lazy))
+        })
     }
 
     /// Details known already.
@@ -166,13 +183,26 @@ pub(crate) struct Settle(Arc<LazyDetails>);
 
 impl Settle {
     /// After the completion: reads the details if the response is still
-    /// alive somewhere, so the handle can be reused (or freed).
-    pub fn settle(self) {
+    /// alive somewhere, so the handle can be reused (or freed). When no
+    /// response holds them any more, they are emptied and given back, for
+    /// the next response's [`LazyDetails::pending`] (no allocation).
+    pub fn settle(self) -> Option<Arc<LazyDetails>> {
         let mut lazy = self.0;
         // (`get_mut` orders any other thread's reads, before it let go of
         // its response, before the handle's reuse.)
-        if Arc::get_mut(&mut lazy).is_none() {
-            lazy.get();
+        match Arc::get_mut(&mut lazy) {
+            Some(unused) => {
+                unused.ready = OnceLock::new();
+                *unused
+                    .source
+                    .get_mut()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+                Some(lazy)
+            }
+            None => {
+                lazy.get();
+                None
+            }
         }
     }
 }

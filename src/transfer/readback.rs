@@ -5,6 +5,7 @@ use super::{Sink, TransferState};
 use crate::error::Error;
 use crate::response::{LazyDetails, Response, Settle, Source};
 use curl_sys as curl;
+use std::sync::Arc;
 
 impl TransferState {
     /// The outcome for libcurl's final `code`: a cancellation or a
@@ -39,7 +40,7 @@ impl TransferState {
     /// [`TransferState::response`] with every detail read now, for a
     /// response handed to another thread.
     pub fn response_read_now(&self) -> Response {
-        let (response, settle) = self.response();
+        let (response, settle) = self.response(None);
         response.details.get();
         drop(settle);
         response
@@ -48,8 +49,9 @@ impl TransferState {
     /// The response of a successful transfer, and the driver's hold on the
     /// easy handle its details are read from (see `response::details`):
     /// [`Settle::settle`] must run once the completion returned, before this
-    /// state (and so the handle) is dropped.
-    pub fn response(&self) -> (Response, Settle) {
+    /// state (and so the handle) is dropped. `spare`: what an earlier
+    /// settle gave back, to hold the details.
+    pub fn response(&self, spare: Option<Arc<LazyDetails>>) -> (Response, Settle) {
         let body = match &self.sink {
             Sink::Collect(buffer) => std::mem::take(&mut *buffer.borrow_mut()),
             _ => Vec::new(),
@@ -78,7 +80,7 @@ impl TransferState {
             sends_body: self.post_body().is_some() || self.has_upload(),
             redirects,
         };
-        let (details, settle) = LazyDetails::pending(source);
+        let (details, settle) = LazyDetails::pending(source, spare);
         let response = Response {
             status,
             body,

@@ -5,6 +5,7 @@
 use super::{Deferred, Driver};
 use crate::error::Error;
 use crate::multi::sockets::EventFor;
+use crate::response::Settle;
 use crate::transfer::{Completion, TransferState};
 use crate::uv::PollResult;
 use curl_sys::{self as curl, curl_socket_t};
@@ -231,7 +232,7 @@ impl Driver {
             Some(Completion::Response(callback)) => {
                 let (result, settle) = match outcome {
                     Ok(()) => {
-                        let (response, settle) = state.response();
+                        let (response, settle) = state.response(self.spare_details.take());
                         (Ok(response), Some(settle))
                     }
                     Err(error) => (Err(error), None),
@@ -239,8 +240,8 @@ impl Driver {
                 crate::panic::completion(&self.uv, "completion", || callback(result));
                 // Before `state` gives the handle back: a response the
                 // completion kept reads its details now.
-                if let Some(settle) = settle {
-                    settle.settle();
+                if let Some(spare) = settle.and_then(Settle::settle) {
+                    self.spare_details.set(Some(spare));
                 }
             }
             Some(Completion::Remote(callback)) => {

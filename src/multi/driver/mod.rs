@@ -124,6 +124,9 @@ pub(crate) struct Driver {
     timer_fires: Cell<u64>,
     /// Transfers started on a handle kept configured for their options.
     reused_configured: Cell<u64>,
+    /// An emptied `LazyDetails` the last response no longer holds, for the
+    /// next one (see `response::details`).
+    spare_details: Cell<Option<std::sync::Arc<crate::response::LazyDetails>>>,
     /// Whether the environment named proxies when this driver was made.
     proxy_env: ProxyEnv,
     /// Idle easy handles for the next transfers.
@@ -175,6 +178,7 @@ impl Driver {
             batched_starts: Cell::new(0),
             timer_fires: Cell::new(0),
             reused_configured: Cell::new(0),
+            spare_details: Cell::new(None),
             share,
             proxy_env: ProxyEnv::read(),
             easy_pool: Rc::default(),
