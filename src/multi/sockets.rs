@@ -80,15 +80,18 @@ impl SocketTable {
 
     /// Watches `socket` for `wanted` (readable, writable), creating the poll
     /// handle on first use. Returns a generation when libcurl should be given
-    /// (again) a socket pointer for it.
+    /// (again) a socket pointer for it: never for a socket whose close will
+    /// be announced, whose number cannot be reused unseen (so a pooled
+    /// connection taken up again costs no `curl_multi_assign`).
     ///
     /// `on_event` makes the poll handle's event callback (only called when a
     /// poll handle is created).
     ///
     /// `new_to_curl` is true when libcurl passed no socket pointer. For a
     /// lingering watch that is the normal return of a pooled socket; for a
-    /// wanted one it means the socket was closed and its number reused
-    /// without a REMOVE reaching us: the stale watch is replaced.
+    /// wanted one whose close is not announced it means the socket was
+    /// closed and its number reused without a REMOVE reaching us: the stale
+    /// watch is replaced.
     pub fn watch<E: Fn(u64, PollResult) + 'static>(
         &self,
         uv: &Loop,
@@ -101,7 +104,8 @@ impl SocketTable {
         let stale = match self.watches.borrow().get(&socket) {
             Some(watch) => {
                 let was_lingering = watch.interest.get() == Interest::Lingering;
-                if new_to_curl && !was_lingering {
+                let pointer_wanted = new_to_curl && !watch.close_announced;
+                if pointer_wanted && !was_lingering {
                     true
                 } else {
                     watch.interest.set(Interest::Wanted(events));
@@ -109,7 +113,7 @@ impl SocketTable {
                         watch.poll.set_ref(true);
                     }
                     Self::apply(watch, events)?;
-                    return Ok(new_to_curl.then_some(watch.generation));
+                    return Ok(pointer_wanted.then_some(watch.generation));
                 }
             }
             None => false,
@@ -130,8 +134,9 @@ impl SocketTable {
             close_announced: self.close_announced.borrow().contains_key(&socket),
         };
         Self::apply(&watch, events)?;
+        let pointer_wanted = !watch.close_announced;
         self.watches.borrow_mut().insert(socket, watch);
-        Ok(Some(generation))
+        Ok(pointer_wanted.then_some(generation))
     }
 
     /// Makes libuv watch for `events`, calling `uv_poll_start` only on a change.

@@ -51,11 +51,23 @@ impl Timer {
     /// (`uv_update_time`), so a timer started at the end of a long callback
     /// still waits the whole `timeout_ms`.
     pub fn start(&self, timeout_ms: u64) {
-        // SAFETY: the box keeps the loop alive; we are on the loop's thread.
-        unsafe {
-            let raw_loop = (*self.ptr.as_ptr()).loop_inner.raw();
-            uv::uv_update_time(raw_loop);
+        // (A timer due now needs no clock reading.)
+        if timeout_ms > 0 {
+            // SAFETY: the box keeps the loop alive; we are on the loop's thread.
+            unsafe {
+                let raw_loop = (*self.ptr.as_ptr()).loop_inner.raw();
+                uv::uv_update_time(raw_loop);
+            }
         }
+        self.start_from_loop_time(timeout_ms);
+    }
+
+    /// [`Timer::start`] counting from libuv's cached loop time, which may be
+    /// behind by the time callbacks have run in this loop turn: the timer may
+    /// fire that much early. For libcurl's long timeouts, which it
+    /// re-announces when fired early, where reading the clock would cost more
+    /// than the difference.
+    pub(crate) fn start_from_loop_time(&self, timeout_ms: u64) {
         // SAFETY: initialised, not closing. uv_timer_start only fails for a
         // closing handle or a null callback, neither possible here.
         unsafe { uv::uv_timer_start(self.raw(), Some(on_timer), timeout_ms, 0) };

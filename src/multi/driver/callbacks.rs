@@ -14,6 +14,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
+/// libcurl timeouts from which the timer counts from the loop's cached time
+/// (see `Timer::start_from_loop_time`): a transfer's or connection's
+/// timeout, seconds away, where the loop turn's lag does not matter.
+const COARSE_TIMEOUT_MS: c_long = 1000;
+
 /// Boxed by the driver, which keeps it until after `curl_multi_cleanup`
 /// returned (see the field order of [`Driver`]).
 pub(crate) struct Callbacks {
@@ -173,7 +178,12 @@ impl Callbacks {
             timer.stop();
         } else {
             log::trace!("uvcurl: timer in {timeout_ms} ms");
-            timer.start(timeout_ms as u64);
+            if timeout_ms >= COARSE_TIMEOUT_MS {
+                // Fired early, libcurl announces the rest again (pitfalls.md 19).
+                timer.start_from_loop_time(timeout_ms as u64);
+            } else {
+                timer.start(timeout_ms as u64);
+            }
         }
     }
 }
