@@ -3,8 +3,8 @@
 //!
 //! An owned handle may go back to the pool still configured, tagged with a
 //! description `C` of every option its owner set (opaque here: the transfer
-//! layer's option set). The next [`EasyPool::take`] that asks for an equal
-//! description gets it without `curl_easy_reset`; any other gets it reset.
+//! layer's option set). The next [`EasyPool::take`] whose request that
+//! description fits gets it without `curl_easy_reset`; any other gets it reset.
 
 use super::{check_easy, sys, EasyInfo};
 use crate::error::{Error, ErrorKind};
@@ -317,13 +317,13 @@ impl<C> Default for EasyPool<C> {
 /// Most idle easy handles kept.
 const EASY_POOL_MAX: usize = 256;
 
-impl<C: PartialEq> EasyPool<C> {
+impl<C> EasyPool<C> {
     /// An easy handle, which goes back here when dropped: still configured
-    /// exactly as `wanted` describes ([`Easy::reused`]), or with libcurl's
+    /// as a description `fits` accepts ([`Easy::reused`]), or with libcurl's
     /// default options (reset or new). `None` asks for a reset handle.
     /// With a handle still configured comes the description it was kept
-    /// with (equal to `wanted`; it may own what the options point at, such
-    /// as a header list, which the new owner then keeps).
+    /// with (it may own what the options point at, such as a header list,
+    /// which the new owner then keeps).
     ///
     /// A handle kept configured still holds its previous owner's
     /// per-transfer pointers (callback data slot, URL handle).
@@ -331,14 +331,17 @@ impl<C: PartialEq> EasyPool<C> {
     /// handle is idle, reset or cleaned up (`curl_easy_reset` and `Curl_close`
     /// do not touch them), and the new owner sets its own before the handle
     /// is added to a multi. (The error buffer travels with the handle.)
-    pub fn take(self: &Rc<Self>, wanted: Option<&C>) -> Result<(Easy<C>, Option<C>), Error> {
+    pub fn take(
+        self: &Rc<Self>,
+        fits: Option<impl FnOnce(&C) -> bool>,
+    ) -> Result<(Easy<C>, Option<C>), Error> {
         let idle = self.free.borrow_mut().pop();
         let (raw, errbuf, kept) = match idle {
             Some(Idle {
                 raw,
                 errbuf,
                 kept: Some(kept),
-            }) if wanted == Some(&kept) => (raw, errbuf, Some(kept)),
+            }) if fits.is_some_and(|fits| fits(&kept)) => (raw, errbuf, Some(kept)),
             Some(Idle { raw, errbuf, kept }) => {
                 if kept.is_some() {
                     // SAFETY: an idle handle of ours, reset before `kept`

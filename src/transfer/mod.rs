@@ -195,14 +195,18 @@ impl TransferState {
             return Err(error);
         }
         let url = check_url_for_transfer(&request.url, &request.protocols)?;
-        let options =
-            OptionSet::take_from(request, url.https, url.parsed.is_some(), share, proxy_env);
+        let (https, parsed) = (url.https, url.parsed.is_some());
         let may_keep_options = matches!(request.body, Body::Empty);
-        let (easy, kept) = pool.take(may_keep_options.then_some(&options))?;
+        let fits = |kept: &OptionSet| kept.matches(request, https, parsed, share, proxy_env);
+        let (easy, kept) = pool.take(may_keep_options.then_some(fits))?;
         // A handle kept configured comes with the option set it was kept
-        // with (equal to this one: the same share handle too), and what that
-        // set owns (its header list).
-        let options = kept.unwrap_or(options);
+        // with (equal to the request's: the same share handle too), and what
+        // that set owns (its header list); the request's options are left
+        // in it, to be dropped with it.
+        let options = match kept {
+            Some(kept) => kept,
+            None => OptionSet::take_from(request, https, parsed, share, proxy_env),
+        };
         let (upload, upload_len, post_body) =
             match std::mem::replace(&mut request.body, Body::Empty) {
                 Body::Empty => (None, None, None),

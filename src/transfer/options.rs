@@ -102,12 +102,64 @@ impl OptionSet {
             rare: r.rare.take(),
             share: share.cloned(),
             proxy_env,
-            collects_head: r.on_head.is_some()
-                || r.collect_head
-                || !crate::curl::header_api_available(),
+            collects_head: collects_head(r),
         }
     }
+
+    /// Whether [`OptionSet::take_from`] with these arguments would make a set
+    /// equal to this one, without taking anything out of `r`: a handle kept
+    /// configured with this set can serve `r` as it is.
+    pub(super) fn matches(
+        &self,
+        r: &Request,
+        tls: bool,
+        parsed_url: bool,
+        share: Option<&crate::Share>,
+        proxy_env: ProxyEnv,
+    ) -> bool {
+        // Every field named (no `..`): a field added to the set must be
+        // compared here too.
+        let OptionSet {
+            method,
+            headers,
+            follow_redirects,
+            max_redirects,
+            protocols,
+            timeout,
+            verify_tls,
+            version,
+            tls: kept_tls,
+            parsed_url: kept_parsed_url,
+            rare,
+            share: kept_share,
+            proxy_env: kept_proxy_env,
+            collects_head: kept_collects_head,
+            header_list: _,
+        } = self;
+        *method == r.method
+            && *headers == r.headers
+            && *follow_redirects == r.follow_redirects
+            && *max_redirects == r.max_redirects
+            && *protocols == r.protocols
+            && *timeout == r.timeout
+            && *verify_tls == r.verify_tls
+            && *version == r.version
+            && *kept_tls == tls
+            && *kept_parsed_url == parsed_url
+            && *rare == r.rare
+            && kept_share.as_ref() == share
+            && *kept_proxy_env == proxy_env
+            && *kept_collects_head == collects_head(r)
+    }
 }
+
+/// Whether a header callback collects the fields of `r`'s response as they
+/// arrive (see [`OptionSet::collects_head`]).
+fn collects_head(r: &Request) -> bool {
+    r.on_head.is_some() || r.collect_head || !crate::curl::header_api_available()
+}
+
+impl OptionSet {}
 
 /// Sets the easy handle's options from `r`. On a handle the pool handed out
 /// still configured with an equal option set (`reused`), only the

@@ -552,6 +552,24 @@ fn reused_easy_handles_carry_no_option_into_the_next_request() {
     assert_eq!(second.body(), body_bytes(20, 2));
     assert_eq!(reused(), 1);
 
+    // Without a head callback, then with one (whose handle needs the header
+    // callback), then without again: each head callback sees its fields.
+    for with_head in [false, true, true, false, true] {
+        let seen = Rc::new(std::cell::Cell::new(None));
+        let mut request = Request::get(server.url("/bytes/30?seed=3"));
+        if with_head {
+            let seen = seen.clone();
+            request = request.on_head(move |head| {
+                seen.set(head.header("content-length").map(str::to_owned));
+                uvcurl::Flow::Continue
+            });
+        }
+        let response = fetch(request);
+        assert_eq!(response.header("content-length"), Some("30"));
+        let expected = with_head.then(|| "30".to_owned());
+        assert_eq!(seen.take(), expected, "head callback: {with_head}");
+    }
+
     // POST with a body, then GET: no method, body or length carried over.
     let upload = fetch(Request::post(server.url("/upload"), b"abc".to_vec()));
     assert_eq!(upload.status(), 200);
