@@ -376,6 +376,16 @@ fn five_thousand_transfers_through_stalls_and_resets_complete_once_each() {
                 proxy.upstream_failures()
             );
         }
+        for broken in soak.h1.broken() {
+            if let Broken::Request {
+                target,
+                status_line: false,
+            } = broken
+            {
+                let failed = transfer_of(&target).map(|id| soak.failed.borrow()[id as usize]);
+                println!("  Http1 reset before the status line of {target}: failed {failed:?}");
+            }
+        }
 
         let completions = soak.completions.borrow();
         let never: Vec<_> = (0..TRANSFERS)
