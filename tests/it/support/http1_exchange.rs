@@ -48,7 +48,7 @@ impl Default for Exchange {
 
 impl Exchange {
     /// Bytes the server was given.
-    pub fn to_server(&mut self, bytes: &[u8]) {
+    pub fn sent_to_server(&mut self, bytes: &[u8]) {
         if self.lost {
             return;
         }
@@ -66,7 +66,7 @@ impl Exchange {
     }
 
     /// Bytes the client was given.
-    pub fn to_client(&mut self, bytes: &[u8]) {
+    pub fn sent_to_client(&mut self, bytes: &[u8]) {
         if self.lost {
             return;
         }
@@ -240,40 +240,40 @@ mod tests {
     fn http1_exchange_follows_responses_by_their_status_line_and_length() {
         let mut x = Exchange::default();
         assert_eq!(x.broken(), Broken::Nothing);
-        x.to_server(b"GET /a?transfer=1 HTTP/1.1\r\nHost: h\r\n\r\n");
+        x.sent_to_server(b"GET /a?transfer=1 HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!(x.broken(), waiting("/a?transfer=1", false));
-        x.to_client(b"HTTP/1.1 200 OK");
+        x.sent_to_client(b"HTTP/1.1 200 OK");
         assert_eq!(x.broken(), waiting("/a?transfer=1", false));
-        x.to_client(b"\r\nContent-Length: 5\r\n");
+        x.sent_to_client(b"\r\nContent-Length: 5\r\n");
         assert_eq!(x.broken(), waiting("/a?transfer=1", true));
-        x.to_client(b"\r\nhell");
+        x.sent_to_client(b"\r\nhell");
         assert_eq!(x.broken(), waiting("/a?transfer=1", true));
-        x.to_client(b"o");
+        x.sent_to_client(b"o");
         assert_eq!(x.broken(), Broken::Nothing);
         // An upload in pieces, answered by 100 Continue and then in one piece.
-        x.to_server(b"PUT /up HTTP/1.1\r\nContent-Length: 6\r\nExpect: 100-continue\r\n\r\n");
-        x.to_client(b"HTTP/1.1 100 Continue\r\n\r\n");
+        x.sent_to_server(b"PUT /up HTTP/1.1\r\nContent-Length: 6\r\nExpect: 100-continue\r\n\r\n");
+        x.sent_to_client(b"HTTP/1.1 100 Continue\r\n\r\n");
         assert_eq!(x.broken(), waiting("/up", false));
-        x.to_server(b"abc");
-        x.to_server(b"def");
-        x.to_client(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        x.sent_to_server(b"abc");
+        x.sent_to_server(b"def");
+        x.sent_to_client(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         assert_eq!(x.broken(), Broken::Nothing);
-        x.to_server(b"HEAD /h HTTP/1.1\r\n\r\n");
-        x.to_client(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
+        x.sent_to_server(b"HEAD /h HTTP/1.1\r\n\r\n");
+        x.sent_to_client(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
         assert_eq!(x.broken(), Broken::Nothing);
     }
 
     #[test]
     fn http1_exchange_gives_up_on_what_it_cannot_follow() {
         let mut tls = Exchange::default();
-        tls.to_server(&[0x16, 0x03, 0x01, 0x02, 0x00]);
+        tls.sent_to_server(&[0x16, 0x03, 0x01, 0x02, 0x00]);
         assert_eq!(tls.broken(), Broken::Unknown);
         let mut h2c = Exchange::default();
-        h2c.to_server(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        h2c.sent_to_server(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
         assert_eq!(h2c.broken(), Broken::Unknown);
         let mut chunked = Exchange::default();
-        chunked.to_server(b"GET / HTTP/1.1\r\n\r\n");
-        chunked.to_client(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        chunked.sent_to_server(b"GET / HTTP/1.1\r\n\r\n");
+        chunked.sent_to_client(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(chunked.broken(), Broken::Unknown);
     }
 }

@@ -252,8 +252,8 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, plan: Plan, counters
     let _ = server.set_nodelay(true);
     let exchange = Mutex::new(Exchange::default());
     let lock = || exchange.lock().expect("exchange");
-    let to_server = |bytes: &[u8]| lock().to_server(bytes);
-    let to_client = |bytes: &[u8]| lock().to_client(bytes);
+    let to_server = |bytes: &[u8]| lock().sent_to_server(bytes);
+    let to_client = |bytes: &[u8]| lock().sent_to_client(bytes);
     let reset = {
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
