@@ -288,7 +288,7 @@ impl Soak {
 /// right) or with a connection-lost kind. Over HTTP/1.1 each transfer whose
 /// response was cut (reset after its status line reached the client) fails,
 /// and a reset fails at most one transfer. (A reset before the status line
-/// is complete may not fail it: libcurl resends a request on a fresh
+/// is complete may not fail it: libcurl 8 resends a request on a fresh
 /// connection when a reused one dies before any complete header line.)
 #[test]
 fn five_thousand_transfers_through_stalls_and_resets_complete_once_each() {

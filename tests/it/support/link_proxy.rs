@@ -11,8 +11,9 @@
 //! status line in full: a "cut", which must fail that transfer. A reset
 //! before a response's status line is complete need not: a client may
 //! resend the request on a fresh connection, as it would after a server
-//! closed an idle keep-alive connection (libcurl does when it has received
-//! no complete header line on a reused connection).
+//! closed an idle keep-alive connection (libcurl 8 does when it has
+//! received no complete header line on a reused connection; 7.88 was seen
+//! failing such transfers instead).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
