@@ -184,6 +184,7 @@ impl Multi {
     /// let mut status = 0;
     /// multi.start(uvcurl::Request::get("http://127.0.0.1/"), |r| status = r.unwrap().status());
     /// ```
+    #[inline]
     pub fn start(
         &self,
         request: Request,
@@ -341,6 +342,7 @@ impl fmt::Debug for Multi {
     }
 }
 
+#[inline]
 fn start(
     driver: &Rc<Driver>,
     request: Request,
@@ -367,6 +369,7 @@ impl MultiHandle {
     ///
     /// # Errors
     /// As for [`Multi::start`].
+    #[inline]
     pub fn start(
         &self,
         request: Request,

@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 impl Driver {
     /// Starts a transfer built from a request.
+    #[inline]
     pub fn start(
         &self,
         mut request: crate::Request,

@@ -4,13 +4,20 @@
 //! maybe a reset (after some byte of the server's data, the client's side is
 //! closed with RST). Order and content of the bytes that do pass are kept.
 //!
-//! It counts what it did, so a test can hold each outcome against it: a
-//! reset that cut a read in two, after the bytes before the cut had reached
-//! the client, must have failed the HTTP/1.1 transfer in progress.
+//! It counts what it did, so a test can hold each outcome against it. On a
+//! connection carrying HTTP/1.1 it follows the requests and responses
+//! (support/http1_exchange.rs) and records, for each reset, the request
+//! whose response it broke and whether the client had that response's
+//! status line in full: a "cut", which must fail that transfer. A reset
+//! before a response's status line is complete need not: a client may
+//! resend the request on a fresh connection, as it would after a server
+//! closed an idle keep-alive connection (libcurl 8 does when it has
+//! received no complete header line on a reused connection; 7.88 was seen
+//! failing such transfers instead).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +29,8 @@ use tokio::time::Instant;
 
 use super::background::{accept_backoff, Background};
 use super::chaos::mix;
+pub use super::http1_exchange::Broken;
+use super::http1_exchange::Exchange;
 use super::raw::{set_zero_linger, wait_send_queue_empty};
 
 /// Bytes read at once; also the unit the latency line holds.
@@ -68,7 +77,8 @@ struct Counters {
     connections: AtomicUsize,
     stalls: AtomicUsize,
     resets: AtomicUsize,
-    cuts: AtomicUsize,
+    /// What each reset of a forwarded connection broke.
+    broken: Mutex<Vec<Broken>>,
     upstream_failures: AtomicUsize,
 }
 
@@ -121,11 +131,25 @@ impl LinkProxy {
         self.counters.resets.load(Ordering::SeqCst)
     }
 
-    /// Resets that cut one read from the server in two after the bytes
-    /// before the cut had reached the client's kernel: over HTTP/1.1, each
-    /// broke a response the client had begun to receive.
-    pub fn cuts(&self) -> usize {
-        self.counters.cuts.load(Ordering::SeqCst)
+    /// What each reset of a connection that reached the upstream broke.
+    pub fn broken(&self) -> Vec<Broken> {
+        self.counters.broken.lock().expect("broken").clone()
+    }
+
+    /// Targets of the HTTP/1.1 requests whose responses were cut: reset
+    /// after their status line, and before their end, had reached the
+    /// client's kernel. Each must fail its transfer.
+    pub fn cut_requests(&self) -> Vec<String> {
+        self.broken()
+            .into_iter()
+            .filter_map(|broken| match broken {
+                Broken::Request {
+                    target,
+                    status_line: true,
+                } => Some(target),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Connections reset because the upstream could not be reached.
@@ -210,8 +234,8 @@ async fn accept_loop(
 enum End {
     /// Its source ended (or a side failed); the destination got a FIN.
     Closed,
-    /// Its reset point was reached; `cut`: inside a read.
-    Reset { cut: bool },
+    /// Its reset point was reached.
+    Reset,
 }
 
 /// Forwards one connection by its plan.
@@ -227,16 +251,28 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, plan: Plan, counters
         }
     };
     let _ = server.set_nodelay(true);
+    let exchange = Mutex::new(Exchange::default());
+    let lock = || exchange.lock().expect("exchange");
+    let to_server = |bytes: &[u8]| lock().sent_to_server(bytes);
+    let to_client = |bytes: &[u8]| lock().sent_to_client(bytes);
     let reset = {
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
-        let up = pump(client_read, server_write, plan.up, None, counters);
+        let up = pump(
+            client_read,
+            server_write,
+            plan.up,
+            None,
+            counters,
+            &to_server,
+        );
         let down = pump(
             server_read,
             client_write,
             plan.down,
             plan.reset_after,
             counters,
+            &to_client,
         );
         tokio::pin!(up, down);
         let (mut up_done, mut down_done) = (false, false);
@@ -246,21 +282,26 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, plan: Plan, counters
                 _ = &mut up, if !up_done => up_done = true,
                 end = &mut down, if !down_done => match end {
                     End::Closed => down_done = true,
-                    reset => break Some(reset),
+                    End::Reset => break true,
                 },
             }
             if up_done && down_done {
-                break None;
+                break false;
             }
         }
     };
-    if let Some(End::Reset { cut }) = reset {
+    if reset {
         counters.resets.fetch_add(1, Ordering::SeqCst);
-        // The bytes before the cut reach the client first, so the cut is
-        // one the client sees (a reset discards what is still queued).
-        if wait_send_queue_empty(&client).await && cut {
-            counters.cuts.fetch_add(1, Ordering::SeqCst);
+        // The bytes before the reset reach the client first (a reset
+        // discards what is still queued), so what the exchange saw written
+        // is what the client got; if they do not in time, it may not have
+        // the status line.
+        let delivered = wait_send_queue_empty(&client).await;
+        let mut broken = lock().broken();
+        if let Broken::Request { status_line, .. } = &mut broken {
+            *status_line &= delivered;
         }
+        counters.broken.lock().expect("broken").push(broken);
         let _ = set_zero_linger(&client);
     }
     // Dropping the streams closes both (the client's with RST after a reset).
@@ -268,13 +309,14 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, plan: Plan, counters
 
 /// Forwards `from` to `to`, each read delayed by the direction's latency,
 /// with its stall; ends with a FIN at the source's end, or at `reset_after`
-/// bytes without one.
+/// bytes without one. `delivered` sees every byte written to `to`.
 async fn pump(
     mut from: ReadHalf<'_>,
     mut to: WriteHalf<'_>,
     direction: Direction,
     reset_after: Option<usize>,
     counters: &Counters,
+    delivered: &(dyn Fn(&[u8]) + Sync),
 ) -> End {
     let (line_in, mut line_out) = mpsc::channel::<(Instant, Bytes)>(LINE_CHUNKS);
     let reader = async move {
@@ -310,16 +352,17 @@ async fn pump(
                 let stall_at = stall.map_or(usize::MAX, |(at, _)| at);
                 if let Some(at) = reset_after.filter(|&at| at <= end && at <= stall_at) {
                     let head = rest.split_to(at - sent);
-                    let _ = to.write_all(&head).await;
-                    // Cut: some of this read written, some not.
-                    let cut = at > end - read.len() && at < end;
-                    return End::Reset { cut };
+                    if to.write_all(&head).await.is_ok() {
+                        delivered(&head);
+                    }
+                    return End::Reset;
                 }
                 if let Some((at, pause)) = stall.filter(|&(at, _)| at < end) {
                     let before = rest.split_to(at - sent);
                     if to.write_all(&before).await.is_err() {
                         return End::Closed;
                     }
+                    delivered(&before);
                     sent = at;
                     counters.stalls.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(pause).await;
@@ -329,6 +372,7 @@ async fn pump(
                 if to.write_all(&rest).await.is_err() {
                     return End::Closed;
                 }
+                delivered(&rest);
                 sent = end;
                 break;
             }

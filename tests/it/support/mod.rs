@@ -12,6 +12,7 @@ pub mod chaos;
 #[path = "../../../examples/download/file_server.rs"]
 pub mod files;
 pub mod harness;
+mod http1_exchange;
 mod https;
 pub mod link_proxy;
 // (`#[path]`: its submodules are files beside it, as tests/c_api.rs sees them.)
