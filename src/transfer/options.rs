@@ -253,12 +253,13 @@ pub(super) fn configure(
     }
     // What unset proxy variables mean, so that libcurl does not look them
     // up for every transfer (see `ProxyEnv`).
-    if !r.proxy_env.no_proxy {
-        easy.set_str(curl::CURLOPT_NOPROXY, "")?;
-    }
     let proxy_set = r.rare.as_ref().is_some_and(|rare| rare.proxy.is_some());
     if !r.proxy_env.proxy && !proxy_set {
-        easy.set_str(curl::CURLOPT_PROXY, "")?;
+        // No proxy at all: every host bypasses one, so libcurl skips its
+        // proxy set-up whole (one string option, not two).
+        easy.set_str(curl::CURLOPT_NOPROXY, "*")?;
+    } else if !r.proxy_env.no_proxy {
+        easy.set_str(curl::CURLOPT_NOPROXY, "")?;
     }
     if !r.verify_tls {
         // (Verification is libcurl's default: nothing to set otherwise.)
