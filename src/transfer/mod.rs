@@ -14,6 +14,10 @@ mod readback;
 mod trampolines;
 
 pub(crate) use options::OptionSet;
+
+/// An option set as a transfer and the easy pool hold it: boxed, so a handle
+/// moving between them (kept configured) moves a pointer, not the set.
+pub(crate) type KeptOptions = Box<OptionSet>;
 pub(crate) use proxy_env::ProxyEnv;
 pub(crate) use trampolines::state as state_of_slot;
 
@@ -68,7 +72,7 @@ pub(crate) enum Completion {
 /// the user-data slot belong to the easy handle; the header list to the
 /// option set, which goes to the pool with a handle kept configured.)
 pub(crate) struct TransferState {
-    easy: Easy<OptionSet>,
+    easy: Easy<KeptOptions>,
     pub id: u64,
     /// The loop whose `run` resumes a panic of uvcurl's own trampoline code.
     uv: Loop,
@@ -90,7 +94,7 @@ pub(crate) struct TransferState {
     /// flight costs less memory.
     extras: Option<Box<Extras>>,
     /// The options set on `easy` (`None`: an external handle).
-    options: Option<OptionSet>,
+    options: Option<KeptOptions>,
     /// Whether `easy` may go back to the pool still configured: no body
     /// (whose pointer would outlive the transfer).
     may_keep_options: bool,
@@ -189,7 +193,7 @@ impl TransferState {
         uv: &Loop,
         share: Option<&crate::Share>,
         proxy_env: ProxyEnv,
-        pool: &Rc<EasyPool<OptionSet>>,
+        pool: &Rc<EasyPool<KeptOptions>>,
     ) -> Result<Rc<TransferState>, Error> {
         if let Some(error) = request.error.take() {
             return Err(error);
@@ -197,7 +201,7 @@ impl TransferState {
         let url = check_url_for_transfer(&request.url, &request.protocols)?;
         let (https, parsed) = (url.https, url.parsed.is_some());
         let may_keep_options = matches!(request.body, Body::Empty);
-        let fits = |kept: &OptionSet| kept.matches(request, https, parsed, share, proxy_env);
+        let fits = |kept: &KeptOptions| kept.matches(request, https, parsed, share, proxy_env);
         let (easy, kept) = pool.take(may_keep_options.then_some(fits))?;
         // A handle kept configured comes with the option set it was kept
         // with (equal to the request's: the same share handle too), and what
@@ -205,7 +209,9 @@ impl TransferState {
         // in it, to be dropped with it.
         let options = match kept {
             Some(kept) => kept,
-            None => OptionSet::take_from(request, https, parsed, share, proxy_env),
+            None => Box::new(OptionSet::take_from(
+                request, https, parsed, share, proxy_env,
+            )),
         };
         let (upload, upload_len, post_body) =
             match std::mem::replace(&mut request.body, Body::Empty) {
@@ -294,7 +300,7 @@ impl TransferState {
     }
 
     /// The easy handle.
-    pub fn easy(&self) -> &Easy<OptionSet> {
+    pub fn easy(&self) -> &Easy<KeptOptions> {
         &self.easy
     }
 
@@ -330,13 +336,14 @@ impl TransferState {
 #[cfg(test)]
 mod tests {
     /// uvcurl's memory per transfer in flight beyond libcurl's own is to stay
-    /// under 1 KiB: the state, its error buffer (256 bytes) and the socket
-    /// watch. (It was 936 bytes with the option set stored twice, and every
-    /// rare part inline; 384 now, the request's URL text included.)
+    /// under 1 KiB: the state, its boxed option set, its error buffer (256
+    /// bytes) and the socket watch. (The state was 936 bytes with the option
+    /// set stored twice, and every rare part inline; 384 with the set inline;
+    /// 256 now, the request's URL text included.)
     #[test]
     fn transfer_state_stays_small() {
         let size = std::mem::size_of::<super::TransferState>();
-        assert!(size <= 384, "TransferState is {size} bytes");
+        assert!(size <= 256, "TransferState is {size} bytes");
         let options = std::mem::size_of::<super::OptionSet>();
         // (8 of them hold the share handle, which a Client's transfers set.)
         assert!(options <= 136, "OptionSet is {options} bytes");

@@ -25,7 +25,7 @@ pub(crate) use callbacks::Callbacks;
 use crate::curl::{self, EasyPool, MultiCallbacks};
 use crate::error::Error;
 use crate::fast_map::IntMap;
-use crate::transfer::{OptionSet, ProxyEnv, TransferKey, TransferState};
+use crate::transfer::{KeptOptions, ProxyEnv, TransferKey, TransferState};
 use crate::uv::{Loop, Timer};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -130,7 +130,7 @@ pub(crate) struct Driver {
     /// Whether the environment named proxies when this driver was made.
     proxy_env: ProxyEnv,
     /// Idle easy handles for the next transfers.
-    easy_pool: Rc<EasyPool<OptionSet>>,
+    easy_pool: Rc<EasyPool<KeptOptions>>,
     /// Shut at teardown (the remote's mailbox, once a Remote was asked for).
     attachment: RefCell<Option<Box<dyn Attachment>>>,
     /// Caches shared with other loops' transfers. Dropped after `easy_pool`,
