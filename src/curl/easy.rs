@@ -212,8 +212,8 @@ impl<C> Easy<C> {
 
     /// What libcurl recorded about this handle's transfer; only while
     /// libcurl is not running it (in its callbacks, or once it is done).
-    pub fn info(&self) -> EasyInfo {
-        // SAFETY: a live handle, used on this thread only while `self` lives.
+    pub fn info(&self) -> EasyInfo<'_> {
+        // SAFETY: a live handle while `self` is borrowed, on this thread.
         unsafe { EasyInfo::new(self.raw) }
     }
 
@@ -222,7 +222,7 @@ impl<C> Easy<C> {
     /// # Safety
     /// The caller keeps the handle alive, and out of libcurl's and any other
     /// thread's use, while the value (or a copy) is used.
-    pub unsafe fn info_for_later(&self) -> EasyInfo {
+    pub unsafe fn info_for_later(&self) -> EasyInfo<'static> {
         // SAFETY: per the contract.
         unsafe { EasyInfo::new(self.raw) }
     }

@@ -5,22 +5,29 @@ use super::sys;
 use curl_sys::{self as curl, CURL};
 use libc::{c_char, c_long};
 use std::ffi::CStr;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A borrowed easy handle whose transfer libcurl is not running (between
-/// its callbacks, or once it is out of the multi), to read back from.
+/// its callbacks, or once it is out of the multi), to read back from; `'a`
+/// is the borrow of its owner.
 #[derive(Clone, Copy)]
-pub(crate) struct EasyInfo {
+pub(crate) struct EasyInfo<'a> {
     raw: NonNull<CURL>,
+    _owner: PhantomData<&'a ()>,
 }
 
-impl EasyInfo {
+impl EasyInfo<'_> {
     /// # Safety
-    /// `raw` is a live easy handle, used by no other thread while this value
-    /// (or a copy) is, and by libcurl only in calls made through it.
-    pub unsafe fn new(raw: NonNull<CURL>) -> EasyInfo {
-        EasyInfo { raw }
+    /// `raw` is a live easy handle for as long as the value (or a copy)
+    /// lives, used by no other thread meanwhile, and by libcurl only in calls
+    /// made through it.
+    pub unsafe fn new<'a>(raw: NonNull<CURL>) -> EasyInfo<'a> {
+        EasyInfo {
+            raw,
+            _owner: PhantomData,
+        }
     }
 
     /// `curl_easy_getinfo` for a long (0 if unavailable).
@@ -100,10 +107,11 @@ impl EasyInfo {
     }
 }
 
-/// Whether the linked libcurl has its header API (`curl_easy_header`), so
-/// a transfer's fields can be read back at its end instead of through a
-/// header callback. Built in by default since 7.84; a build may leave it out
-/// (`CURL_DISABLE_HEADERS_API`). Asked once per process (or once per thread
+/// Whether the linked libcurl has a header API (`curl_easy_header`) uvcurl
+/// can read a transfer's fields from at its end, instead of through a
+/// header callback: built in (a build may leave it out,
+/// `CURL_DISABLE_HEADERS_API`) and 8.1.0 or later (before, HTTP/2 trailers
+/// are stored as header fields, so they could not be told apart). Asked once per process (or once per thread
 /// that asks first: the answer is the same).
 pub(crate) fn header_api_available() -> bool {
     /// 0: not asked yet, 1: no, 2: yes. (An atomic, not a `OnceLock`: the
@@ -119,9 +127,15 @@ pub(crate) fn header_api_available() -> bool {
     }
 }
 
-/// Asks libcurl whether its header API is built in.
+/// The first libcurl whose header API marks HTTP/2 trailers as trailers.
+const HEADER_API_SINCE: u32 = 0x08_01_00; // 8.1.0
+
+/// Asks libcurl whether its header API is built in (and recent enough).
 fn probe_header_api() -> bool {
     super::global::init();
+    if super::global::version_info().version_num < HEADER_API_SINCE {
+        return false;
+    }
     // SAFETY: global init done; a fresh handle, cleaned up below.
     let Some(easy) = NonNull::new(unsafe { curl::curl_easy_init() }) else {
         return false;

@@ -47,7 +47,7 @@ impl Default for Details {
 pub(crate) struct Source {
     /// The handle, out of the multi; the driver reuses it only once the
     /// details were read or no response can read them any more.
-    pub easy: EasyInfo,
+    pub easy: EasyInfo<'static>,
     pub status: u16,
     /// The fields, when a header callback collected them (else an empty
     /// buffer to read them into).
@@ -82,6 +82,14 @@ impl Source {
             20 => sys::CURL_HTTP_VERSION_2_0,
             30 => sys::CURL_HTTP_VERSION_3,
             _ => easy.long(sys::CURLINFO_HTTP_VERSION),
+        };
+        // (So that a head read here equals one a header callback collected.)
+        head.line_version = match version {
+            sys::CURL_HTTP_VERSION_1_0 => 10,
+            sys::CURL_HTTP_VERSION_1_1 => 11,
+            sys::CURL_HTTP_VERSION_2_0 => 20,
+            sys::CURL_HTTP_VERSION_3 => 30,
+            _ => 0,
         };
         let version = match version {
             sys::CURL_HTTP_VERSION_1_0 => HttpVersion::Http1_0,
@@ -139,7 +147,7 @@ impl LazyDetails {
             },
             None => LazyDetails::new(source),
         };
-        (lazy.clone(), Settle(lazy))
+        (lazy.clone(), Settle(Some(lazy)))
     }
 
     fn new(source: Source) -> Arc<LazyDetails> {
@@ -178,31 +186,45 @@ impl LazyDetails {
 }
 
 /// The driver's hold on a response's [`LazyDetails`] while its completion
-/// runs: the easy handle stays out of use until [`Settle::settle`].
-pub(crate) struct Settle(Arc<LazyDetails>);
+/// runs: the easy handle stays out of use until [`Settle::settle`], or until
+/// this is dropped (which settles too: an unwinding panic cannot leave a
+/// response pointing at a handle about to be reused).
+pub(crate) struct Settle(Option<Arc<LazyDetails>>);
 
 impl Settle {
     /// After the completion: reads the details if the response is still
     /// alive somewhere, so the handle can be reused (or freed). When no
     /// response holds them any more, they are emptied and given back, for
     /// the next response's [`LazyDetails::pending`] (no allocation).
-    pub fn settle(self) -> Option<Arc<LazyDetails>> {
-        let mut lazy = self.0;
-        // (`get_mut` orders any other thread's reads, before it let go of
-        // its response, before the handle's reuse.)
-        match Arc::get_mut(&mut lazy) {
-            Some(unused) => {
-                unused.ready = OnceLock::new();
-                *unused
-                    .source
-                    .get_mut()
-                    .unwrap_or_else(PoisonError::into_inner) = None;
-                Some(lazy)
-            }
-            None => {
-                lazy.get();
-                None
-            }
+    pub fn settle(mut self) -> Option<Arc<LazyDetails>> {
+        self.0.take().and_then(settle)
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if let Some(lazy) = self.0.take() {
+            settle(lazy);
+        }
+    }
+}
+
+/// [`Settle::settle`].
+fn settle(mut lazy: Arc<LazyDetails>) -> Option<Arc<LazyDetails>> {
+    // (`get_mut` orders any other thread's reads, before it let go of its
+    // response, before the handle's reuse.)
+    match Arc::get_mut(&mut lazy) {
+        Some(unused) => {
+            unused.ready = OnceLock::new();
+            *unused
+                .source
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+            Some(lazy)
+        }
+        None => {
+            lazy.get();
+            None
         }
     }
 }

@@ -151,7 +151,7 @@ impl Head {
     /// Reads the fields and trailers of `easy`'s last response through
     /// libcurl's header API (as `Name: value` lines, trailers after the
     /// header block).
-    pub(crate) fn fill_from(&mut self, easy: &EasyInfo) {
+    pub(crate) fn fill_from(&mut self, easy: &EasyInfo<'_>) {
         self.raw.clear();
         self.trailers_at = None;
         let raw = &mut self.raw;

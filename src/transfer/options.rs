@@ -87,6 +87,8 @@ impl OptionSet {
         share: Option<&crate::Share>,
         proxy_env: ProxyEnv,
     ) -> OptionSet {
+        // (Before anything is taken out of `r`: it looks at the protocols.)
+        let collects_head = collects_head(r);
         OptionSet {
             method: std::mem::take(&mut r.method),
             headers: std::mem::take(&mut r.headers),
@@ -102,7 +104,7 @@ impl OptionSet {
             rare: r.rare.take(),
             share: share.cloned(),
             proxy_env,
-            collects_head: collects_head(r),
+            collects_head,
         }
     }
 
@@ -154,12 +156,24 @@ impl OptionSet {
 }
 
 /// Whether a header callback collects the fields of `r`'s response as they
-/// arrive (see [`OptionSet::collects_head`]).
+/// arrive (see [`OptionSet::collects_head`]): also for a request that may
+/// use a protocol other than HTTP, whose header lines libcurl's header API
+/// does not keep.
 fn collects_head(r: &Request) -> bool {
-    r.on_head.is_some() || r.collect_head || !crate::curl::header_api_available()
+    r.on_head.is_some()
+        || r.collect_head
+        || !only_http(&r.protocols)
+        || !crate::curl::header_api_available()
 }
 
-impl OptionSet {}
+/// Whether every one of the comma-separated `protocols` is http or https.
+fn only_http(protocols: &str) -> bool {
+    protocols == "http,https"
+        || protocols.split(',').all(|p| {
+            let p = p.trim();
+            p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https")
+        })
+}
 
 /// Sets the easy handle's options from `r`. On a handle the pool handed out
 /// still configured with an equal option set (`reused`), only the

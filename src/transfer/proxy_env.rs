@@ -5,9 +5,11 @@
 /// made. Left alone, libcurl looks the variables up with `getenv` for every
 /// transfer (`no_proxy`, `NO_PROXY`, then up to four `*_proxy` names: 1.5k
 /// instructions per request, a scan of the whole environment each). When
-/// none is set, uvcurl says so to libcurl once per easy handle, with
-/// `CURLOPT_NOPROXY` and `CURLOPT_PROXY` set to `""`, which is what unset
-/// variables mean; when one is set, libcurl reads them as before.
+/// none is set, uvcurl says so to libcurl once per easy handle: with no
+/// proxy anywhere (nor in the request), `CURLOPT_NOPROXY` `"*"`, so libcurl
+/// skips its proxy set-up; with only `no_proxy` missing, `CURLOPT_NOPROXY`
+/// `""`, which is what the unset variable means. A variable that is set,
+/// libcurl reads as before.
 ///
 /// So a variable set after the multi handle was made is not seen by its
 /// transfers (a new multi handle reads them again), as with reqwest, which

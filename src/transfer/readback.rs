@@ -48,8 +48,9 @@ impl TransferState {
 
     /// The response of a successful transfer, and the driver's hold on the
     /// easy handle its details are read from (see `response::details`):
-    /// [`Settle::settle`] must run once the completion returned, before this
-    /// state (and so the handle) is dropped. `spare`: what an earlier
+    /// [`Settle::settle`] runs once the completion returned (or the `Settle`
+    /// is dropped, which settles too), before this state (and so the handle)
+    /// is dropped. `spare`: what an earlier
     /// settle gave back, to hold the details.
     pub fn response(&self, spare: Option<Arc<LazyDetails>>) -> (Response, Settle) {
         let body = match &self.sink {
@@ -70,7 +71,9 @@ impl TransferState {
         let redirects = (collected && self.status_lines.get() == 1).then_some(0);
         let source = Source {
             // SAFETY: the handle is out of the multi; the driver drops this
-            // state (reusing the handle) only after `Settle::settle`.
+            // state (reusing the handle) only after the `Settle` returned
+            // here, which reads what a live response needs (when settled,
+            // or dropped) before it goes.
             easy: unsafe { self.easy.info_for_later() },
             status,
             head,

@@ -19,6 +19,14 @@ use std::rc::{Rc, Weak};
 /// timeout, seconds away, where the loop turn's lag does not matter.
 const COARSE_TIMEOUT_MS: c_long = 1000;
 
+/// Whether libcurl `version_num` announces its timer again after a timeout
+/// run found nothing due (a timer fired early): since 7.35.0, except
+/// 8.10.0 up to 8.11.0, which kept the old expiry and so never called the
+/// timer callback again for it (curl #15627, fixed in 8.11.1).
+fn reannounces_early_timeouts(version_num: u32) -> bool {
+    !(0x08_0A_00..0x08_0B_01).contains(&version_num)
+}
+
 /// Boxed by the driver, which keeps it until after `curl_multi_cleanup`
 /// returned (see the field order of [`Driver`]).
 pub(crate) struct Callbacks {
@@ -29,6 +37,9 @@ pub(crate) struct Callbacks {
     multi: Cell<Option<MultiRef>>,
     pub(in crate::multi) sockets: SocketTable,
     timer: RefCell<Option<Timer>>,
+    /// Whether long timeouts may count from the loop's cached time
+    /// ([`reannounces_early_timeouts`]).
+    coarse_timer: bool,
     /// Starts the transfers batched during the loop turn's I/O (see
     /// `Driver::start_batched`).
     batch_hook: RefCell<Option<Hook>>,
@@ -51,6 +62,7 @@ impl Callbacks {
             multi: Cell::new(Some(multi)),
             sockets: SocketTable::new(crate::global::version_number()),
             timer: RefCell::new(None),
+            coarse_timer: reannounces_early_timeouts(crate::global::version_number()),
             batch_hook: RefCell::new(None),
             deferred: RefCell::new(VecDeque::new()),
             released: RefCell::new(Some(released)),
@@ -178,12 +190,35 @@ impl Callbacks {
             timer.stop();
         } else {
             log::trace!("uvcurl: timer in {timeout_ms} ms");
-            if timeout_ms >= COARSE_TIMEOUT_MS {
-                // Fired early, libcurl announces the rest again (pitfalls.md 19).
+            if self.coarse_timer && timeout_ms >= COARSE_TIMEOUT_MS {
+                // Fired early, libcurl announces the rest again.
                 timer.start_from_loop_time(timeout_ms as u64);
             } else {
                 timer.start(timeout_ms as u64);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reannounces_early_timeouts;
+
+    #[test]
+    fn long_timeouts_count_from_the_loop_time_only_where_libcurl_reannounces() {
+        for (version, expected) in [
+            (0x07_58_00, true),  // 7.88.0
+            (0x08_09_01, true),  // 8.9.1
+            (0x08_0A_00, false), // 8.10.0
+            (0x08_0B_00, false), // 8.11.0
+            (0x08_0B_01, true),  // 8.11.1
+            (0x08_16_00, true),  // 8.22.0
+        ] {
+            assert_eq!(
+                reannounces_early_timeouts(version),
+                expected,
+                "{version:#x}"
+            );
         }
     }
 }
