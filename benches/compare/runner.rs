@@ -139,8 +139,9 @@ impl Runner<'_> {
         let _ = fs::remove_dir_all(&out);
         fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
         let mut command = self.command(client, workload, inflight, &list);
-        if let Some(cpu) = self.client_cpu {
-            crate::affinity::pin_command(&mut command, cpu);
+        match self.client_cpu {
+            Some(cpu) => crate::affinity::pin_command(&mut command, cpu),
+            None => crate::affinity::fork_command(&mut command),
         }
         let what = format!("{client} on {} at {inflight} in flight", workload.name);
         let (measure, log) = run_child(&mut command, self.scratch, &what)?;
