@@ -32,9 +32,11 @@ pub enum HttpVersion {
 /// Status line and headers of the final response (after redirects).
 ///
 /// The header lines are kept in one buffer and looked up on demand: no
-/// allocation per header. A head callback's head holds them as received; a
-/// response's, unless the request had a head callback, as libcurl's header
-/// API reports them (`Name: value`, folded lines joined).
+/// allocation per header. They are kept as received when a header callback
+/// collected them (a request with a head callback, a `Client`'s, a
+/// non-HTTP protocol allowed, libcurl before 8.1), else as libcurl's header
+/// API reports them (`Name: value`, folded lines joined); for unfolded
+/// lines, the fields [`Head::headers`] yields are the same either way.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
     pub(crate) status: u16,
