@@ -5,16 +5,18 @@ use super::sys;
 use crate::sync::annotate;
 use curl_sys as curl;
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 use std::sync::Once;
 
-/// libcurl's one-time setup: `curl_global_init`, then `curl_version_info`.
+/// libcurl's one-time setup: `curl_global_init`, then `curl_version_info`,
+/// then whether its header API can be used (`info::probe_header_api`).
 /// The version data is fetched here once and kept: `curl_version_info`
 /// rewrites its static struct on every call, so two threads calling it at
 /// once (two loops of a `Client` starting) would race on it.
 static SETUP: Once = Once::new();
 static INIT_CODE: AtomicI32 = AtomicI32::new(curl::CURLE_OK as i32);
 static VERSION: AtomicPtr<curl::curl_version_info_data> = AtomicPtr::new(std::ptr::null_mut());
+static HEADER_API: AtomicBool = AtomicBool::new(false);
 
 fn setup() {
     SETUP.call_once(|| {
@@ -25,6 +27,14 @@ fn setup() {
         let version = unsafe { curl::curl_version_info(curl::CURLVERSION_NOW) };
         INIT_CODE.store(code as i32, Ordering::Relaxed);
         VERSION.store(version, Ordering::Relaxed);
+        if code == curl::CURLE_OK && !version.is_null() {
+            // SAFETY: libcurl's static version data, just returned.
+            let version_num = unsafe { (*version).version_num };
+            HEADER_API.store(
+                super::info::probe_header_api(version_num),
+                Ordering::Relaxed,
+            );
+        }
         // `Once` orders this before every caller's return; the race
         // detectors cannot see that (std's Once is built on atomics).
         annotate::before(&SETUP);
@@ -39,6 +49,13 @@ pub(crate) fn init() {
     if rc != curl::CURLE_OK as i32 {
         log::error!("uvcurl: curl_global_init failed with code {rc}");
     }
+}
+
+/// Whether a transfer's header fields can be read from libcurl's header API
+/// at its end (see `info::probe_header_api`; asked once per process).
+pub(crate) fn header_api_available() -> bool {
+    setup();
+    HEADER_API.load(Ordering::Relaxed)
 }
 
 /// libcurl's version data (`curl_version_info(CURLVERSION_NOW)`, fetched once).

@@ -7,7 +7,6 @@ use libc::{c_char, c_long};
 use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A borrowed easy handle whose transfer libcurl is not running (between
 /// its callbacks, or once it is out of the multi), to read back from; `'a`
@@ -107,33 +106,16 @@ impl EasyInfo<'_> {
     }
 }
 
-/// Whether the linked libcurl has a header API (`curl_easy_header`) uvcurl
-/// can read a transfer's fields from at its end, instead of through a
-/// header callback: built in (a build may leave it out,
-/// `CURL_DISABLE_HEADERS_API`) and 8.1.0 or later (before, HTTP/2 trailers
-/// are stored as header fields, so they could not be told apart). Asked once per process (or once per thread
-/// that asks first: the answer is the same).
-pub(crate) fn header_api_available() -> bool {
-    /// 0: not asked yet, 1: no, 2: yes. (An atomic, not a `OnceLock`: the
-    /// race detectors see no order through std's `Once`.)
-    static AVAILABLE: AtomicU8 = AtomicU8::new(0);
-    match AVAILABLE.load(Ordering::Relaxed) {
-        0 => {
-            let available = probe_header_api();
-            AVAILABLE.store(1 + u8::from(available), Ordering::Relaxed);
-            available
-        }
-        known => known == 2,
-    }
-}
-
 /// The first libcurl whose header API marks HTTP/2 trailers as trailers.
 const HEADER_API_SINCE: u32 = 0x08_01_00; // 8.1.0
 
-/// Asks libcurl whether its header API is built in (and recent enough).
-fn probe_header_api() -> bool {
-    super::global::init();
-    if super::global::version_info().version_num < HEADER_API_SINCE {
+/// Whether libcurl `version_num`, just initialised, has a header API uvcurl
+/// can read a transfer's fields from at its end, instead of through a header
+/// callback: built in (a build may leave it out, `CURL_DISABLE_HEADERS_API`)
+/// and 8.1.0 or later (before, HTTP/2 trailers are stored as header fields,
+/// so they could not be told apart). Asked once, by `global`'s setup.
+pub(super) fn probe_header_api(version_num: u32) -> bool {
+    if version_num < HEADER_API_SINCE {
         return false;
     }
     // SAFETY: global init done; a fresh handle, cleaned up below.

@@ -24,7 +24,8 @@ pub(crate) mod sys;
 mod url;
 
 pub(crate) use easy::{Easy, EasyPool, HandleBox};
-pub(crate) use info::{header_api_available, EasyInfo};
+pub(crate) use global::header_api_available;
+pub(crate) use info::EasyInfo;
 pub(crate) use multi::{Multi, MultiCallbacks, MultiRef};
 pub(crate) use share::ShareHandle;
 pub(crate) use slist::Slist;

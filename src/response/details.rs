@@ -76,26 +76,23 @@ impl Source {
             head.fill_from(&easy);
         }
         head.status = self.status;
+        if head.line_version == 0 {
+            // No status line seen (the header API's path): libcurl knows.
+            // (Set on the head, so that it equals one a header callback
+            // collected.)
+            head.line_version = match easy.long(sys::CURLINFO_HTTP_VERSION) {
+                sys::CURL_HTTP_VERSION_1_0 => 10,
+                sys::CURL_HTTP_VERSION_1_1 => 11,
+                sys::CURL_HTTP_VERSION_2_0 => 20,
+                sys::CURL_HTTP_VERSION_3 => 30,
+                _ => 0,
+            };
+        }
         let version = match head.line_version {
-            10 => sys::CURL_HTTP_VERSION_1_0,
-            11 => sys::CURL_HTTP_VERSION_1_1,
-            20 => sys::CURL_HTTP_VERSION_2_0,
-            30 => sys::CURL_HTTP_VERSION_3,
-            _ => easy.long(sys::CURLINFO_HTTP_VERSION),
-        };
-        // (So that a head read here equals one a header callback collected.)
-        head.line_version = match version {
-            sys::CURL_HTTP_VERSION_1_0 => 10,
-            sys::CURL_HTTP_VERSION_1_1 => 11,
-            sys::CURL_HTTP_VERSION_2_0 => 20,
-            sys::CURL_HTTP_VERSION_3 => 30,
-            _ => 0,
-        };
-        let version = match version {
-            sys::CURL_HTTP_VERSION_1_0 => HttpVersion::Http1_0,
-            sys::CURL_HTTP_VERSION_1_1 => HttpVersion::Http1_1,
-            sys::CURL_HTTP_VERSION_2_0 => HttpVersion::Http2,
-            sys::CURL_HTTP_VERSION_3 => HttpVersion::Http3,
+            10 => HttpVersion::Http1_0,
+            11 => HttpVersion::Http1_1,
+            20 => HttpVersion::Http2,
+            30 => HttpVersion::Http3,
             _ => HttpVersion::Unknown,
         };
         let bytes_sent = if self.sends_body {

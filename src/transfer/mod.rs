@@ -14,10 +14,6 @@ mod readback;
 mod trampolines;
 
 pub(crate) use options::OptionSet;
-
-/// An option set as a transfer and the easy pool hold it: boxed, so a handle
-/// moving between them (kept configured) moves a pointer, not the set.
-pub(crate) type KeptOptions = Box<OptionSet>;
 pub(crate) use proxy_env::ProxyEnv;
 pub(crate) use trampolines::state as state_of_slot;
 
@@ -31,6 +27,10 @@ use std::cell::{Cell, RefCell};
 use std::io::Read;
 use std::ptr::NonNull;
 use std::rc::Rc;
+
+/// An option set as a transfer and the easy pool hold it: boxed, so a handle
+/// moving between them (kept configured) moves a pointer, not the set.
+pub(crate) type KeptOptions = Box<OptionSet>;
 
 /// Names a transfer of a driver: the address of its easy handle (the slot in
 /// the driver's table) and a number never reused, so a key outliving its

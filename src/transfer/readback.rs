@@ -50,8 +50,8 @@ impl TransferState {
     /// easy handle its details are read from (see `response::details`):
     /// [`Settle::settle`] runs once the completion returned (or the `Settle`
     /// is dropped, which settles too), before this state (and so the handle)
-    /// is dropped. `spare`: what an earlier
-    /// settle gave back, to hold the details.
+    /// is dropped. `spare`: what an earlier settle gave back, to hold the
+    /// details.
     pub fn response(&self, spare: Option<Arc<LazyDetails>>) -> (Response, Settle) {
         let body = match &self.sink {
             Sink::Collect(buffer) => std::mem::take(&mut *buffer.borrow_mut()),
