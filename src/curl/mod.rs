@@ -29,7 +29,7 @@ pub(crate) use info::EasyInfo;
 pub(crate) use multi::{Multi, MultiCallbacks, MultiRef};
 pub(crate) use share::ShareHandle;
 pub(crate) use slist::Slist;
-pub(crate) use url::{check as check_url_for_transfer, Url};
+pub(crate) use url::{check as check_url_for_transfer, LastOrigin, Url};
 
 use crate::error::{Error, ErrorKind};
 use curl_sys as curl;
@@ -44,12 +44,20 @@ pub(crate) fn check_easy(rc: curl::CURLcode, what: &str) -> Result<(), Error> {
 }
 
 /// A `CURLMcode` as a `Result`; `call` names the failed function.
+#[inline]
 pub(crate) fn check_multi(rc: curl::CURLMcode, call: &str) -> Result<(), Error> {
     if rc == curl::CURLM_OK {
         Ok(())
     } else {
-        Err(Error::from_multi(rc, call))
+        Err(multi_error(rc, call))
     }
+}
+
+/// The error of a failed multi call (out of line: the rare path).
+#[cold]
+#[inline(never)]
+fn multi_error(rc: curl::CURLMcode, call: &str) -> Error {
+    Error::from_multi(rc, call)
 }
 
 /// A `CURLSHcode` as a `Result`; `call` names the failed function.

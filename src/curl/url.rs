@@ -3,6 +3,7 @@
 
 use super::{check_url, sys};
 use crate::error::{Error, ErrorKind};
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::ptr::NonNull;
 
@@ -18,7 +19,7 @@ pub(crate) struct Url {
 /// allocation for the NUL-terminated copy).
 const STACK_URL: usize = 512;
 
-/// A URL checked for a transfer: `parsed` is `None` for a [plain](is_plain)
+/// A URL checked for a transfer: `parsed` is `None` for a [plain](plain_origin_end)
 /// URL, which the easy handle gets as a string (`CURLOPT_URL`): libcurl
 /// parses it once at connect, where a `CURLU` handle costs a parse here plus
 /// the whole URL put back together by libcurl for every transfer.
@@ -27,44 +28,78 @@ pub(crate) struct CheckedUrl {
     pub https: bool,
 }
 
+/// The origin (`http://host:port`, as written) of the last plain URL
+/// [`check`] accepted: a URL that starts with it and goes on with its path
+/// (or ends) has only that path scanned, which is most of a client's URLs.
+#[derive(Default)]
+pub(crate) struct LastOrigin(RefCell<String>);
+
 /// Checks `url` for a transfer: its scheme must be one of the comma-separated
 /// `protocols`, and libcurl's parser must accept it (a plain URL, see
-/// [`is_plain`], needs no parse here; any other is parsed into a [`Url`]).
-pub(crate) fn check(url: &str, protocols: &str) -> Result<CheckedUrl, Error> {
-    if !is_plain(url.as_bytes()) {
-        let parsed = Url::parse(url, protocols)?;
-        let https = parsed.https;
-        return Ok(CheckedUrl {
-            parsed: Some(parsed),
-            https,
-        });
-    }
+/// [`plain_origin_end`], needs no parse here; any other is parsed into a [`Url`]).
+pub(crate) fn check(url: &str, protocols: &str, last: &LastOrigin) -> Result<CheckedUrl, Error> {
+    let origin_end = match same_origin_path(url, last) {
+        Some(true) => None,
+        Some(false) | None => match plain_origin_end(url.as_bytes()) {
+            Some(end) => Some(end),
+            None => {
+                let parsed = Url::parse(url, protocols)?;
+                let https = parsed.https;
+                return Ok(CheckedUrl {
+                    parsed: Some(parsed),
+                    https,
+                });
+            }
+        },
+    };
     let https = url.starts_with("https:");
     let scheme = if https { "https" } else { "http" };
     check_allowed(scheme, url, protocols)?;
+    if let Some(end) = origin_end {
+        let mut origin = last.0.borrow_mut();
+        origin.clear();
+        origin.push_str(&url[..end]);
+    }
     Ok(CheckedUrl {
         parsed: None,
         https,
     })
 }
 
+/// `Some(true)` when `url` is `last`'s origin followed by a plain path (so a
+/// plain URL), `Some(false)` when it is that origin followed by something
+/// else, `None` when it does not start with that origin.
+fn same_origin_path(url: &str, last: &LastOrigin) -> Option<bool> {
+    let origin = last.0.borrow();
+    let rest = url.as_bytes().strip_prefix(origin.as_bytes())?;
+    if origin.is_empty() || url.len() > PLAIN_URL_MAX {
+        return None;
+    }
+    Some(rest.first().is_none_or(|&b| b == b'/') && plain_path(rest))
+}
+
 /// Whether libcurl's URL parser (7.88 and later) is sure to accept `url` as
-/// it stands: `http://` or `https://` in lower case, a host name or IPv4
+/// it stands (see [`plain_origin_end`]).
+#[cfg(test)]
+pub(crate) fn is_plain(url: &[u8]) -> bool {
+    plain_origin_end(url).is_some()
+}
+
+/// Where the origin of `url` ends, if libcurl's URL parser (7.88 and later)
+/// is sure to accept `url` as it stands: `http://` or `https://` in lower case, a host name or IPv4
 /// address of letters, digits, dots and hyphens (starting with a letter or
 /// digit, no `..`), an optional port 1-65535, and a path and query of
 /// unreserved characters, sub-delimiters, `:@/?` and complete `%XX` escapes
 /// (no fragment, no space, no control or non-ASCII byte). Anything else is
 /// left to libcurl's parser at start, so a bad URL is still an error there.
-pub(crate) fn is_plain(url: &[u8]) -> bool {
+fn plain_origin_end(url: &[u8]) -> Option<usize> {
     if url.len() > PLAIN_URL_MAX {
-        return false;
+        return None;
     }
-    let Some(rest) = url
+    let rest = url
         .strip_prefix(b"http://")
-        .or_else(|| url.strip_prefix(b"https://"))
-    else {
-        return false;
-    };
+        .or_else(|| url.strip_prefix(b"https://"))?;
+    let scheme_len = url.len() - rest.len();
     // The host, up to the first byte that cannot be in one (each loop below
     // is a plain scan: a table lookup per byte)...
     let mut i = rest
@@ -73,10 +108,10 @@ pub(crate) fn is_plain(url: &[u8]) -> bool {
         .unwrap_or(rest.len());
     let host = &rest[..i];
     if host.first() == Some(&b'.') || host.windows(2).any(|pair| pair == b"..") {
-        return false;
+        return None;
     }
     if i == 0 || i > 253 || rest[0] == b'-' {
-        return false;
+        return None;
     }
     // ...then a port, 1-65535 without a leading zero...
     if rest.get(i) == Some(&b':') {
@@ -86,20 +121,25 @@ pub(crate) fn is_plain(url: &[u8]) -> bool {
         while let Some(&d) = rest.get(i).filter(|d| d.is_ascii_digit()) {
             port = port * 10 + u32::from(d - b'0');
             if port > 65_535 {
-                return false;
+                return None;
             }
             i += 1;
         }
         if i == digits || rest[digits] == b'0' {
-            return false;
+            return None;
         }
     }
     // ...then nothing, or a path and query from a '/'.
     let path = &rest[i..];
-    if path.first().is_some_and(|&b| b != b'/') {
-        return false;
+    if path.first().is_some_and(|&b| b != b'/') || !plain_path(path) {
+        return None;
     }
-    let mut path = path;
+    Some(scheme_len + i)
+}
+
+/// Whether `path` (empty, or from its '/') holds only characters of a plain
+/// path and query, and complete `%XX` escapes.
+fn plain_path(mut path: &[u8]) -> bool {
     loop {
         let Some(at) = path.iter().position(|&b| CLASS[usize::from(b)] & PATH == 0) else {
             return true;
@@ -140,7 +180,7 @@ const CLASS: [u8; 256] = {
     class
 };
 
-/// The longest URL [`is_plain`] looks at (libcurl takes up to 8 MB).
+/// The longest URL [`plain_origin_end`] looks at (libcurl takes up to 8 MB).
 const PLAIN_URL_MAX: usize = 8_000;
 
 /// An error unless `scheme` is one of the comma-separated `protocols`.
@@ -213,7 +253,7 @@ impl Drop for Url {
 
 #[cfg(test)]
 mod tests {
-    use super::{check, is_plain};
+    use super::{check, is_plain, LastOrigin};
 
     #[test]
     fn plain_urls_are_the_simple_ones() {
@@ -267,9 +307,55 @@ mod tests {
             let parsed = super::Url::parse(url, "http,https");
             assert!(parsed.is_ok(), "{url}: {:?}", parsed.err());
         }
-        assert!(check("ftp://host/", "http,https").is_err());
-        let https = check("https://host/", "https").unwrap();
+        let last = LastOrigin::default();
+        assert!(check("ftp://host/", "http,https", &last).is_err());
+        let https = check("https://host/", "https", &last).unwrap();
         assert!(https.https && https.parsed.is_none());
-        assert!(check("http://host/", "https").is_err());
+        assert!(check("http://host/", "https", &last).is_err());
+    }
+
+    /// A URL of the last accepted origin has only its path checked; any
+    /// other is checked whole, and is judged the same either way.
+    #[test]
+    fn urls_of_the_last_origin_are_judged_as_any_other() {
+        let last = LastOrigin::default();
+        let plain = |url: &str, protocols: &str| {
+            check(url, protocols, &last).map(|checked| (checked.https, checked.parsed.is_none()))
+        };
+        assert_eq!(plain("http://h:1/a", "http,https").unwrap(), (false, true));
+        assert_eq!(*last.0.borrow(), "http://h:1");
+        // The same origin: plain paths, an empty one, a query.
+        assert_eq!(
+            plain("http://h:1/b?c=%41", "http,https").unwrap(),
+            (false, true)
+        );
+        assert_eq!(plain("http://h:1", "http,https").unwrap(), (false, true));
+        // The same origin, a path that is not plain: parsed (or refused) by libcurl.
+        assert_ne!(
+            plain("http://h:1/%41%4", "http,https").map(|p| p.1).ok(),
+            Some(true)
+        );
+        assert_eq!(
+            plain("http://h:1/a#f", "http,https").unwrap(),
+            (false, false)
+        );
+        // The same origin, a scheme no longer allowed.
+        assert!(plain("http://h:1/a", "https").is_err());
+        // Longer origins that start with it are other origins.
+        assert_eq!(plain("http://h:12/a", "http,https").unwrap(), (false, true));
+        assert_eq!(*last.0.borrow(), "http://h:12");
+        assert_ne!(
+            plain("http://h:12x/a", "http,https").map(|p| p.1).ok(),
+            Some(true)
+        );
+        assert_eq!(plain("http://h:1/a", "http,https").unwrap(), (false, true));
+        assert_ne!(
+            plain("http://h:1.b/a", "http,https").map(|p| p.1).ok(),
+            Some(true)
+        );
+        // A query right after the origin is not plain.
+        assert_eq!(plain("http://h:1?q", "http,https").unwrap(), (false, false));
+        assert_eq!(plain("https://h:1/a", "http,https").unwrap(), (true, true));
+        assert_eq!(*last.0.borrow(), "https://h:1");
     }
 }

@@ -17,7 +17,7 @@ pub(crate) use options::OptionSet;
 pub(crate) use proxy_env::ProxyEnv;
 pub(crate) use trampolines::state as state_of_slot;
 
-use crate::curl::{check_url_for_transfer, Easy, EasyPool, Url};
+use crate::curl::{check_url_for_transfer, Easy, EasyPool, LastOrigin, Url};
 use crate::error::Error;
 use crate::request::{Body, DataCallback, HeadCallback, Request};
 use crate::response::{Head, Response};
@@ -39,6 +39,18 @@ pub(crate) type KeptOptions = Box<OptionSet>;
 pub(crate) struct TransferKey {
     pub slot: usize,
     pub id: u64,
+}
+
+/// What a driver lends each transfer it builds.
+#[derive(Clone, Copy)]
+pub(crate) struct Lent<'a> {
+    pub uv: &'a Loop,
+    pub share: Option<&'a crate::Share>,
+    /// Whether the environment named proxies when the driver was made.
+    pub proxy_env: ProxyEnv,
+    /// Idle easy handles.
+    pub pool: &'a Rc<EasyPool<KeptOptions>>,
+    pub last_origin: &'a LastOrigin,
 }
 
 /// Where the body goes.
@@ -190,15 +202,19 @@ impl TransferState {
         request: &mut Request,
         id: u64,
         on_done: Completion,
-        uv: &Loop,
-        share: Option<&crate::Share>,
-        proxy_env: ProxyEnv,
-        pool: &Rc<EasyPool<KeptOptions>>,
+        lent: &Lent<'_>,
     ) -> Result<Rc<TransferState>, Error> {
+        let Lent {
+            uv,
+            share,
+            proxy_env,
+            pool,
+            last_origin,
+        } = *lent;
         if let Some(error) = request.error.take() {
             return Err(error);
         }
-        let url = check_url_for_transfer(&request.url, &request.protocols)?;
+        let url = check_url_for_transfer(&request.url, &request.protocols, last_origin)?;
         let (https, parsed) = (url.https, url.parsed.is_some());
         let may_keep_options = matches!(request.body, Body::Empty);
         let fits = |kept: &KeptOptions| kept.matches(request, https, parsed, share, proxy_env);

@@ -151,7 +151,13 @@ impl OptionSet {
             && *rare == r.rare
             && kept_share.as_ref() == share
             && *kept_proxy_env == proxy_env
-            && *kept_collects_head == collects_head(r)
+            // (With equal protocols a set that collects no head would not
+            // for `r` either unless `r` asks to: only then is more to look at.)
+            && if *kept_collects_head {
+                collects_head(r)
+            } else {
+                r.on_head.is_none() && !r.collect_head
+            }
     }
 }
 

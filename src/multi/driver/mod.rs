@@ -22,7 +22,7 @@ mod start;
 
 pub(crate) use callbacks::Callbacks;
 
-use crate::curl::{self, EasyPool, MultiCallbacks};
+use crate::curl::{self, EasyPool, LastOrigin, MultiCallbacks};
 use crate::error::Error;
 use crate::fast_map::IntMap;
 use crate::transfer::{KeptOptions, ProxyEnv, TransferKey, TransferState};
@@ -131,6 +131,8 @@ pub(crate) struct Driver {
     proxy_env: ProxyEnv,
     /// Idle easy handles for the next transfers.
     easy_pool: Rc<EasyPool<KeptOptions>>,
+    /// The origin of the last plain URL checked (see `curl::url`).
+    last_origin: LastOrigin,
     /// Shut at teardown (the remote's mailbox, once a Remote was asked for).
     attachment: RefCell<Option<Box<dyn Attachment>>>,
     /// Caches shared with other loops' transfers. Dropped after `easy_pool`,
@@ -182,6 +184,7 @@ impl Driver {
             share,
             proxy_env: ProxyEnv::read(),
             easy_pool: Rc::default(),
+            last_origin: LastOrigin::default(),
             attachment: RefCell::new(None),
         });
         // From here on, an error drops `driver`, whose Drop cleans up the multi.

@@ -3,7 +3,7 @@
 use super::{Deferred, Driver};
 use crate::error::{Error, ErrorKind};
 use crate::multi::trampolines::{on_close_socket, on_open_socket, CloseSocketCallback};
-use crate::transfer::{Completion, TransferKey, TransferState};
+use crate::transfer::{Completion, Lent, TransferKey, TransferState};
 use curl_sys::{self as curl, CURL};
 use libc::c_void;
 use std::ptr::NonNull;
@@ -20,15 +20,14 @@ impl Driver {
         if self.is_closed() {
             return Err(Error::closed());
         }
-        let state = TransferState::from_request(
-            &mut request,
-            self.next_id(),
-            on_done,
-            &self.uv,
-            self.share.as_ref(),
-            self.proxy_env,
-            &self.easy_pool,
-        )?;
+        let lent = Lent {
+            uv: &self.uv,
+            share: self.share.as_ref(),
+            proxy_env: self.proxy_env,
+            pool: &self.easy_pool,
+            last_origin: &self.last_origin,
+        };
+        let state = TransferState::from_request(&mut request, self.next_id(), on_done, &lent)?;
         if state.easy().reused() {
             self.reused_configured.set(self.reused_configured.get() + 1);
         }
