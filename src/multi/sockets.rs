@@ -57,10 +57,43 @@ pub(crate) struct SocketTable {
     /// Whether pooled sockets may linger (the linked libcurl announces closes
     /// reliably; see [`SocketTable::new`]).
     linger: bool,
-    watches: RefCell<IntMap<curl_socket_t, Watch>>,
+    watches: RefCell<Watches>,
     /// Sockets we opened and whose close we will be told about.
     close_announced: RefCell<IntMap<curl_socket_t, ()>>,
     last_generation: Cell<u64>,
+}
+
+/// Watches indexed by socket number (descriptors are small and dense; a
+/// watch is looked up two or three times per request). A slot is a pointer,
+/// so the table costs 8 bytes per number up to the highest one watched.
+#[derive(Default)]
+struct Watches(Vec<Option<Box<Watch>>>);
+
+impl Watches {
+    fn get(&self, socket: curl_socket_t) -> Option<&Watch> {
+        let index = usize::try_from(socket).ok()?;
+        self.0.get(index)?.as_deref()
+    }
+
+    fn insert(&mut self, socket: curl_socket_t, watch: Watch) {
+        // (libcurl hands over only valid, so non-negative, descriptors.)
+        let Ok(index) = usize::try_from(socket) else {
+            return;
+        };
+        if index >= self.0.len() {
+            self.0.resize_with(index + 1, || None);
+        }
+        self.0[index] = Some(Box::new(watch));
+    }
+
+    fn remove(&mut self, socket: curl_socket_t) -> Option<Box<Watch>> {
+        let index = usize::try_from(socket).ok()?;
+        self.0.get_mut(index)?.take()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Watch> {
+        self.0.iter().filter_map(Option::as_deref)
+    }
 }
 
 /// The oldest libcurl whose socket closes uvcurl trusts to be announced:
@@ -101,7 +134,7 @@ impl SocketTable {
         on_event: impl FnOnce() -> E,
     ) -> Result<Option<u64>, Error> {
         let events = PollEvents { readable, writable };
-        let stale = match self.watches.borrow().get(&socket) {
+        let stale = match self.watches.borrow().get(socket) {
             Some(watch) => {
                 let was_lingering = watch.interest.get() == Interest::Lingering;
                 let pointer_wanted = new_to_curl && !watch.close_announced;
@@ -151,7 +184,7 @@ impl SocketTable {
     /// Sorts an event of `socket`'s watch `generation`.
     pub fn event_for(&self, socket: curl_socket_t, generation: u64) -> EventFor {
         let watches = self.watches.borrow();
-        match watches.get(&socket) {
+        match watches.get(socket) {
             Some(w) if w.generation == generation => match w.interest.get() {
                 Interest::Wanted(_) => EventFor::Curl,
                 Interest::Lingering => {
@@ -166,7 +199,7 @@ impl SocketTable {
 
     /// Starts a live watch again after libuv stopped it on an error.
     pub fn restart(&self, socket: curl_socket_t, generation: u64) {
-        if let Some(watch) = self.watches.borrow().get(&socket) {
+        if let Some(watch) = self.watches.borrow().get(socket) {
             watch.active.set(None); // libuv stopped it
             if let (true, Interest::Wanted(events)) =
                 (watch.generation == generation, watch.interest.get())
@@ -181,7 +214,7 @@ impl SocketTable {
     /// libcurl no longer needs `socket` (CURL_POLL_REMOVE). Stops watching it
     /// now unless its close will be announced (then it lingers).
     pub fn remove(&self, socket: curl_socket_t) {
-        if let Some(watch) = self.watches.borrow().get(&socket) {
+        if let Some(watch) = self.watches.borrow().get(socket) {
             if watch.close_announced {
                 watch.interest.set(Interest::Lingering);
                 watch.poll.set_ref(false); // a pooled connection keeps no loop alive
@@ -207,8 +240,8 @@ impl SocketTable {
         drop(self.take(socket));
     }
 
-    fn take(&self, socket: curl_socket_t) -> Option<Watch> {
-        self.watches.borrow_mut().remove(&socket)
+    fn take(&self, socket: curl_socket_t) -> Option<Box<Watch>> {
+        self.watches.borrow_mut().remove(socket)
     }
 
     /// Closes every watch.
@@ -222,13 +255,13 @@ impl SocketTable {
     pub fn len(&self) -> usize {
         self.watches
             .borrow()
-            .values()
+            .iter()
             .filter(|w| w.interest.get() != Interest::Lingering)
             .count()
     }
 
     /// How many pooled sockets linger with a watch.
     pub fn lingering(&self) -> usize {
-        self.watches.borrow().len() - self.len()
+        self.watches.borrow().iter().count() - self.len()
     }
 }
