@@ -321,6 +321,11 @@ impl TransferState {
     }
 
     /// This transfer's key in its driver.
+    /// Whether the transfer has completed (its completion was taken).
+    pub fn completed(&self) -> bool {
+        self.completion.borrow().is_none()
+    }
+
     pub fn key(&self) -> TransferKey {
         TransferKey {
             slot: self.easy.raw() as usize,

@@ -23,10 +23,15 @@ impl TransferState {
     }
 
     /// Calls the `on_head` callback once; false if it asked to stop.
+    #[inline]
     fn deliver_head(&self) -> bool {
-        if self.head_delivered.replace(true) {
-            return true;
-        }
+        self.head_delivered.replace(true) || self.deliver_head_now()
+    }
+
+    /// [`deliver_head`](Self::deliver_head) the first time (out of line:
+    /// every later chunk only reads the flag).
+    #[inline(never)]
+    fn deliver_head_now(&self) -> bool {
         let Some(extras) = &self.extras else {
             return true;
         };

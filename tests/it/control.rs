@@ -140,6 +140,85 @@ fn completion_callback_cancels_another_transfer() {
     h.finish();
 }
 
+/// Transfers started from a completion wait for the end of the loop turn's
+/// I/O, in a batch. One cancelled while it waits completes once, as
+/// cancelled, and never reaches the server; closing the `Multi` while others
+/// wait completes each of them once, as cancelled.
+#[test]
+fn transfers_waiting_in_a_batch_complete_once_when_cancelled_or_closed() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let results = collector();
+    let url = server.url("/bytes/10");
+    let (handle, r) = (h.multi().handle(), results.clone());
+    let chained = url.clone();
+    h.multi()
+        .start(Request::get(url.clone()), move |first| {
+            r.borrow_mut().push(("first", first.map(|_| ())));
+            let r1 = r.clone();
+            let waiting = handle
+                .start(Request::get(chained.clone()), move |result| {
+                    r1.borrow_mut().push(("cancelled", result.map(|_| ())))
+                })
+                .unwrap();
+            assert!(waiting.cancel(), "it was waiting, not completed");
+            let r2 = r.clone();
+            handle
+                .start(Request::get(chained.clone()), move |result| {
+                    r2.borrow_mut().push(("next", result.map(|_| ())))
+                })
+                .unwrap();
+        })
+        .unwrap();
+    h.run_for(Duration::from_secs(10));
+    {
+        let results = results.borrow();
+        let names: Vec<_> = results.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["first", "cancelled", "next"]);
+        assert!(results[0].1.is_ok() && results[2].1.is_ok());
+        let error = results[1].1.as_ref().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Cancelled);
+    }
+    assert_eq!(server.requests(), 2, "the cancelled one was never sent");
+    // (Both chained ones went through the batch: the path under test.)
+    let stats = h.multi().stats();
+    assert_eq!(
+        (stats.start_batches, stats.batched_starts),
+        (1, 2),
+        "{stats:?}"
+    );
+
+    // Now a completion starts three and closes the Multi while they wait.
+    results.borrow_mut().clear();
+    let (handle, r) = (h.multi().handle(), results.clone());
+    let chained = url.clone();
+    h.multi()
+        .start(Request::get(url), move |first| {
+            r.borrow_mut().push(("first", first.map(|_| ())));
+            for _ in 0..3 {
+                let r = r.clone();
+                handle
+                    .start(Request::get(chained.clone()), move |result| {
+                        r.borrow_mut().push(("closed", result.map(|_| ())))
+                    })
+                    .unwrap();
+            }
+            handle.close();
+        })
+        .unwrap();
+    h.run_for(Duration::from_secs(10));
+    let results = results.borrow();
+    assert_eq!(results.len(), 4, "each completes exactly once");
+    assert!(results[0].1.is_ok());
+    for (name, result) in &results[1..] {
+        assert_eq!(*name, "closed");
+        assert_eq!(result.as_ref().unwrap_err().kind(), ErrorKind::Cancelled);
+    }
+    assert_eq!(server.requests(), 3, "none of the three was sent");
+    drop(server);
+    h.finish();
+}
+
 /// Dropping the Multi inside a completion callback cancels the rest, each
 /// exactly once, and lets the loop finish.
 #[test]

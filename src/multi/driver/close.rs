@@ -56,6 +56,9 @@ impl Driver {
             };
             self.complete(state, outcome);
         }
+        // (Each completed above: what a batch still holds is done.)
+        let batched = std::mem::take(&mut *self.batched.borrow_mut());
+        drop(batched);
         self.callbacks.deferred.borrow_mut().clear();
         let attachment = self.attachment.borrow_mut().take();
         if let Some(attachment) = attachment {

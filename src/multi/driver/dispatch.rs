@@ -78,13 +78,17 @@ impl Driver {
         if self.batched.borrow().is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut *self.batched.borrow_mut());
+        // The emptied vector of the last batch takes the next one (no
+        // allocation per batch).
+        let spare = self.spare_batch.take();
+        let mut batch = std::mem::replace(&mut *self.batched.borrow_mut(), spare);
         self.batches.set(self.batches.get() + 1);
         self.batched_starts
             .set(self.batched_starts.get() + batch.len() as u64);
-        for key in batch {
-            self.add_now_or_fail(key);
+        for state in batch.drain(..) {
+            self.add_now_or_fail(state);
         }
+        self.spare_batch.set(batch);
         if self.multi.borrow().is_some() {
             self.socket_action(curl::CURL_SOCKET_TIMEOUT, 0);
         }
@@ -94,22 +98,23 @@ impl Driver {
     /// Queues a transfer started during the loop turn's I/O, for
     /// [`start_batched`](Driver::start_batched): at the end of the turn's
     /// I/O, or after the socket event that filled the batch.
-    pub(super) fn batch(&self, key: crate::transfer::TransferKey) {
+    pub(super) fn batch(&self, state: Rc<TransferState>) {
         match self.callbacks.open_batch_hook() {
-            Ok(()) => self.batched.borrow_mut().push(key),
+            Ok(()) => self.batched.borrow_mut().push(state),
             Err(error) => {
                 log::debug!("uvcurl: no batch hook ({error}); starting at once");
-                self.add_now_or_fail(key);
+                self.add_now_or_fail(state);
             }
         }
     }
 
     /// Adds a started transfer to the multi; one that cannot be added (or
-    /// whose driver closed) completes with the error.
-    fn add_now_or_fail(&self, key: crate::transfer::TransferKey) {
-        let Some(state) = self.lookup(key) else {
+    /// whose driver closed) completes with the error. One that completed
+    /// meanwhile (cancelled while it waited in a batch) is left alone.
+    fn add_now_or_fail(&self, state: Rc<TransferState>) {
+        if state.completed() {
             return;
-        };
+        }
         if self.is_closed() {
             self.complete(state, Err(Error::closed()));
         } else if let Err(error) = self.add_state_to_multi(&state) {
@@ -166,8 +171,15 @@ impl Driver {
 
     fn run_deferred(&self, work: Deferred) {
         match work {
-            Deferred::Add(key) if self.batching.get() => self.batch(key),
-            Deferred::Add(key) => self.add_now_or_fail(key),
+            Deferred::Add(key) => {
+                if let Some(state) = self.lookup(key) {
+                    if self.batching.get() {
+                        self.batch(state);
+                    } else {
+                        self.add_now_or_fail(state);
+                    }
+                }
+            }
             Deferred::Cancel(key) => {
                 if let Some(state) = self.lookup(key) {
                     self.complete(state, Err(Error::cancelled()));

@@ -116,7 +116,9 @@ pub(crate) struct Driver {
     batching: Cell<bool>,
     /// Transfers started during this loop turn's I/O, added to the multi
     /// together once it is over (`start_batched`).
-    batched: RefCell<Vec<TransferKey>>,
+    batched: RefCell<Vec<Rc<TransferState>>>,
+    /// The last batch's emptied vector, for the next one.
+    spare_batch: Cell<Vec<Rc<TransferState>>>,
     /// How many batches were started, and how many transfers in them.
     batches: Cell<u64>,
     batched_starts: Cell<u64>,
@@ -176,6 +178,7 @@ impl Driver {
             draining: Cell::new(false),
             batching: Cell::new(false),
             batched: RefCell::new(Vec::new()),
+            spare_batch: Cell::new(Vec::new()),
             batches: Cell::new(0),
             batched_starts: Cell::new(0),
             timer_fires: Cell::new(0),

@@ -134,15 +134,18 @@ impl Driver {
     fn add(&self, state: Rc<TransferState>) -> Result<TransferKey, Error> {
         let key = state.key();
         log::debug!("uvcurl: transfer {} starting", key.id);
-        self.transfers.borrow_mut().insert(key.slot, state);
+        self.transfers
+            .borrow_mut()
+            .insert(key.slot, Rc::clone(&state));
         if self.inside_curl() {
             self.defer(Deferred::Add(key));
             return Ok(key);
         }
         if self.batching.get() {
-            self.batch(key);
+            self.batch(state);
             return Ok(key);
         }
+        drop(state);
         if let Err(error) = self.add_to_multi(key) {
             // Not started: the caller gets the error, the callback never runs.
             let state = self.transfers.borrow_mut().remove(&key.slot);
