@@ -28,9 +28,10 @@ use std::io::Read;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-/// An option set as a transfer and the easy pool hold it: boxed, so a handle
-/// moving between them (kept configured) moves a pointer, not the set.
-pub(crate) type KeptOptions = Box<OptionSet>;
+/// An option set as a transfer and the easy pool hold it: shared, so that
+/// handles configured alike (most of a driver's) hold one set between them,
+/// and a handle moving between transfer and pool moves a pointer.
+pub(crate) type KeptOptions = Rc<OptionSet>;
 
 /// Names a transfer of a driver: the address of its easy handle (the slot in
 /// the driver's table) and a number never reused, so a key outliving its
@@ -51,6 +52,8 @@ pub(crate) struct Lent<'a> {
     /// Idle easy handles.
     pub pool: &'a Rc<EasyPool<KeptOptions>>,
     pub last_origin: &'a LastOrigin,
+    /// The option set last made, for the next handle configured alike.
+    pub last_options: &'a Cell<Option<KeptOptions>>,
 }
 
 /// Where the body goes.
@@ -210,6 +213,7 @@ impl TransferState {
             proxy_env,
             pool,
             last_origin,
+            last_options,
         } = *lent;
         if let Some(error) = request.error.take() {
             return Err(error);
@@ -222,12 +226,22 @@ impl TransferState {
         // A handle kept configured comes with the option set it was kept
         // with (equal to the request's: the same share handle too), and what
         // that set owns (its header list); the request's options are left
-        // in it, to be dropped with it.
+        // in it, to be dropped with it (as when the last set made is used).
         let options = match kept {
             Some(kept) => kept,
-            None => Box::new(OptionSet::take_from(
-                request, https, parsed, share, proxy_env,
-            )),
+            // A handle to configure: with the set last made if the request's
+            // is equal (so transfers in flight alike share one), else with
+            // a new one, which becomes the last made.
+            None => {
+                let set = match last_options.take() {
+                    Some(last) if last.matches(request, https, parsed, share, proxy_env) => last,
+                    _ => Rc::new(OptionSet::take_from(
+                        request, https, parsed, share, proxy_env,
+                    )),
+                };
+                last_options.set(Some(Rc::clone(&set)));
+                set
+            }
         };
         let (upload, upload_len, post_body) =
             match std::mem::replace(&mut request.body, Body::Empty) {

@@ -111,6 +111,7 @@ impl OptionSet {
     /// Whether [`OptionSet::take_from`] with these arguments would make a set
     /// equal to this one, without taking anything out of `r`: a handle kept
     /// configured with this set can serve `r` as it is.
+    #[inline]
     pub(super) fn matches(
         &self,
         r: &Request,
@@ -347,18 +348,19 @@ fn set_headers(state: &TransferState, r: &OptionSet) -> Result<(), Error> {
     if r.headers.is_empty() {
         return Ok(());
     }
-    let list = Slist::new(r.headers.iter().map(String::as_str))?;
-    // SAFETY: the list is stored in `r` right below; `r` is the state's
-    // option set, which drops after the easy handle (or goes to the pool
-    // with it, kept configured, and is freed only after that handle is
-    // reset or cleaned up).
-    unsafe {
-        state
-            .easy
-            .set_ptr(curl::CURLOPT_HTTPHEADER, list.raw().cast())?
+    // Built once per set: other handles configured with this set point at
+    // the same list, so it is never replaced.
+    let list = match r.header_list.0.take() {
+        Some(list) => list,
+        None => Slist::new(r.headers.iter().map(String::as_str))?,
     };
+    let raw = list.raw();
     r.header_list.0.set(Some(list));
-    Ok(())
+    // SAFETY: the list is stored in `r`, the state's option set, which
+    // drops after the easy handle (or goes to the pool with it, kept
+    // configured, and is freed only after that handle is reset or cleaned
+    // up); every handle configured with `r` holds `r`.
+    unsafe { state.easy.set_ptr(curl::CURLOPT_HTTPHEADER, raw.cast()) }
 }
 
 fn path_text(path: &std::path::Path) -> Result<&str, Error> {

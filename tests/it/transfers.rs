@@ -339,6 +339,49 @@ fn headers_method_and_user_agent_are_sent() {
     h.finish();
 }
 
+/// Handles configured alike share one option set, its header list
+/// included: 20 transfers in flight together send the same headers, from
+/// fresh handles and from reused ones; a third round makes a second set (other
+/// headers) from handles that held the first, and each list lives as
+/// long as a handle points at it (this suite also runs under memcheck).
+#[test]
+fn transfers_configured_alike_share_one_option_set() {
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let results = collector();
+    for round in 0..3 {
+        for i in 0..20 {
+            let r = results.clone();
+            let request = Request::get(server.url("/headers"))
+                .header("X-Shared", "yes")
+                .header("X-Round", &round.min(1).to_string());
+            h.multi()
+                .start(request, move |result| {
+                    r.borrow_mut().push((round, i, result))
+                })
+                .unwrap();
+        }
+        h.run();
+    }
+    let results = results.borrow();
+    assert_eq!(results.len(), 60);
+    for (round, i, result) in results.iter() {
+        let response = result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("round {round}, transfer {i}: {e}"));
+        let text = String::from_utf8_lossy(response.body());
+        assert!(text.contains("x-shared: yes"), "{text}");
+        assert!(
+            text.contains(&format!("x-round: {}", (*round).min(1))),
+            "{text}"
+        );
+    }
+    let stats = h.multi().stats();
+    assert!(stats.reused_configured_handles > 0, "{stats:?}");
+    drop(server);
+    h.finish();
+}
+
 /// `on_head` also fires for a response without a body, before the completion.
 #[test]
 fn head_callback_fires_for_empty_bodies() {

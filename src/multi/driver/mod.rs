@@ -135,6 +135,8 @@ pub(crate) struct Driver {
     easy_pool: Rc<EasyPool<KeptOptions>>,
     /// The origin of the last plain URL checked (see `curl::url`).
     last_origin: LastOrigin,
+    /// The option set last made (see `TransferState::from_request`).
+    last_options: Cell<Option<KeptOptions>>,
     /// Shut at teardown (the remote's mailbox, once a Remote was asked for).
     attachment: RefCell<Option<Box<dyn Attachment>>>,
     /// Caches shared with other loops' transfers. Dropped after `easy_pool`,
@@ -188,6 +190,7 @@ impl Driver {
             proxy_env: ProxyEnv::read(),
             easy_pool: Rc::default(),
             last_origin: LastOrigin::default(),
+            last_options: Cell::new(None),
             attachment: RefCell::new(None),
         });
         // From here on, an error drops `driver`, whose Drop cleans up the multi.
