@@ -17,7 +17,7 @@ impl TransferState {
         if self.flags.multi_closed.get() {
             return Err(Error::multi_closed());
         }
-        if let Some(error) = self.flags.failure.borrow_mut().take() {
+        if let Some(error) = self.flags.failure.take() {
             return Err(*error);
         }
         if let Some(socket) = self.flags.refused_high_socket.get() {
@@ -53,8 +53,8 @@ impl TransferState {
     /// is dropped. `spare`: what an earlier settle gave back, to hold the
     /// details.
     pub fn response(&self, spare: Option<Arc<LazyDetails>>) -> (Response, Settle) {
-        let body = match &self.sink {
-            Sink::Collect(buffer) => std::mem::take(&mut *buffer.borrow_mut()),
+        let body = match &mut *self.sink.borrow_mut() {
+            Sink::Collect(buffer) => std::mem::take(buffer),
             _ => Vec::new(),
         };
         let head = std::mem::take(&mut *self.head.borrow_mut());

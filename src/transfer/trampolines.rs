@@ -66,7 +66,7 @@ impl TransferState {
         if self.deliver_head() {
             return Ok(());
         }
-        Err(self.flags.failure.borrow_mut().take().map_or_else(
+        Err(self.flags.failure.take().map_or_else(
             || Error::new(ErrorKind::Aborted, "aborted by the head callback"),
             |error| *error,
         ))
@@ -93,9 +93,13 @@ impl TransferState {
         if self.is_stopped() || !self.deliver_head() {
             return 0;
         }
-        match &self.sink {
+        let Ok(mut sink) = self.sink.try_borrow_mut() else {
+            // Re-entered from inside its own data callback (unpaused
+            // there): defer.
+            return sys::CURL_WRITEFUNC_PAUSE;
+        };
+        match &mut *sink {
             Sink::Collect(buffer) => {
-                let mut buffer = buffer.borrow_mut();
                 // `is_empty`, not a zero capacity: a recycled buffer (see
                 // `remote::recycle`) arrives empty with some capacity.
                 if buffer.is_empty() {
@@ -116,32 +120,26 @@ impl TransferState {
                 buffer.extend_from_slice(chunk);
                 chunk.len()
             }
-            Sink::Stream(callback) => {
-                let Ok(mut callback) = callback.try_borrow_mut() else {
-                    // Re-entered from inside its own callback (unpaused there): defer.
-                    return sys::CURL_WRITEFUNC_PAUSE;
-                };
-                match self.guarded("data", || callback(chunk)) {
-                    Some(Flow::Continue) => chunk.len(),
-                    Some(Flow::Cancel) => {
-                        self.flags.cancel_requested.set(true);
-                        0
-                    }
-                    Some(Flow::Pause) => {
-                        self.flags.paused.set(true);
-                        self.flags.was_paused.set(true);
-                        sys::CURL_WRITEFUNC_PAUSE
-                    }
-                    Some(Flow::Abort) => {
-                        self.fail(Error::new(
-                            ErrorKind::Aborted,
-                            "aborted by the data callback",
-                        ));
-                        0
-                    }
-                    None => 0,
+            Sink::Stream(callback) => match self.guarded("data", || callback(chunk)) {
+                Some(Flow::Continue) => chunk.len(),
+                Some(Flow::Cancel) => {
+                    self.flags.cancel_requested.set(true);
+                    0
                 }
-            }
+                Some(Flow::Pause) => {
+                    self.flags.paused.set(true);
+                    self.flags.was_paused.set(true);
+                    sys::CURL_WRITEFUNC_PAUSE
+                }
+                Some(Flow::Abort) => {
+                    self.fail(Error::new(
+                        ErrorKind::Aborted,
+                        "aborted by the data callback",
+                    ));
+                    0
+                }
+                None => 0,
+            },
             Sink::External => 0,
         }
     }

@@ -237,7 +237,7 @@ impl Driver {
             Ok(()) => log::debug!("uvcurl: transfer {} done", key.id),
             Err(e) => log::debug!("uvcurl: transfer {} failed: {e}", key.id),
         }
-        let completion = state.completion.borrow_mut().take();
+        let completion = state.completion.take();
         // `state` (its easy handle, and the values the request keeps alive)
         // is dropped when this returns, after the completion ran.
         match completion {

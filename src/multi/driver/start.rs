@@ -151,7 +151,7 @@ impl Driver {
             // Not started: the caller gets the error, the callback never runs.
             let state = self.transfers.borrow_mut().remove(&key.slot);
             if let Some(state) = state {
-                state.completion.borrow_mut().take();
+                state.completion.take();
                 self.forget_sockets(&state);
             }
             return Err(error);
