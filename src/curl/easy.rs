@@ -179,7 +179,7 @@ impl<C> Easy<C> {
     }
 
     /// [`set_str`](Easy::set_str) for a string already known to hold no NUL
-    /// byte (a plain URL, see `url::is_plain`), which is not scanned again.
+    /// byte (a plain URL, see `url::plain_origin_end`), which is not scanned again.
     /// (A NUL would only cut the string short where libcurl reads it.)
     pub fn set_nul_free_str(&self, option: curl::CURLoption, value: &str) -> Result<(), Error> {
         debug_assert!(!value.as_bytes().contains(&0));
