@@ -423,6 +423,8 @@ pub struct DriverStats {
     pub batched_starts: u64,
     /// How many such batches were started.
     pub start_batches: u64,
+    /// How many option sets were made: handles configured alike share one.
+    pub option_sets_made: u64,
 }
 
 fn stats_of(driver: &Driver) -> DriverStats {
@@ -434,6 +436,7 @@ fn stats_of(driver: &Driver) -> DriverStats {
         reused_configured_handles: driver.reused_configured_handles(),
         batched_starts: driver.batched_starts().1,
         start_batches: driver.batched_starts().0,
+        option_sets_made: driver.option_sets_made(),
     }
 }
 

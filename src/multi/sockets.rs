@@ -63,36 +63,66 @@ pub(crate) struct SocketTable {
     last_generation: Cell<u64>,
 }
 
-/// Watches indexed by socket number (descriptors are small and dense; a
-/// watch is looked up two or three times per request). A slot is a pointer,
-/// so the table costs 8 bytes per number up to the highest one watched.
+/// Watches by socket number: below [`DIRECT_MAX`] indexed (descriptors are
+/// small and dense, and a watch is looked up two or three times per
+/// request; a slot is a pointer, so that part costs 8 bytes per number up
+/// to the highest one watched, at most 128 KiB), above it hashed (a host
+/// with a raised descriptor limit may hand out numbers in the millions).
 #[derive(Default)]
-struct Watches(Vec<Option<Box<Watch>>>);
+struct Watches {
+    direct: Vec<Option<Box<Watch>>>,
+    high: IntMap<curl_socket_t, Box<Watch>>,
+}
+
+/// The socket numbers [`Watches`] indexes directly.
+const DIRECT_MAX: usize = 16_384;
+
+/// Where a socket number goes in [`Watches`].
+enum Slot {
+    Direct(usize),
+    High,
+}
+
+fn slot(socket: curl_socket_t) -> Slot {
+    match usize::try_from(socket) {
+        Ok(index) if index < DIRECT_MAX => Slot::Direct(index),
+        // (libcurl hands over only valid, so non-negative, descriptors.)
+        _ => Slot::High,
+    }
+}
 
 impl Watches {
     fn get(&self, socket: curl_socket_t) -> Option<&Watch> {
-        let index = usize::try_from(socket).ok()?;
-        self.0.get(index)?.as_deref()
+        match slot(socket) {
+            Slot::Direct(index) => self.direct.get(index)?.as_deref(),
+            Slot::High => self.high.get(&socket).map(|watch| &**watch),
+        }
     }
 
     fn insert(&mut self, socket: curl_socket_t, watch: Watch) {
-        // (libcurl hands over only valid, so non-negative, descriptors.)
-        let Ok(index) = usize::try_from(socket) else {
-            return;
-        };
-        if index >= self.0.len() {
-            self.0.resize_with(index + 1, || None);
+        match slot(socket) {
+            Slot::Direct(index) => {
+                if index >= self.direct.len() {
+                    self.direct.resize_with(index + 1, || None);
+                }
+                self.direct[index] = Some(Box::new(watch));
+            }
+            Slot::High => {
+                self.high.insert(socket, Box::new(watch));
+            }
         }
-        self.0[index] = Some(Box::new(watch));
     }
 
     fn remove(&mut self, socket: curl_socket_t) -> Option<Box<Watch>> {
-        let index = usize::try_from(socket).ok()?;
-        self.0.get_mut(index)?.take()
+        match slot(socket) {
+            Slot::Direct(index) => self.direct.get_mut(index)?.take(),
+            Slot::High => self.high.remove(&socket),
+        }
     }
 
     fn iter(&self) -> impl Iterator<Item = &Watch> {
-        self.0.iter().filter_map(Option::as_deref)
+        let direct = self.direct.iter().filter_map(Option::as_deref);
+        direct.chain(self.high.values().map(|watch| &**watch))
     }
 }
 

@@ -13,7 +13,7 @@ mod proxy_env;
 mod readback;
 mod trampolines;
 
-pub(crate) use options::OptionSet;
+pub(crate) use options::{OptionSet, SharedOptions};
 pub(crate) use proxy_env::ProxyEnv;
 pub(crate) use trampolines::state as state_of_slot;
 
@@ -53,7 +53,7 @@ pub(crate) struct Lent<'a> {
     pub pool: &'a Rc<EasyPool<KeptOptions>>,
     pub last_origin: &'a LastOrigin,
     /// The option set last made, for the next handle configured alike.
-    pub last_options: &'a Cell<Option<KeptOptions>>,
+    pub option_sets: &'a SharedOptions,
 }
 
 /// Where the body goes.
@@ -213,7 +213,7 @@ impl TransferState {
             proxy_env,
             pool,
             last_origin,
-            last_options,
+            option_sets,
         } = *lent;
         if let Some(error) = request.error.take() {
             return Err(error);
@@ -230,18 +230,8 @@ impl TransferState {
         let options = match kept {
             Some(kept) => kept,
             // A handle to configure: with the set last made if the request's
-            // is equal (so transfers in flight alike share one), else with
-            // a new one, which becomes the last made.
-            None => {
-                let set = match last_options.take() {
-                    Some(last) if last.matches(request, https, parsed, share, proxy_env) => last,
-                    _ => Rc::new(OptionSet::take_from(
-                        request, https, parsed, share, proxy_env,
-                    )),
-                };
-                last_options.set(Some(Rc::clone(&set)));
-                set
-            }
+            // is equal, else with a new one.
+            None => option_sets.for_request(request, https, parsed, share, proxy_env),
         };
         let (upload, upload_len, post_body) =
             match std::mem::replace(&mut request.body, Body::Empty) {
@@ -334,7 +324,6 @@ impl TransferState {
         &self.easy
     }
 
-    /// This transfer's key in its driver.
     /// Whether the transfer has completed (its completion was taken).
     pub fn completed(&self) -> bool {
         let completion = self.completion.take();
@@ -343,6 +332,7 @@ impl TransferState {
         completed
     }
 
+    /// This transfer's key in its driver.
     pub fn key(&self) -> TransferKey {
         TransferKey {
             slot: self.easy.raw() as usize,

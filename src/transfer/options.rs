@@ -10,21 +10,23 @@ use curl_sys as curl;
 use libc::{c_long, c_void};
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Every value [`configure`] derives an option from, except the
-/// per-transfer pointers (URL handle, error buffer, callback data, header
-/// list, body). Two transfers with equal option sets leave an easy
-/// handle with the same options: a handle kept configured for one is reused
-/// for the other without `curl_easy_reset` (see `EasyPool::take`).
+/// per-transfer pointers (URL handle, error buffer, callback data, body).
+/// Two transfers with equal option sets leave an easy handle with the same
+/// options: a handle kept configured for one is reused for the other
+/// without `curl_easy_reset` (see `EasyPool::take`), and handles configured
+/// alike share one set (an `Rc`), header list included.
 ///
 /// Whenever `configure` starts using another request field, it must be
 /// added here (the request's fields are moved in, so nothing is copied).
 #[derive(Debug, PartialEq)]
 pub(crate) struct OptionSet {
     method: Cow<'static, str>,
-    /// Header lines: equal lines make equal lists (the list itself is the
-    /// transfer's, set again on a reused handle).
+    /// Header lines: equal lines make equal lists (the list itself is built
+    /// once per set, see `header_list`).
     headers: Vec<String>,
     follow_redirects: bool,
     max_redirects: u32,
@@ -54,8 +56,9 @@ pub(crate) struct OptionSet {
     /// a head callback, or a libcurl without its header API (else they are
     /// read from that API, and only if asked; see `response::details`).
     pub collects_head: bool,
-    /// `CURLOPT_HTTPHEADER`, built from `headers` when set on a handle
-    /// (libcurl does not copy it). It goes wherever the option set goes: to
+    /// `CURLOPT_HTTPHEADER`, built from `headers` when the set is first put
+    /// on a handle (libcurl does not copy it), and pointed at by every handle
+    /// configured with the set after that. It goes wherever the set goes: to
     /// the pool with a handle kept configured, and back to the next
     /// transfer that reuses that handle, which so needs neither a new list
     /// nor a `curl_easy_setopt`. Not compared: it follows from `headers`.
@@ -111,7 +114,6 @@ impl OptionSet {
     /// Whether [`OptionSet::take_from`] with these arguments would make a set
     /// equal to this one, without taking anything out of `r`: a handle kept
     /// configured with this set can serve `r` as it is.
-    #[inline]
     pub(super) fn matches(
         &self,
         r: &Request,
@@ -162,6 +164,52 @@ impl OptionSet {
     }
 }
 
+/// The option set a driver made last: the next handle to configure whose
+/// request's set would be equal gets it too, so handles configured alike
+/// (most of a driver's, and of its transfers in flight) share one set and
+/// its header list.
+#[derive(Default)]
+pub(crate) struct SharedOptions {
+    last: Cell<Option<Rc<OptionSet>>>,
+    /// How many sets were made, for tests.
+    made: Cell<u64>,
+}
+
+impl SharedOptions {
+    /// The set for a handle to configure for `r`: the last one made if
+    /// equal (the request's options are then left in it), else one taken
+    /// from `r`, which becomes the last made.
+    pub fn for_request(
+        &self,
+        r: &mut Request,
+        tls: bool,
+        parsed_url: bool,
+        share: Option<&crate::Share>,
+        proxy_env: ProxyEnv,
+    ) -> Rc<OptionSet> {
+        let set = match self.last.take() {
+            Some(last) if last.matches(r, tls, parsed_url, share, proxy_env) => last,
+            _ => {
+                self.made.set(self.made.get() + 1);
+                Rc::new(OptionSet::take_from(r, tls, parsed_url, share, proxy_env))
+            }
+        };
+        self.last.set(Some(Rc::clone(&set)));
+        set
+    }
+
+    /// How many sets were made.
+    pub fn made(&self) -> u64 {
+        self.made.get()
+    }
+
+    /// Lets go of the last set (at the driver's close: the last request's
+    /// headers and share handle are not kept past it).
+    pub fn forget(&self) {
+        drop(self.last.take());
+    }
+}
+
 /// Whether a header callback collects the fields of `r`'s response as they
 /// arrive (see [`OptionSet::collects_head`]): also for a request that may
 /// use a protocol other than HTTP, whose header lines libcurl's header API
@@ -183,9 +231,9 @@ fn only_http(protocols: &str) -> bool {
 }
 
 /// Sets the easy handle's options from `r`. On a handle the pool handed out
-/// still configured with an equal option set (`reused`), only the
-/// per-transfer pointers are set: the URL and the header list (the error
-/// buffer and the callbacks' data slot are the handle's own).
+/// still configured with an equal option set (`reused`), only the URL is
+/// set: the header list came back with the set, and the error buffer and the
+/// callbacks' data slot are the handle's own.
 pub(super) fn configure(
     state: &TransferState,
     r: &OptionSet,

@@ -116,3 +116,58 @@ fn two_hundred_transfers_on_sockets_above_1024() {
     h.finish();
     drop(spare);
 }
+
+/// Sockets numbered 16,384 and above go to the hashed part of the driver's
+/// socket table (below, it is indexed by number): with 16,400 spare
+/// descriptors open, 100 transfers, every other one on a connection of its
+/// own and the rest on pooled ones, all succeed and leave no libuv handle
+/// or descriptor behind. (On a libcurl built without poll(), each fails
+/// with `ErrorKind::SocketLimit`, as above.)
+#[test]
+fn transfers_on_sockets_above_16384() {
+    if std::env::var_os(CHILD).is_none() {
+        let _fds = crate::support::harness::shared();
+        crate::support::run_alone(
+            module_path!(),
+            "transfers_on_sockets_above_16384",
+            (CHILD, "1"),
+        );
+        return;
+    }
+    let select_only = std::env::var_os(EXPECT_SELECT_ONLY).is_some_and(|v| v == "1");
+    raise_nofile_limit(20_000);
+    let spare: Vec<File> = (0..16_400)
+        .map(|_| File::open("/dev/null").expect("open /dev/null"))
+        .collect();
+    assert!(spare.last().unwrap().as_raw_fd() > 16_384);
+
+    let h = Harness::new();
+    let server = HttpServer::start();
+    let results = h.start_all((0..100).map(|i| {
+        let close = if i % 2 == 0 { "&close=1" } else { "" };
+        let url = server.url(&format!("/bytes/3000?seed={i}{close}"));
+        (i, Request::get(url).timeout(Duration::from_secs(30)))
+    }));
+    h.run();
+    let results = results.borrow();
+    assert_eq!(results.len(), 100);
+    for (i, result) in results.iter() {
+        if select_only {
+            let error = result.as_ref().unwrap_err();
+            assert_eq!(
+                error.kind(),
+                ErrorKind::SocketLimit,
+                "transfer {i}: {error}"
+            );
+            continue;
+        }
+        let response = result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("transfer {i}: {e}"));
+        assert_eq!(response.body(), &body_bytes(3000, *i as u64)[..]);
+    }
+    drop(results);
+    drop(server);
+    h.finish();
+    drop(spare);
+}

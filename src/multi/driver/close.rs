@@ -59,6 +59,9 @@ impl Driver {
         // (Each completed above: what a batch still holds is done.)
         let batched = std::mem::take(&mut *self.batched.borrow_mut());
         drop(batched);
+        // The last request's options (its headers, a share handle) are not
+        // kept past the close.
+        self.option_sets.forget();
         self.callbacks.deferred.borrow_mut().clear();
         let attachment = self.attachment.borrow_mut().take();
         if let Some(attachment) = attachment {

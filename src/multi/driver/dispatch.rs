@@ -239,7 +239,9 @@ impl Driver {
         }
         let completion = state.completion.take();
         // `state` (its easy handle, and the values the request keeps alive)
-        // is dropped when this returns, after the completion ran.
+        // is dropped when this returns, after the completion ran (or, for a
+        // transfer cancelled while it waited in a batch, when the batch is
+        // started or the driver torn down).
         match completion {
             Some(Completion::Response(callback)) => {
                 let (result, settle) = match outcome {

@@ -25,7 +25,7 @@ pub(crate) use callbacks::Callbacks;
 use crate::curl::{self, EasyPool, LastOrigin, MultiCallbacks};
 use crate::error::Error;
 use crate::fast_map::IntMap;
-use crate::transfer::{KeptOptions, ProxyEnv, TransferKey, TransferState};
+use crate::transfer::{KeptOptions, ProxyEnv, SharedOptions, TransferKey, TransferState};
 use crate::uv::{Loop, Timer};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -135,8 +135,8 @@ pub(crate) struct Driver {
     easy_pool: Rc<EasyPool<KeptOptions>>,
     /// The origin of the last plain URL checked (see `curl::url`).
     last_origin: LastOrigin,
-    /// The option set last made (see `TransferState::from_request`).
-    last_options: Cell<Option<KeptOptions>>,
+    /// The option set last made, shared by handles configured alike.
+    option_sets: SharedOptions,
     /// Shut at teardown (the remote's mailbox, once a Remote was asked for).
     attachment: RefCell<Option<Box<dyn Attachment>>>,
     /// Caches shared with other loops' transfers. Dropped after `easy_pool`,
@@ -190,7 +190,7 @@ impl Driver {
             proxy_env: ProxyEnv::read(),
             easy_pool: Rc::default(),
             last_origin: LastOrigin::default(),
-            last_options: Cell::new(None),
+            option_sets: SharedOptions::default(),
             attachment: RefCell::new(None),
         });
         // From here on, an error drops `driver`, whose Drop cleans up the multi.
@@ -292,6 +292,11 @@ impl Driver {
 
     pub fn reused_configured_handles(&self) -> u64 {
         self.reused_configured.get()
+    }
+
+    /// How many option sets were made (handles configured alike share one).
+    pub fn option_sets_made(&self) -> u64 {
+        self.option_sets.made()
     }
 
     /// (batches started, transfers in them): see `start_batched`.

@@ -26,7 +26,7 @@ impl Driver {
             proxy_env: self.proxy_env,
             pool: &self.easy_pool,
             last_origin: &self.last_origin,
-            last_options: &self.last_options,
+            option_sets: &self.option_sets,
         };
         let state = TransferState::from_request(&mut request, self.next_id(), on_done, &lent)?;
         if state.easy().reused() {
