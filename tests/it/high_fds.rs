@@ -40,6 +40,53 @@ fn raise_nofile_limit(wanted: u64) {
 /// `-DHAVE_POLL`, as a dependent without uvcurl's `.cargo/config.toml` would.
 const EXPECT_SELECT_ONLY: &str = "UVCURL_EXPECT_SELECT_ONLY";
 
+/// Whether this is the child process a test of this module runs in; in the
+/// parent, runs test `name` in such a child (and the caller returns).
+fn in_own_process(name: &str) -> bool {
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let _fds = crate::support::harness::shared();
+    crate::support::run_alone(module_path!(), name, (CHILD, "1"));
+    false
+}
+
+/// Whether `.ci/run`'s pass without poll() runs this.
+fn select_only() -> bool {
+    std::env::var_os(EXPECT_SELECT_ONLY).is_some_and(|v| v == "1")
+}
+
+/// `count` descriptors of `/dev/null`, held open so that the next ones are
+/// numbered above `above` (the descriptor limit raised to `limit` first).
+fn hold_descriptors(count: usize, limit: u64, above: i32) -> Vec<File> {
+    raise_nofile_limit(limit);
+    let held: Vec<File> = (0..count)
+        .map(|_| File::open("/dev/null").expect("open /dev/null"))
+        .collect();
+    assert!(held.last().unwrap().as_raw_fd() > above);
+    held
+}
+
+/// Each result is the body asked for, or (without poll()) `SocketLimit`.
+fn check_results(results: &[(usize, Result<uvcurl::Response, uvcurl::Error>)], size: usize) {
+    for (i, result) in results {
+        if select_only() {
+            let error = result.as_ref().unwrap_err();
+            assert_eq!(
+                error.kind(),
+                ErrorKind::SocketLimit,
+                "transfer {i}: {error}"
+            );
+            assert!(error.message().contains("HAVE_POLL"), "{error}");
+            continue;
+        }
+        let response = result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("transfer {i}: {e}"));
+        assert_eq!(response.body(), &body_bytes(size, *i as u64)[..]);
+    }
+}
+
 /// With 1,100 spare descriptors open, 200 transfers (each on a new
 /// connection, so on sockets numbered above 1,100) all succeed, and
 /// `version()` finds libcurl able to wait on such descriptors. On a libcurl
@@ -48,21 +95,11 @@ const EXPECT_SELECT_ONLY: &str = "UVCURL_EXPECT_SELECT_ONLY";
 /// `Connect` — and `require_high_fds` refuses to build a `Multi`.
 #[test]
 fn two_hundred_transfers_on_sockets_above_1024() {
-    if std::env::var_os(CHILD).is_none() {
-        let _fds = crate::support::harness::shared();
-        crate::support::run_alone(
-            module_path!(),
-            "two_hundred_transfers_on_sockets_above_1024",
-            (CHILD, "1"),
-        );
+    if !in_own_process("two_hundred_transfers_on_sockets_above_1024") {
         return;
     }
-    let select_only = std::env::var_os(EXPECT_SELECT_ONLY).is_some_and(|v| v == "1");
-    raise_nofile_limit(4096);
-    let spare: Vec<File> = (0..1100)
-        .map(|_| File::open("/dev/null").expect("open /dev/null"))
-        .collect();
-    assert!(spare.last().unwrap().as_raw_fd() > 1024);
+    let select_only = select_only();
+    let spare = hold_descriptors(1100, 4096, 1024);
     assert_eq!(
         uvcurl::version().high_fds,
         Some(!select_only),
@@ -92,22 +129,7 @@ fn two_hundred_transfers_on_sockets_above_1024() {
     h.run();
     let results = results.borrow();
     assert_eq!(results.len(), 200);
-    for (i, result) in results.iter() {
-        if select_only {
-            let error = result.as_ref().unwrap_err();
-            assert_eq!(
-                error.kind(),
-                ErrorKind::SocketLimit,
-                "transfer {i}: {error}"
-            );
-            assert!(error.message().contains("HAVE_POLL"), "{error}");
-            continue;
-        }
-        let response = result
-            .as_ref()
-            .unwrap_or_else(|e| panic!("transfer {i}: {e}"));
-        assert_eq!(response.body(), &body_bytes(2000, *i as u64)[..]);
-    }
+    check_results(&results, 2000);
     if !select_only {
         assert_eq!(server.connections(), 200);
     }
@@ -125,22 +147,10 @@ fn two_hundred_transfers_on_sockets_above_1024() {
 /// with `ErrorKind::SocketLimit`, as above.)
 #[test]
 fn transfers_on_sockets_above_16384() {
-    if std::env::var_os(CHILD).is_none() {
-        let _fds = crate::support::harness::shared();
-        crate::support::run_alone(
-            module_path!(),
-            "transfers_on_sockets_above_16384",
-            (CHILD, "1"),
-        );
+    if !in_own_process("transfers_on_sockets_above_16384") {
         return;
     }
-    let select_only = std::env::var_os(EXPECT_SELECT_ONLY).is_some_and(|v| v == "1");
-    raise_nofile_limit(20_000);
-    let spare: Vec<File> = (0..16_400)
-        .map(|_| File::open("/dev/null").expect("open /dev/null"))
-        .collect();
-    assert!(spare.last().unwrap().as_raw_fd() > 16_384);
-
+    let spare = hold_descriptors(16_400, 20_000, 16_384);
     let h = Harness::new();
     let server = HttpServer::start();
     let results = h.start_all((0..100).map(|i| {
@@ -151,21 +161,7 @@ fn transfers_on_sockets_above_16384() {
     h.run();
     let results = results.borrow();
     assert_eq!(results.len(), 100);
-    for (i, result) in results.iter() {
-        if select_only {
-            let error = result.as_ref().unwrap_err();
-            assert_eq!(
-                error.kind(),
-                ErrorKind::SocketLimit,
-                "transfer {i}: {error}"
-            );
-            continue;
-        }
-        let response = result
-            .as_ref()
-            .unwrap_or_else(|e| panic!("transfer {i}: {e}"));
-        assert_eq!(response.body(), &body_bytes(3000, *i as u64)[..]);
-    }
+    check_results(&results, 3000);
     drop(results);
     drop(server);
     h.finish();
