@@ -38,9 +38,11 @@ pub(crate) struct LastOrigin(RefCell<String>);
 /// `protocols`, and libcurl's parser must accept it (a plain URL, see
 /// [`plain_origin_end`], needs no parse here; any other is parsed into a [`Url`]).
 pub(crate) fn check(url: &str, protocols: &str, last: &LastOrigin) -> Result<CheckedUrl, Error> {
-    let origin_end = match same_origin_path(url, last) {
-        Some(true) => None,
-        Some(false) | None => match plain_origin_end(url.as_bytes()) {
+    // (`None`: the last origin's, which stays the last.)
+    let origin_end = if same_origin_plain_path(url, last) {
+        None
+    } else {
+        match plain_origin_end(url.as_bytes()) {
             Some(end) => Some(end),
             None => {
                 let parsed = Url::parse(url, protocols)?;
@@ -50,7 +52,7 @@ pub(crate) fn check(url: &str, protocols: &str, last: &LastOrigin) -> Result<Che
                     https,
                 });
             }
-        },
+        }
     };
     let https = url.starts_with("https:");
     let scheme = if https { "https" } else { "http" };
@@ -66,32 +68,26 @@ pub(crate) fn check(url: &str, protocols: &str, last: &LastOrigin) -> Result<Che
     })
 }
 
-/// `Some(true)` when `url` is `last`'s origin followed by a plain path (so a
-/// plain URL), `Some(false)` when it is that origin followed by something
-/// else, `None` when it does not start with that origin.
-fn same_origin_path(url: &str, last: &LastOrigin) -> Option<bool> {
+/// Whether `url` is `last`'s origin followed by a plain path (or nothing):
+/// then it is a plain URL.
+fn same_origin_plain_path(url: &str, last: &LastOrigin) -> bool {
     let origin = last.0.borrow();
-    let rest = url.as_bytes().strip_prefix(origin.as_bytes())?;
-    if origin.is_empty() || url.len() > PLAIN_URL_MAX {
-        return None;
+    match url.as_bytes().strip_prefix(origin.as_bytes()) {
+        Some(rest) if !origin.is_empty() && url.len() <= PLAIN_URL_MAX => {
+            rest.first().is_none_or(|&b| b == b'/') && plain_path(rest)
+        }
+        _ => false,
     }
-    Some(rest.first().is_none_or(|&b| b == b'/') && plain_path(rest))
-}
-
-/// Whether libcurl's URL parser (7.88 and later) is sure to accept `url` as
-/// it stands (see [`plain_origin_end`]).
-#[cfg(test)]
-pub(crate) fn is_plain(url: &[u8]) -> bool {
-    plain_origin_end(url).is_some()
 }
 
 /// Where the origin of `url` ends, if libcurl's URL parser (7.88 and later)
-/// is sure to accept `url` as it stands: `http://` or `https://` in lower case, a host name or IPv4
-/// address of letters, digits, dots and hyphens (starting with a letter or
-/// digit, no `..`), an optional port 1-65535, and a path and query of
-/// unreserved characters, sub-delimiters, `:@/?` and complete `%XX` escapes
-/// (no fragment, no space, no control or non-ASCII byte). Anything else is
-/// left to libcurl's parser at start, so a bad URL is still an error there.
+/// is sure to accept `url` as it stands: `http://` or `https://` in lower
+/// case, a host name or IPv4 address of letters, digits, dots and hyphens
+/// (starting with a letter or digit, no `..`), an optional port 1-65535,
+/// and a path and query of unreserved characters, sub-delimiters, `:@/?`
+/// and complete `%XX` escapes (no fragment, no space, no control or
+/// non-ASCII byte). Anything else is left to libcurl's parser at start, so
+/// a bad URL is still an error there.
 fn plain_origin_end(url: &[u8]) -> Option<usize> {
     if url.len() > PLAIN_URL_MAX {
         return None;
@@ -253,7 +249,12 @@ impl Drop for Url {
 
 #[cfg(test)]
 mod tests {
-    use super::{check, is_plain, LastOrigin};
+    use super::{check, plain_origin_end, LastOrigin};
+
+    /// Whether libcurl's parser is sure to accept `url` as it stands.
+    fn is_plain(url: &[u8]) -> bool {
+        plain_origin_end(url).is_some()
+    }
 
     #[test]
     fn plain_urls_are_the_simple_ones() {

@@ -57,8 +57,7 @@ impl Driver {
             self.complete(state, outcome);
         }
         // (Each completed above: what a batch still holds is done.)
-        let batched = std::mem::take(&mut *self.batched.borrow_mut());
-        drop(batched);
+        drop(std::mem::take(&mut *self.batched.borrow_mut()));
         // The last request's options (its headers, a share handle) are not
         // kept past the close.
         self.option_sets.forget();
