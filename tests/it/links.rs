@@ -473,7 +473,7 @@ const SLACK: Duration = Duration::from_secs(4);
 
 /// How much earlier than our clock says a limit may fire. libcurl counts
 /// whole milliseconds, truncating the microsecond part of a difference
-/// (`curlx_timediff_ms`), and may read `CLOCK_MONOTONIC_RAW` where `Instant`
+/// (`curlx_ptimediff_ms`), and may read `CLOCK_MONOTONIC_RAW` where `Instant`
 /// reads the NTP-slewed `CLOCK_MONOTONIC`; seen firing 0.3 ms early.
 const EARLY: Duration = Duration::from_millis(10);
 
